@@ -1,0 +1,62 @@
+"""The ``kinoit`` command line.
+
+Each command group lives in its own module exposing ``register(subparsers)``;
+this module only builds the parser and turns expected errors into one line on
+stderr and a non-zero exit (2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kinoit import __version__
+from kinoit.cli import jobs as jobs_commands
+from kinoit.cli import media as media_commands
+from kinoit.cli import store as store_commands
+from kinoit.errors import KinoitError
+
+EXIT_ERROR = 2
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every command group registered."""
+    parser = argparse.ArgumentParser(
+        prog="kinoit",
+        description="Distributed, content-addressed video transcoding.",
+    )
+    parser.add_argument("--version", action="version", version=f"kinoit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in (store_commands, media_commands, jobs_commands):
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kinoit`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Any = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        code = handler(args)
+    except KinoitError as exc:
+        print(f"kinoit: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("kinoit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `kinoit cat CID | head` closes stdout early; that is not an error.
+        return 0
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from kinoit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from kinoit.config import DEFAULT_MAX_ACTIVE_JOBS, load_settings
+from kinoit.errors import InvalidParameter, KinoitError
+
+
+def test_defaults_without_environment() -> None:
+    settings = load_settings({})
+    assert settings.home == Path("~/.kinoit").expanduser()
+    assert settings.ipfs_api is None
+    assert settings.max_active_jobs == DEFAULT_MAX_ACTIVE_JOBS
+    assert settings.store_dir == settings.home / "store"
+
+
+def test_values_are_read_from_prefixed_variables(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "KINOIT_HOME": str(tmp_path),
+            "KINOIT_IPFS_API": " http://127.0.0.1:5001 ",
+            "KINOIT_MAX_ATTEMPTS": "5",
+            "KINOIT_LEASE_SECONDS": "2.5",
+            "KINOIT_ALLOW_PRIVATE_CALLBACKS": "yes",
+        }
+    )
+    assert settings.home == tmp_path
+    assert settings.ipfs_api == "http://127.0.0.1:5001"
+    assert settings.max_attempts == 5
+    assert settings.lease_seconds == 2.5
+    assert settings.allow_private_callbacks is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("KINOIT_MAX_ATTEMPTS", "three"),
+        ("KINOIT_MAX_ATTEMPTS", "0"),
+        ("KINOIT_LEASE_SECONDS", "nan"),
+        ("KINOIT_ALLOW_PRIVATE_CALLBACKS", "maybe"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        load_settings({name: value})
+    assert info.value.field == name
+    assert isinstance(info.value, KinoitError)
+
+
+def test_secret_files_are_read_and_stripped(tmp_path: Path) -> None:
+    (tmp_path / "kinoit-api-token").write_text("s3cret\n")
+    settings = load_settings({"KINOIT_SECRETS_DIR": str(tmp_path)})
+    assert settings.secret("kinoit-api-token") == "s3cret"
+    assert settings.secret("missing") is None
