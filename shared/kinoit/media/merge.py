@@ -1,0 +1,426 @@
+"""merge: rendition segments → one MP4 per rung (audio remuxed) and HLS; then verify.
+
+Nothing here re-encodes video. MPEG-TS rendition segments (H.264/HEVC) carry
+continuous absolute timestamps, so they are joined byte-wise with ffmpeg's
+``concat:`` protocol and referenced as they are by the HLS media playlists.
+Matroska segments (VP9/AV1) are joined with the concat demuxer given exact
+durations, and packaged for HLS as fMP4 by stream copy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from kinoit.config import Settings, load_settings
+from kinoit.errors import InvalidParameter, MediaError
+from kinoit.media import ffmpeg
+
+HLS_DIR = "hls"
+MASTER_PLAYLIST = "master.m3u8"
+MEDIA_PLAYLIST = "index.m3u8"
+AUDIO_GROUP = "audio"
+AAC_LC = "mp4a.40.2"
+
+H264_PROFILES = {
+    "Constrained Baseline": ("42", "e0"), "Baseline": ("42", "00"), "Main": ("4d", "00"),
+    "Extended": ("58", "00"), "High": ("64", "00"), "High 10": ("6e", "00"),
+    "High 4:2:2": ("7a", "00"), "High 4:4:4 Predictive": ("f4", "00"),
+}  # fmt: skip
+# VP9 levels by luma picture size (samples), from the VP9 level definitions.
+VP9_LEVELS = (
+    (36864, 10), (73728, 11), (122880, 20), (245760, 21), (552960, 30), (983040, 31),
+    (2228224, 40), (8912896, 50), (35651584, 60),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StreamFacts:
+    """What the master playlist needs to know about a rendition's video stream."""
+
+    codec: str
+    profile: str
+    level: int
+    width: int
+    height: int
+    pix_fmt: str
+
+
+@dataclass(frozen=True)
+class MergedRung:
+    """One merged rendition and what verification found."""
+
+    rung: str
+    path: Path
+    frames: int
+    video_duration: float
+    audio_duration: float | None
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (path as a string)."""
+        body = asdict(self)
+        body["path"] = str(self.path)
+        return body
+
+
+@dataclass(frozen=True)
+class HlsVariant:
+    """One rung in the master playlist."""
+
+    rung: str
+    uri: str
+    bandwidth: int
+    average_bandwidth: int
+    width: int
+    height: int
+    codecs: str
+    frame_rate: Fraction
+
+
+def codec_string(facts: StreamFacts) -> str:
+    """RFC 6381 codec string for HLS CODECS= (pure)."""
+    deep = "10" in facts.pix_fmt
+    if facts.codec == "h264":
+        profile, constraints = H264_PROFILES.get(facts.profile, ("64", "00"))
+        return f"avc1.{profile}{constraints}{max(facts.level, 0):02x}"
+    if facts.codec == "hevc":
+        main10 = "10" in facts.profile or deep
+        return f"hvc1.{2 if main10 else 1}.{4 if main10 else 6}.L{max(facts.level, 0)}.B0"
+    if facts.codec == "vp9":
+        samples = facts.width * facts.height
+        level = next((lv for limit, lv in VP9_LEVELS if samples <= limit), 62)
+        return f"vp09.00.{level:02d}.{10 if deep else 8:02d}"
+    if facts.codec == "av1":
+        level = facts.level if 0 <= facts.level <= 31 else 8
+        return f"av01.0.{level:02d}M.{10 if deep else 8:02d}"
+    raise InvalidParameter("codec", f"no HLS codec string for {facts.codec!r}")
+
+
+def media_playlist(entries: Sequence[tuple[str, Fraction]], *, init: str | None = None) -> str:
+    """A VOD media playlist of (uri, duration) segments (pure)."""
+    if not entries:
+        raise InvalidParameter("segments", "a playlist needs at least one segment")
+    # RFC 8216: every EXTINF, rounded to the nearest integer, must be <= the target.
+    target = max(1, max(math.floor(float(d) + 0.5) for _, d in entries))
+    lines = [
+        "#EXTM3U", f"#EXT-X-VERSION:{7 if init else 3}", f"#EXT-X-TARGETDURATION:{target}",
+        "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]  # fmt: skip
+    if init:
+        lines.append(f'#EXT-X-MAP:URI="{init}"')
+    for uri, duration in entries:
+        lines += [f"#EXTINF:{float(duration):.6f},", uri]
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def master_playlist(variants: Sequence[HlsVariant], audio_uri: str | None = None) -> str:
+    """The master playlist: one EXT-X-STREAM-INF per rung, audio as a rendition group (pure)."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if audio_uri:
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="audio",DEFAULT=YES,'
+            f'AUTOSELECT=YES,URI="{audio_uri}"'
+        )
+    for v in sorted(variants, key=lambda v: -v.bandwidth):
+        codecs = f"{v.codecs},{AAC_LC}" if audio_uri else v.codecs
+        attrs = (
+            f"BANDWIDTH={v.bandwidth},AVERAGE-BANDWIDTH={v.average_bandwidth},"
+            f'RESOLUTION={v.width}x{v.height},CODECS="{codecs}",FRAME-RATE={float(v.frame_rate):.3f}'
+        )
+        if audio_uri:
+            attrs += f',AUDIO="{AUDIO_GROUP}"'
+        lines += [f"#EXT-X-STREAM-INF:{attrs}", v.uri]
+    return "\n".join(lines) + "\n"
+
+
+def concat_list(paths: Sequence[Path], durations: Sequence[Fraction]) -> str:
+    """A concat-demuxer list with an exact duration per file (pure)."""
+    lines = ["ffconcat version 1.0"]
+    for path, duration in zip(paths, durations, strict=True):
+        quoted = str(path.resolve()).replace("'", "'\\''")
+        lines += [f"file '{quoted}'", f"duration {float(duration):.9f}"]
+    return "\n".join(lines) + "\n"
+
+
+def _video_input(paths: Sequence[Path], list_file: Path | None) -> list[str]:
+    if list_file is not None:
+        return ["-f", "concat", "-safe", "0", "-i", str(list_file)]
+    for p in paths:
+        if "|" in str(p):
+            raise InvalidParameter("segment", f"path may not contain '|': {p}")
+    return ["-i", "concat:" + "|".join(str(p) for p in paths)]
+
+
+def build_merge_argv(
+    video_input: Sequence[str], audio: Path | None, out: Path, *, hevc: bool = False
+) -> list[str]:
+    """Stream-copy video (and the audio file) into a faststart MP4 (pure)."""
+    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", *video_input]
+    if audio is not None:
+        argv += ["-i", str(audio)]
+    argv += ["-map", "0:v:0"]
+    if audio is not None:
+        argv += ["-map", "1:a:0"]
+    argv += ["-c", "copy"]
+    if hevc:
+        argv += ["-tag:v", "hvc1"]  # the tag Apple players require for HEVC in MP4
+    argv += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
+    return argv
+
+
+def build_verify_argv(path: str | Path) -> list[str]:
+    """ffprobe: decode every video frame (errors go to stderr) and count them."""
+    return [
+        ffmpeg.FFPROBE, "-v", "error", "-count_frames", "-show_entries",
+        "stream=codec_type,nb_read_frames,duration", "-of", "json", "-i", str(path),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What a full decode of an output found."""
+
+    frames: int
+    video_duration: float
+    audio_duration: float | None
+
+
+def verify_output(
+    path: str | Path, *, expected_frames: int | None = None, settings: Settings | None = None
+) -> Verification:
+    """Decode every frame of ``path``; raise MediaError on a decode error or a wrong count."""
+    settings = settings or load_settings()
+    argv = build_verify_argv(path)
+    out = ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="verify")
+    if out.stderr.strip():
+        raise MediaError(f"verify: {path} has frames that do not decode", argv, out.stderr)
+    streams = json.loads(out.stdout or b"{}").get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if video is None:
+        raise MediaError(f"verify: {path} has no video stream", argv)
+    frames = int(video.get("nb_read_frames") or 0)
+    if expected_frames is not None and frames != expected_frames:
+        raise MediaError(
+            f"verify: {path} has {frames} frames, the source has {expected_frames}", argv
+        )
+    a_dur = float(audio["duration"]) if audio and audio.get("duration") else None
+    return Verification(frames, float(video.get("duration") or 0.0), a_dur)
+
+
+def _check_segments(paths: Sequence[str | Path]) -> list[Path]:
+    if not paths:
+        raise InvalidParameter("segments", "no rendition segments to merge")
+    result = [Path(p) for p in paths]
+    missing = [str(p) for p in result if not p.is_file()]
+    if missing:
+        raise InvalidParameter("segments", f"missing rendition segment {missing[0]}")
+    suffixes = {p.suffix for p in result}
+    if len(suffixes) != 1 or suffixes - {".ts", ".mkv"}:
+        raise InvalidParameter("segments", f"expected all .ts or all .mkv, got {sorted(suffixes)}")
+    return result
+
+
+def merge_rung(
+    segment_paths: Sequence[str | Path],
+    audio_path: str | Path | None,
+    out_mp4: str | Path,
+    *,
+    fps: Fraction,
+    segment_frames: Sequence[int],
+    expected_frames: int | None = None,
+    settings: Settings | None = None,
+) -> MergedRung:
+    """Concatenate one rung's segments by stream copy into a faststart MP4 with the audio.
+
+    Verifies the result: every frame decodes, the frame count equals
+    ``expected_frames`` (default: the sum of ``segment_frames``) and the audio
+    lasts as long as the video, within one frame.
+    """
+    settings = settings or load_settings()
+    paths = _check_segments(segment_paths)
+    if len(segment_frames) != len(paths):
+        raise InvalidParameter("segment_frames", "one frame count per segment is needed")
+    expected = expected_frames if expected_frames is not None else sum(segment_frames)
+    out = Path(out_mp4)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    audio = Path(audio_path) if audio_path else None
+    codec = _probe_facts(paths[0], settings).codec
+    try:
+        with tempfile.TemporaryDirectory(prefix="kinoit-merge-") as tmp:
+            list_file = None
+            if paths[0].suffix == ".mkv":
+                list_file = Path(tmp) / "list.ffconcat"
+                durations = [Fraction(n) / fps for n in segment_frames]
+                list_file.write_text(concat_list(paths, durations), "utf-8")
+            argv = build_merge_argv(
+                _video_input(paths, list_file), audio, out, hevc=codec == "hevc"
+            )
+            ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="merge")
+        check = verify_output(out, expected_frames=expected, settings=settings)
+        video_duration = float(Fraction(expected) / fps)
+        if check.audio_duration is not None and abs(check.audio_duration - video_duration) > float(
+            1 / fps
+        ):
+            raise MediaError(
+                f"merge: audio lasts {check.audio_duration:.3f}s, video {video_duration:.3f}s "
+                "(more than one frame apart)"
+            )
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return MergedRung(
+        rung=out.stem, path=out, frames=check.frames, video_duration=video_duration,
+        audio_duration=check.audio_duration, bytes=out.stat().st_size,
+    )  # fmt: skip
+
+
+def build_facts_argv(path: str | Path) -> list[str]:
+    """ffprobe: codec, profile, level and size of the first video stream."""
+    return [
+        ffmpeg.FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries",
+        "stream=codec_name,profile,level,width,height,pix_fmt", "-of", "json", "-i", str(path),
+    ]  # fmt: skip
+
+
+def _probe_facts(path: Path, settings: Settings) -> StreamFacts:
+    out = ffmpeg.run(build_facts_argv(path), settings.ffmpeg_timeout_seconds, what="probe")
+    streams = json.loads(out.stdout or b"{}").get("streams") or []
+    if not streams:
+        raise MediaError(f"{path}: no video stream")
+    s = streams[0]
+    return StreamFacts(
+        codec=str(s.get("codec_name")), profile=str(s.get("profile", "")),
+        level=int(s.get("level", -1)), width=int(s.get("width", 0)),
+        height=int(s.get("height", 0)), pix_fmt=str(s.get("pix_fmt", "")),
+    )  # fmt: skip
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Hard-link when possible (same bytes, no copy), else copy."""
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def build_audio_hls_argv(audio: Path, out_dir: Path, seconds: float) -> list[str]:
+    """Stream-copy the AAC track into HLS audio segments (pure)."""
+    return [
+        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(audio), "-map", "0:a:0", "-c", "copy",
+        "-f", "hls", "-hls_time", f"{seconds:g}", "-hls_playlist_type", "vod",
+        "-hls_segment_type", "mpegts", "-hls_flags", "independent_segments",
+        "-hls_segment_filename", str(out_dir / "%05d.ts"), str(out_dir / MEDIA_PLAYLIST),
+    ]  # fmt: skip
+
+
+def build_fmp4_hls_argv(list_file: Path, out_dir: Path, half_segment: float) -> list[str]:
+    """Stream-copy concatenated VP9/AV1 segments into fMP4 HLS, cutting at every keyframe."""
+    return [
+        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-f", "concat", "-safe", "0", "-i", str(list_file),
+        "-map", "0:v:0", "-c", "copy", "-f", "hls", "-hls_time", f"{half_segment:.6f}",
+        "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
+        "-hls_flags", "independent_segments", "-hls_fmp4_init_filename", "init.mp4",
+        "-hls_segment_filename", str(out_dir / "%05d.m4s"), str(out_dir / MEDIA_PLAYLIST),
+    ]  # fmt: skip
+
+
+def package_hls(
+    rungs: Mapping[str, Sequence[str | Path]],
+    out_dir: str | Path,
+    *,
+    fps: Fraction,
+    segment_frames: Sequence[int],
+    audio_path: str | Path | None = None,
+    settings: Settings | None = None,
+) -> Path:
+    """HLS from the rendition segments, without re-encoding; returns the master playlist.
+
+    Layout: ``out_dir/master.m3u8``, ``out_dir/<rung>/index.m3u8`` + segments,
+    ``out_dir/audio/index.m3u8`` + segments when there is audio.
+    """
+    settings = settings or load_settings()
+    if not rungs:
+        raise InvalidParameter("rungs", "nothing to package")
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    durations = [Fraction(n) / fps for n in segment_frames]
+    total = sum(durations, Fraction(0))
+    variants = []
+    for name, raw_paths in rungs.items():
+        paths = _check_segments(raw_paths)
+        if len(paths) != len(durations):
+            raise InvalidParameter("segment_frames", f"rung {name}: one frame count per segment")
+        rung_dir = root / name
+        rung_dir.mkdir(parents=True, exist_ok=True)
+        facts = _probe_facts(paths[0], settings)
+        if paths[0].suffix == ".ts":
+            entries = []
+            for i, p in enumerate(paths):
+                _place(p, rung_dir / f"{i:05d}.ts")
+                entries.append((f"{i:05d}.ts", durations[i]))
+            (rung_dir / MEDIA_PLAYLIST).write_text(media_playlist(entries), "utf-8")
+            sizes = [p.stat().st_size for p in paths]
+        else:
+            with tempfile.TemporaryDirectory(prefix="kinoit-hls-") as tmp:
+                list_file = Path(tmp) / "list.ffconcat"
+                list_file.write_text(concat_list(paths, durations), "utf-8")
+                half = float(min(durations)) / 2
+                argv = build_fmp4_hls_argv(list_file, rung_dir, half)
+                ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="hls")
+            sizes = [p.stat().st_size for p in sorted(rung_dir.glob("*.m4s"))]
+        peak = max(
+            (size * 8 / float(d) for size, d in zip(sizes, durations, strict=False)), default=0.0
+        )
+        average = sum(sizes) * 8 / float(total) if total else 0.0
+        variants.append(
+            HlsVariant(
+                rung=name,
+                uri=f"{name}/{MEDIA_PLAYLIST}",
+                bandwidth=math.ceil(peak),
+                average_bandwidth=math.ceil(average),
+                width=facts.width,
+                height=facts.height,
+                codecs=codec_string(facts),
+                frame_rate=fps,
+            )
+        )
+    audio_uri = None
+    if audio_path:
+        audio_dir = root / "audio"
+        audio_dir.mkdir(parents=True, exist_ok=True)
+        seconds = float(max(durations)) if durations else 1.0
+        ffmpeg.run(
+            build_audio_hls_argv(Path(audio_path), audio_dir, seconds),
+            settings.ffmpeg_timeout_seconds,
+        )
+        audio_uri = f"audio/{MEDIA_PLAYLIST}"
+    master = root / MASTER_PLAYLIST
+    master.write_text(master_playlist(variants, audio_uri), "utf-8")
+    return master
+
+
+def parse_playlist_uris(text: str) -> list[str]:
+    """URIs a playlist references: non-tag lines plus URI= attributes (pure; for verification)."""
+    uris = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            if 'URI="' in line:
+                uris.append(line.split('URI="', 1)[1].split('"', 1)[0])
+            continue
+        uris.append(line)
+    return uris

@@ -1,0 +1,339 @@
+"""split: cut a video into frame-exact N-second, video-only segments plus one audio file.
+
+Modes (measured in docs/benchmarks.md, "## Media"):
+
+- ``lossless`` (default): every frame decoded once and stored as FFV1 (intra
+  only, so any frame can start a segment) in Matroska. Pixel-identical to the
+  decoded source, several times smaller than raw.
+- ``raw``: the decoded frames as rawvideo in NUT. Identical pixels, no encode
+  cost, but large.
+- ``copy``: no decode. Each segment is a stream copy of the source from the
+  keyframe at or before its first frame up to the keyframe at or after its
+  end; ``frame_range`` tells transcode which decoded frames to keep. Needs
+  closed GOPs (the norm); long GOPs make segments overlap.
+
+Variable frame rate sources are resampled to a constant rate (their average)
+by the fps filter, which reads real timestamps, so no timing is lost.
+The audio is encoded once, from the whole source, to AAC and padded or cut to
+the video's duration (never per segment: chunked AAC clicks at the seams).
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+from kinoit.config import Settings, load_settings
+from kinoit.errors import InvalidParameter, MediaError
+from kinoit.media import ffmpeg
+from kinoit.media.plan import SegmentPlan, frames_per_segment, plan_segments
+from kinoit.media.probe import ProbeResult, probe
+
+SplitMode = Literal["raw", "lossless", "copy"]
+SPLIT_MODES: tuple[SplitMode, ...] = ("raw", "lossless", "copy")
+# Chosen by the split benchmark (docs/benchmarks.md): see the module docstring.
+DEFAULT_SPLIT_MODE: SplitMode = "lossless"
+SEGMENTS_JSON = "segments.json"
+AUDIO_NAME = "audio.m4a"
+# AAC-LC stereo at 128 kbit/s: transparent enough for previews, what HLS players expect.
+AUDIO_BITRATE = "128k"
+# FFV1 slices let ffmpeg encode and decode one frame on several cores.
+FFV1_SLICES = 4
+SEGMENT_EXT = {"raw": "nut", "lossless": "mkv", "copy": "mkv"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment file: source frames [start_frame, start_frame + frames)."""
+
+    index: int
+    start_frame: int
+    frames: int
+    path: Path
+    # copy mode only: which decoded frames of the file are this segment's, [first, last).
+    frame_range: tuple[int, int] | None = None
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        """The segments.json entry; ``path`` relative to the split directory."""
+        body: dict[str, Any] = {
+            "index": self.index,
+            "start_frame": self.start_frame,
+            "frames": self.frames,
+            "path": _relative(self.path, root),
+        }
+        if self.frame_range is not None:
+            body["frame_range"] = list(self.frame_range)
+        return body
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """What split produced; ``manifest`` is OUTDIR/segments.json."""
+
+    fps: Fraction
+    frames: int
+    segments: tuple[Segment, ...]
+    audio: Path | None
+    mode: SplitMode
+    manifest: Path
+    width: int
+    height: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The segments.json document."""
+        root = self.manifest.parent
+        return {
+            "fps": f"{self.fps.numerator}/{self.fps.denominator}",
+            "frames": self.frames,
+            "segments": [s.to_json(root) for s in self.segments],
+            "audio": _relative(self.audio, root) if self.audio else None,
+            "mode": self.mode,
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _rate(fps: Fraction) -> str:
+    return f"{fps.numerator}/{fps.denominator}"
+
+
+def build_decode_split_argv(
+    src: str | Path, outdir: Path, *, mode: SplitMode, plan: Sequence[SegmentPlan],
+    fps: Fraction, vfr: bool, segment_list: Path,
+) -> list[str]:  # fmt: skip
+    """One ffmpeg: decode every frame, cut at the planned frame numbers (raw or lossless)."""
+    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(src), "-map", "0:v:0"]
+    if vfr:
+        argv += ["-vf", f"fps={_rate(fps)}"]
+    argv += ["-fps_mode", "passthrough", "-an", "-sn", "-dn", "-map_metadata", "-1"]
+    if mode == "raw":
+        argv += ["-c:v", "rawvideo"]
+    else:
+        argv += ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", str(FFV1_SLICES)]
+    cuts = ",".join(str(p.start_frame) for p in plan[1:]) or "1000000000"
+    argv += [
+        "-f", "segment", "-segment_format", "nut" if mode == "raw" else "matroska",
+        "-segment_frames", cuts, "-reset_timestamps", "1",
+        "-segment_list", str(segment_list), "-segment_list_type", "csv",
+        str(outdir / f"%05d.{SEGMENT_EXT[mode]}"),
+    ]  # fmt: skip
+    return argv
+
+
+def build_audio_argv(src: str | Path, out: Path, duration: Fraction) -> list[str]:
+    """Encode the first audio stream once to AAC, padded or cut to exactly ``duration``."""
+    seconds = f"{float(duration):.6f}"
+    return [
+        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-af", "aresample=async=1:first_pts=0,apad", "-t", seconds,
+        "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-map_metadata", "-1",
+        "-movflags", "+faststart", str(out),
+    ]  # fmt: skip
+
+
+def build_keyframes_argv(src: str | Path) -> list[str]:
+    """ffprobe: pts and flags of every video packet (for copy mode's keyframe map)."""
+    return [
+        ffmpeg.FFPROBE, "-v", "error", "-select_streams", "v:0",
+        "-show_entries", "packet=pts,flags:stream=time_base,start_time",
+        "-of", "json", "-i", str(src),
+    ]  # fmt: skip
+
+
+def keyframe_indices(packets: Sequence[tuple[int, bool]]) -> list[int]:
+    """Presentation indices of keyframes, from (pts, is_key) packets in any order (pure)."""
+    ordered = sorted(packets, key=lambda p: p[0])
+    return [i for i, (_, key) in enumerate(ordered) if key]
+
+
+@dataclass(frozen=True)
+class CopyCut:
+    """A keyframe-aligned slice of the source holding one segment."""
+
+    first_key: int  # presentation index of the keyframe the slice starts at
+    packets: int  # frames (= packets, closed GOP) in the slice
+    frame_range: tuple[int, int]  # the segment's frames within the slice
+
+
+def plan_copy_cuts(
+    plan: Sequence[SegmentPlan], keyframes: Sequence[int], total: int
+) -> list[CopyCut]:
+    """For each segment: the keyframe at or before its start, the one at or after its end (pure)."""
+    if not keyframes or keyframes[0] != 0:
+        raise MediaError("copy split: the video does not start with a keyframe")
+    cuts = []
+    for seg in plan:
+        first = keyframes[bisect.bisect_right(keyframes, seg.start_frame) - 1]
+        after = bisect.bisect_left(keyframes, seg.end_frame)
+        end = keyframes[after] if after < len(keyframes) else total
+        cuts.append(CopyCut(first, end - first, (seg.start_frame - first, seg.end_frame - first)))
+    return cuts
+
+
+def build_copy_argv(src: str | Path, out: Path, seek: float, packets: int) -> list[str]:
+    """Stream-copy ``packets`` video packets starting at the keyframe at or before ``seek``."""
+    return [
+        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-ss", f"{seek:.6f}", "-i", str(src),
+        "-map", "0:v:0", "-c", "copy", "-an", "-sn", "-dn", "-map_metadata", "-1",
+        "-frames:v", str(packets), "-avoid_negative_ts", "make_zero", "-f", "matroska", str(out),
+    ]  # fmt: skip
+
+
+def _segment_frames_from_list(text: str, fps: Fraction) -> list[int]:
+    frames = []
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) >= 3:
+            frames.append(round((Fraction(row[2]) - Fraction(row[1])) * fps))
+    return frames
+
+
+def _split_decoded(
+    src: Path, outdir: Path, info: ProbeResult, mode: SplitMode, seconds: float, settings: Settings
+) -> tuple[list[Segment], int]:
+    plan = plan_segments(info.frames, info.fps, seconds)
+    with tempfile.TemporaryDirectory(prefix="kinoit-split-") as tmp:
+        seg_list = Path(tmp) / "segments.csv"
+        argv = build_decode_split_argv(
+            src, outdir, mode=mode, plan=plan, fps=info.fps, vfr=info.vfr, segment_list=seg_list
+        )
+        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="split")
+        counts = _segment_frames_from_list(seg_list.read_text("utf-8"), info.fps)
+    k = frames_per_segment(info.fps, seconds)
+    total = sum(counts)
+    if not info.vfr and total != info.frames:
+        raise MediaError(
+            f"split: decoded {total} frames but the source has {info.frames} "
+            "(a damaged or truncated stream)", argv,
+        )  # fmt: skip
+    if any(c != k for c in counts[:-1]):
+        raise MediaError(f"split: segments are not {k} frames each: {counts}", argv)
+    segments, start = [], 0
+    for i, count in enumerate(counts):
+        path = outdir / f"{i:05d}.{SEGMENT_EXT[mode]}"
+        segments.append(Segment(i, start, count, path))
+        start += count
+    return segments, total
+
+
+def _split_copy(
+    src: Path, outdir: Path, info: ProbeResult, seconds: float, settings: Settings
+) -> tuple[list[Segment], int]:
+    if info.vfr:
+        raise InvalidParameter("mode", "copy mode needs a constant frame rate source; use lossless")
+    out = ffmpeg.run(build_keyframes_argv(src), settings.ffmpeg_timeout_seconds, what="split")
+    doc = json.loads(out.stdout or b"{}")
+    packets = [
+        (int(p["pts"]), "K" in str(p.get("flags", "")))
+        for p in doc.get("packets", [])
+        if str(p.get("pts", "")).lstrip("-").isdigit()
+    ]
+    stream = (doc.get("streams") or [{}])[0]
+    time_base = Fraction(str(stream.get("time_base", "1/1")))
+    pts_sorted = sorted(p for p, _ in packets)
+    keys = keyframe_indices(packets)
+    total = len(packets)
+    plan = plan_segments(total, info.fps, seconds)
+    cuts = plan_copy_cuts(plan, keys, total)
+    start_pts = pts_sorted[0] if pts_sorted else 0
+    half_frame = float(1 / info.fps) / 2
+    segments = []
+    for seg, cut in zip(plan, cuts, strict=True):
+        path = outdir / f"{seg.index:05d}.mkv"
+        seek = float((pts_sorted[cut.first_key] - start_pts) * time_base) + half_frame
+        argv = build_copy_argv(src, path, seek if cut.first_key else 0.0, cut.packets)
+        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="split")
+        segments.append(Segment(seg.index, seg.start_frame, seg.frames, path, cut.frame_range))
+    return segments, total
+
+
+def split_video(
+    src: str | Path,
+    outdir: str | Path,
+    *,
+    seconds: float = 1,
+    mode: SplitMode = DEFAULT_SPLIT_MODE,
+    settings: Settings | None = None,
+    info: ProbeResult | None = None,
+) -> SplitResult:
+    """Cut ``src`` into frame-exact segments in ``outdir`` and write ``segments.json``."""
+    settings = settings or load_settings()
+    if mode not in SPLIT_MODES:
+        raise InvalidParameter("mode", f"expected one of {list(SPLIT_MODES)}, got {mode!r}")
+    src = Path(src)
+    info = info or probe(src, settings=settings)
+    frames_per_segment(info.fps, seconds)  # validates seconds before any work
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("[0-9][0-9][0-9][0-9][0-9].*"):
+        stale.unlink()
+    try:
+        if mode == "copy":
+            segments, total = _split_copy(src, out, info, seconds, settings)
+        else:
+            segments, total = _split_decoded(src, out, info, mode, seconds, settings)
+        audio = None
+        if info.audio:
+            audio = out / AUDIO_NAME
+            duration = Fraction(total) / info.fps
+            ffmpeg.run(build_audio_argv(src, audio, duration), settings.ffmpeg_timeout_seconds)
+    except BaseException:
+        for partial in out.glob("[0-9][0-9][0-9][0-9][0-9].*"):
+            partial.unlink()
+        (out / AUDIO_NAME).unlink(missing_ok=True)
+        raise
+    result = SplitResult(
+        fps=info.fps, frames=total, segments=tuple(segments), audio=audio, mode=mode,
+        manifest=out / SEGMENTS_JSON, width=info.display_width, height=info.display_height,
+    )  # fmt: skip
+    tmp = result.manifest.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result.to_json(), indent=2) + "\n", "utf-8")
+    tmp.replace(result.manifest)
+    return result
+
+
+def load_split(manifest: str | Path) -> SplitResult:
+    """Read a segments.json written by :func:`split_video` (paths resolved next to it)."""
+    path = Path(manifest)
+    if path.is_dir():
+        path = path / SEGMENTS_JSON
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+        root = path.parent
+        segments = tuple(
+            Segment(
+                int(s["index"]), int(s["start_frame"]), int(s["frames"]), root / s["path"],
+                tuple(s["frame_range"]) if s.get("frame_range") else None,
+            )
+            for s in doc["segments"]
+        )  # fmt: skip
+        return SplitResult(
+            fps=Fraction(doc["fps"]), frames=int(doc["frames"]), segments=segments,
+            audio=root / doc["audio"] if doc.get("audio") else None,
+            mode=doc.get("mode", DEFAULT_SPLIT_MODE), manifest=path,
+            width=int(doc.get("width", 0)), height=int(doc.get("height", 0)),
+        )  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidParameter(
+            "segments.json", f"{path}: unreadable split manifest: {exc}"
+        ) from None
+
+
+def remove_split(outdir: str | Path) -> None:
+    """Delete a split directory (used by benchmarks and tests)."""
+    shutil.rmtree(outdir, ignore_errors=True)

@@ -1,0 +1,95 @@
+"""Synthetic test clips made by ffmpeg: a moving test pattern with a sine tone.
+
+Tests, benchmarks and the demo use these instead of shipping media files.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from kinoit.errors import InvalidParameter
+from kinoit.media import ffmpeg
+from kinoit.media.plan import parse_rate
+
+# Source encodes use the fastest x264 preset: clips are inputs, not products.
+SYNTH_PRESET = "ultrafast"
+# Generating even a minute of small video takes seconds; this is a generous bound.
+SYNTH_TIMEOUT_SECONDS = 600.0
+# Longest clip the generator makes.
+MAX_SYNTH_SECONDS = 3600.0
+
+
+def build_synth_argv(
+    path: str | Path,
+    *,
+    seconds: float = 2.0,
+    fps: str | Fraction | int = 25,
+    width: int = 320,
+    height: int = 180,
+    audio: bool = True,
+    rotation: int | None = None,
+    vfr: bool = False,
+    gop: int | None = None,
+    pix_fmt: str = "yuv420p",
+    crf: int = 18,
+    preset: str = SYNTH_PRESET,
+) -> list[str]:
+    """The ffmpeg arguments for :func:`make_clip` (pure)."""
+    rate = parse_rate(fps)
+    if not 0 < seconds <= MAX_SYNTH_SECONDS:
+        raise InvalidParameter("seconds", f"must be in (0, {MAX_SYNTH_SECONDS:g}], got {seconds}")
+    if not (2 <= width <= 8192 and 2 <= height <= 8192):
+        raise InvalidParameter("size", f"{width}x{height} is out of range")
+    if rotation not in (None, 0, 90, 180, 270):
+        raise InvalidParameter("rotation", f"expected 0, 90, 180 or 270, got {rotation}")
+    r = f"{rate.numerator}/{rate.denominator}"
+    t = f"{seconds:.6f}"
+    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y"]
+    argv += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={r}:duration={t}"]
+    if audio:
+        argv += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={t}"]
+    argv += ["-map", "0:v"]
+    if vfr:
+        # Every tenth frame arrives half a frame late: a real variable frame rate.
+        argv += ["-vf", "setpts=(N+0.5*floor(N/10))/FR/TB", "-fps_mode", "vfr"]
+        argv += ["-video_track_timescale", "90000"]
+    argv += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", pix_fmt]
+    argv += ["-g", str(gop or 250)]
+    if gop:
+        argv += ["-keyint_min", str(gop), "-sc_threshold", "0"]
+    if rotation:
+        argv += ["-metadata:s:v:0", f"rotate={rotation}"]
+    if audio:
+        argv += ["-map", "1:a", "-c:a", "aac", "-b:a", "96k"]
+    argv += ["-movflags", "+faststart", str(path)]
+    return argv
+
+
+def make_clip(
+    path: str | Path,
+    *,
+    seconds: float = 2.0,
+    fps: str | Fraction | int = 25,
+    width: int = 320,
+    height: int = 180,
+    audio: bool = True,
+    rotation: int | None = None,
+    vfr: bool = False,
+    gop: int | None = None,
+    pix_fmt: str = "yuv420p",
+    crf: int = 18,
+    preset: str = SYNTH_PRESET,
+) -> Path:
+    """Write a test clip (H.264 in MP4 by default; the extension picks the container)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = build_synth_argv(
+        out, seconds=seconds, fps=fps, width=width, height=height, audio=audio,
+        rotation=rotation, vfr=vfr, gop=gop, pix_fmt=pix_fmt, crf=crf, preset=preset,
+    )  # fmt: skip
+    if out.suffix.lower() not in (".mp4", ".mov", ".m4v"):
+        argv.remove("-movflags")
+        argv.remove("+faststart")
+    ffmpeg.run(argv, SYNTH_TIMEOUT_SECONDS, what="synth")
+    return out

@@ -1,0 +1,144 @@
+"""Poster frames per segment and, at merge time, a storyboard sprite with a WebVTT index.
+
+The storyboard is the trick-play preview players show over the seek bar: one
+sprite sheet (a grid of small thumbnails) and a WebVTT file whose cues point
+into it with ``sprite.jpg#xywh=x,y,w,h`` media fragments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from kinoit.config import Settings, load_settings
+from kinoit.errors import InvalidParameter
+from kinoit.media import ffmpeg
+from kinoit.media.probe import probe
+
+THUMBNAIL_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".png": "png"}
+DEFAULT_THUMBNAIL_WIDTH = 320
+MIN_WIDTH, MAX_WIDTH = 16, 4096
+# The thumbnail filter looks at this many frames at most to pick a representative one.
+MAX_THUMBNAIL_BATCH = 250
+# Storyboard tiles: small enough that a sheet of 100 stays a few hundred KiB.
+STORYBOARD_TILE_WIDTH = 160
+STORYBOARD_COLUMNS = 10
+SPRITE_NAME = "storyboard.jpg"
+VTT_NAME = "storyboard.vtt"
+
+
+def build_thumbnail_argv(
+    video: str | Path, out: str | Path, *, width: int, batch: int
+) -> list[str]:
+    """ffmpeg: the most representative of the first ``batch`` frames, ``width`` wide (pure)."""
+    fmt = THUMBNAIL_FORMATS[Path(out).suffix.lower()]
+    argv = [
+        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(video), "-map", "0:v:0",
+        "-vf", f"thumbnail=n={batch},scale={width}:-2:flags=bicubic", "-frames:v", "1",
+        "-update", "1", "-an", "-map_metadata", "-1",
+    ]  # fmt: skip
+    if fmt == "jpg":
+        argv += ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]
+    elif fmt == "webp":
+        argv += ["-c:v", "libwebp", "-quality", "80"]
+    else:
+        argv += ["-c:v", "png"]
+    return [*argv, str(out)]
+
+
+def make_thumbnail(
+    video: str | Path,
+    out_path: str | Path,
+    *,
+    width: int = DEFAULT_THUMBNAIL_WIDTH,
+    settings: Settings | None = None,
+) -> Path:
+    """Write a poster frame of ``video`` to ``out_path`` (.jpg, .webp or .png)."""
+    settings = settings or load_settings()
+    out = Path(out_path)
+    if out.suffix.lower() not in THUMBNAIL_FORMATS:
+        raise InvalidParameter("out", f"expected a .jpg, .webp or .png path, got {out.name!r}")
+    if isinstance(width, bool) or not MIN_WIDTH <= width <= MAX_WIDTH or width % 2:
+        raise InvalidParameter("width", f"expected an even width in [{MIN_WIDTH}, {MAX_WIDTH}]")
+    info = probe(video, settings=settings)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = build_thumbnail_argv(
+        video, out, width=width, batch=max(1, min(info.frames, MAX_THUMBNAIL_BATCH))
+    )
+    try:
+        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="thumbnail")
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def vtt_timestamp(seconds: float) -> str:
+    """WebVTT time, e.g. 00:01:02.500."""
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, ms = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{ms:03d}"
+
+
+def storyboard_vtt(
+    durations: Sequence[float], sprite_name: str, tile: tuple[int, int], columns: int
+) -> str:
+    """The WebVTT index: one cue per tile, pointing into the sprite with #xywh= (pure)."""
+    lines = ["WEBVTT", ""]
+    start = 0.0
+    for i, duration in enumerate(durations):
+        x, y = (i % columns) * tile[0], (i // columns) * tile[1]
+        lines.append(f"{vtt_timestamp(start)} --> {vtt_timestamp(start + duration)}")
+        lines.append(f"{sprite_name}#xywh={x},{y},{tile[0]},{tile[1]}")
+        lines.append("")
+        start += duration
+    return "\n".join(lines)
+
+
+def make_storyboard(
+    thumbnails: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    durations: Sequence[float] | None = None,
+    tile_width: int = STORYBOARD_TILE_WIDTH,
+    columns: int = STORYBOARD_COLUMNS,
+) -> tuple[Path, Path]:
+    """Tile per-segment thumbnails into a sprite sheet and write its WebVTT index.
+
+    ``durations`` gives each thumbnail's segment length in seconds (default 1 s each).
+    Returns (sprite path, vtt path).
+    """
+    if not thumbnails:
+        raise InvalidParameter("thumbnails", "no thumbnails to tile")
+    durations = list(durations) if durations is not None else [1.0] * len(thumbnails)
+    if len(durations) != len(thumbnails):
+        raise InvalidParameter("durations", "one duration per thumbnail is needed")
+    if not MIN_WIDTH <= tile_width <= MAX_WIDTH or columns < 1:
+        raise InvalidParameter("tile_width", "tile width or column count out of range")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tile: tuple[int, int] | None = None
+    rows = (len(thumbnails) + columns - 1) // columns
+    sheet: Image.Image | None = None
+    for i, thumb in enumerate(thumbnails):
+        try:
+            with Image.open(thumb) as img:
+                if tile is None:
+                    tile = (tile_width, max(2, round(img.height * tile_width / img.width)))
+                    sheet = Image.new(
+                        "RGB", (tile[0] * min(columns, len(thumbnails)), tile[1] * rows)
+                    )
+                small = img.convert("RGB").resize(tile, Image.Resampling.BILINEAR)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise InvalidParameter("thumbnails", f"{thumb}: not a readable image: {exc}") from None
+        assert sheet is not None
+        sheet.paste(small, ((i % columns) * tile[0], (i // columns) * tile[1]))
+    assert sheet is not None and tile is not None
+    sprite, vtt = out / SPRITE_NAME, out / VTT_NAME
+    sheet.save(sprite, "JPEG", quality=80)
+    vtt.write_text(storyboard_vtt(durations, SPRITE_NAME, tile, columns), "utf-8")
+    return sprite, vtt

@@ -1,0 +1,192 @@
+"""transcode-segment: every rung of a ladder from one decode of one segment.
+
+Each rendition segment starts with an IDR frame, holds one closed GOP of a
+fixed length (the segment's frame count, no scene-cut keyframes), and carries
+absolute timestamps ``(start_frame + n) / fps``. So the rendition segments of a
+rung are pieces of one continuous stream: merge concatenates them by stream
+copy and HLS references them as they are.
+
+Containers: MPEG-TS for H.264/HEVC (what HLS plays directly, and byte-wise
+concatenable), Matroska for VP9/AV1 (MPEG-TS cannot carry them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from kinoit.config import Settings, load_settings
+from kinoit.errors import InvalidParameter, MediaError
+from kinoit.media import ffmpeg
+from kinoit.media.ladder import Ladder, encoder_args, load_ladder
+from kinoit.media.probe import probe
+
+
+@dataclass(frozen=True)
+class RenditionFile:
+    """One rendition of one segment."""
+
+    rung: str
+    path: Path
+    codec: str
+    width: int
+    height: int
+    frames: int
+    start_frame: int
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (path as a string)."""
+        body = asdict(self)
+        body["path"] = str(self.path)
+        return body
+
+
+@dataclass(frozen=True)
+class RenditionTarget:
+    """A planned output: rung, size and file (pure planning result)."""
+
+    rung_index: int
+    width: int
+    height: int
+    path: Path
+
+
+def _rate(fps: Fraction) -> str:
+    return f"{fps.numerator}/{fps.denominator}"
+
+
+def build_filtergraph(
+    targets: list[RenditionTarget], ladder: Ladder, fps: Fraction, start_frame: int,
+    frame_range: tuple[int, int] | None,
+) -> str:  # fmt: skip
+    """trim (copy mode) → absolute timestamps → split → scale + format per rung."""
+    head = "[0:v:0]"
+    if frame_range is not None:
+        head += f"trim=start_frame={frame_range[0]}:end_frame={frame_range[1]},"
+    tb = 1 / fps
+    head += f"settb=expr={tb.numerator}/{tb.denominator},setpts=N+{start_frame}"
+    head += f",split={len(targets)}" + "".join(f"[s{i}]" for i in range(len(targets)))
+    chains = [
+        f"[s{i}]scale={t.width}:{t.height}:flags=bicubic,setsar=1,"
+        f"format={ladder.rungs[t.rung_index].pix_fmt}[o{i}]"
+        for i, t in enumerate(targets)
+    ]
+    return ";".join([head, *chains])
+
+
+def build_transcode_argv(
+    segment: str | Path, ladder: Ladder, targets: list[RenditionTarget], *, fps: Fraction,
+    start_frame: int, gop: int, frame_range: tuple[int, int] | None = None,
+) -> list[str]:  # fmt: skip
+    """One ffmpeg, one decode, one output per rung (exact argv; tested)."""
+    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(segment)]
+    argv += ["-filter_complex", build_filtergraph(targets, ladder, fps, start_frame, frame_range)]
+    for i, target in enumerate(targets):
+        rung = ladder.rungs[target.rung_index]
+        argv += ["-map", f"[o{i}]", *encoder_args(rung, gop)]
+        argv += ["-r", _rate(fps), "-fps_mode", "passthrough", "-an", "-sn", "-dn"]
+        argv += ["-map_metadata", "-1"]
+        if rung.container == "ts":
+            # Segment 0 has negative DTS (B-frames); shifting only it would break continuity.
+            argv += ["-avoid_negative_ts", "disabled", "-f", "mpegts", str(target.path)]
+        else:
+            argv += ["-f", "matroska", str(target.path)]
+    return argv
+
+
+def plan_targets(
+    ladder: Ladder, width: int, height: int, outdir: Path, stem: str
+) -> list[RenditionTarget]:
+    """Output sizes and paths: ``outdir/<rung>/<stem>.<ts|mkv>`` (pure)."""
+    return [
+        RenditionTarget(
+            i, *rung.output_size(width, height), outdir / rung.name / f"{stem}.{rung.container}"
+        )
+        for i, rung in enumerate(ladder.rungs)
+    ]
+
+
+def count_frames_argv(path: str | Path) -> list[str]:
+    """ffprobe: count the video packets of a file by demuxing it."""
+    return [
+        ffmpeg.FFPROBE, "-v", "error", "-select_streams", "v:0", "-count_packets",
+        "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", "-i", str(path),
+    ]  # fmt: skip
+
+
+def count_frames(path: str | Path, timeout: float) -> int:
+    """Video packets (= frames for the codecs kinoit writes) in ``path``."""
+    out = ffmpeg.run(count_frames_argv(path), timeout, what="count frames")
+    text = out.stdout.decode().strip().strip(",")
+    try:
+        return int(text.splitlines()[0].strip(","))
+    except (ValueError, IndexError):
+        raise MediaError(f"{path}: could not count frames (got {text!r})") from None
+
+
+def transcode_segment(
+    segment_path: str | Path,
+    ladder: Ladder | str | Path | Mapping[str, Any],
+    outdir: str | Path,
+    *,
+    fps: Fraction | None = None,
+    start_frame: int = 0,
+    frame_range: tuple[int, int] | None = None,
+    gop: int | None = None,
+    settings: Settings | None = None,
+) -> dict[str, RenditionFile]:
+    """Render every rung (those that fit the segment's size) into ``outdir/<rung>/``.
+
+    ``start_frame`` is the segment's first frame in the source (from segments.json):
+    it makes timestamps continuous across segments. ``frame_range`` is copy
+    mode's trim. ``gop`` defaults to the segment's frame count (one GOP per segment).
+    """
+    settings = settings or load_settings()
+    ladder = load_ladder(ladder)
+    if start_frame < 0:
+        raise InvalidParameter("start_frame", f"must be >= 0, got {start_frame}")
+    src = Path(segment_path)
+    info = probe(src, settings=settings)
+    fps = fps or info.fps
+    available = info.frames
+    if frame_range is not None:
+        first, end = frame_range
+        if not 0 <= first < end <= available:
+            raise InvalidParameter(
+                "frame_range", f"[{first}, {end}) is not inside the segment's {available} frames"
+            )
+        expected = end - first
+    else:
+        expected = available
+    gop = gop or expected
+    fitted = ladder.for_source(info.display_width, info.display_height)
+    out = Path(outdir)
+    targets = plan_targets(fitted, info.display_width, info.display_height, out, src.stem)
+    for t in targets:
+        t.path.parent.mkdir(parents=True, exist_ok=True)
+    argv = build_transcode_argv(
+        src, fitted, targets, fps=fps, start_frame=start_frame, gop=gop, frame_range=frame_range
+    )
+    try:
+        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="transcode")
+        results: dict[str, RenditionFile] = {}
+        for t in targets:
+            rung = fitted.rungs[t.rung_index]
+            frames = count_frames(t.path, settings.ffmpeg_timeout_seconds)
+            if frames != expected:
+                raise MediaError(
+                    f"transcode: rung {rung.name} has {frames} frames, expected {expected}", argv
+                )
+            results[rung.name] = RenditionFile(
+                rung=rung.name, path=t.path, codec=rung.codec, width=t.width, height=t.height,
+                frames=frames, start_frame=start_frame, bytes=t.path.stat().st_size,
+            )  # fmt: skip
+    except BaseException:
+        for t in targets:
+            t.path.unlink(missing_ok=True)
+        raise
+    return results
