@@ -1,0 +1,319 @@
+"""Standard Webhooks signing (checked with the independent `standardwebhooks`
+package), the SSRF guard, and real HTTP delivery from the Redis queue."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import redis
+from kinoit import webhooks
+from kinoit.errors import Forbidden, InvalidParameter, Unauthorized
+from kinoit.jobs import keys
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+# ------------------------------------------------------------------ secrets
+def test_generated_secret_parses_and_is_accepted_by_the_reference() -> None:
+    secret = webhooks.generate_secret()
+    assert secret.startswith("whsec_")
+    assert len(webhooks.parse_secret(secret)) == 32
+    Webhook(secret)  # the reference library accepts it
+
+
+@pytest.mark.parametrize("bad", ["", "MfKQ9r8GKYqr", "whsec_", "whsec_!!notbase64!!", "whsec_AAAA"])
+def test_malformed_secret_is_invalid(bad: str) -> None:
+    with pytest.raises(InvalidParameter):
+        webhooks.parse_secret(bad)
+
+
+# --------------------------------------------------------------- signatures
+def test_signature_verifies_with_standardwebhooks() -> None:
+    now = int(time.time())
+    body = json.dumps(webhooks.build_payload("job.completed", "J1", {"manifest": "bafyM"})).encode()
+    headers = webhooks.signature_headers(SECRET, "msg_1", now, body)
+    assert headers["webhook-signature"].startswith("v1,")
+    payload = Webhook(SECRET).verify(body, headers)
+    assert payload["type"] == "job.completed"
+    assert payload["data"] == {"job_id": "J1", "manifest": "bafyM"}
+    assert webhooks.verify(SECRET, headers, body) == payload
+
+
+def test_signature_matches_the_reference_bytes() -> None:
+    from datetime import UTC, datetime
+
+    ref = Webhook(SECRET).sign("msg_2", datetime.fromtimestamp(1_700_000_000, UTC), '{"a":1}')
+    assert webhooks.sign(SECRET, "msg_2", 1_700_000_000, b'{"a":1}') == ref
+
+
+def test_tampered_body_or_other_secret_is_rejected_by_both() -> None:
+    now = int(time.time())
+    body = b'{"type":"job.failed"}'
+    headers = webhooks.signature_headers(SECRET, "msg_3", now, body)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(b'{"type":"job.completed"}', headers)
+    with pytest.raises(Unauthorized):
+        webhooks.verify(SECRET, headers, b'{"type":"job.completed"}')
+    with pytest.raises(Unauthorized):
+        webhooks.verify(webhooks.generate_secret(), headers, body)
+    with pytest.raises(Unauthorized):
+        webhooks.verify(SECRET, headers, body, now=now + 3600)  # replayed an hour later
+    with pytest.raises(Unauthorized):
+        webhooks.verify(SECRET, {}, body)
+
+
+def test_payload_shape() -> None:
+    payload = webhooks.build_payload("job.progress", "J9", {"done": 3, "total": 9}, now=0.5)
+    assert payload == {
+        "type": "job.progress",
+        "timestamp": "1970-01-01T00:00:00.500Z",
+        "data": {"job_id": "J9", "done": 3, "total": 9},
+    }
+
+
+# --------------------------------------------------------------------- SSRF
+def fixed(*addresses: str) -> webhooks.Resolver:
+    return lambda host, port: list(addresses)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.9",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "ff02::1",
+        "::",
+    ],
+)
+def test_non_public_targets_are_forbidden(address: str) -> None:
+    with pytest.raises(Forbidden):
+        webhooks.check_callback_url("https://hooks.example.com/x", False, fixed(address))
+    assert webhooks.check_callback_url("https://hooks.example.com/x", True, fixed(address))
+
+
+def test_one_private_address_among_public_ones_is_forbidden() -> None:
+    with pytest.raises(Forbidden):
+        webhooks.check_callback_url("http://h.example/", False, fixed("93.184.216.34", "10.0.0.1"))
+
+
+def test_public_target_passes() -> None:
+    url = "https://hooks.example.com:8443/kinoit?x=1"
+    assert webhooks.check_callback_url(url, False, fixed("93.184.216.34")) == url
+
+
+def test_literal_loopback_resolved_for_real_is_forbidden() -> None:
+    with pytest.raises(Forbidden):
+        webhooks.check_callback_url("http://127.0.0.1:9/hook")
+    with pytest.raises(Forbidden):
+        webhooks.check_callback_url("http://[::1]:9/hook")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://example.com/x", "file:///etc/passwd", "gopher://x", "http://", "http://h:99999/", "x"],
+)
+def test_malformed_or_non_http_urls_are_invalid(url: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        webhooks.check_callback_url(url, False, fixed("93.184.216.34"))
+    assert info.value.field == "callback_url"
+
+
+def test_unresolvable_host_is_invalid() -> None:
+    def fail(host: str, port: int) -> list[str]:
+        raise OSError("no such host")
+
+    with pytest.raises(InvalidParameter):
+        webhooks.check_callback_url("https://nowhere.invalid/", False, fail)
+
+
+# ----------------------------------------------------------------- delivery
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+
+class Receiver:
+    """A real HTTP server on loopback that records requests and answers queued statuses."""
+
+    def __init__(self) -> None:
+        self.requests: queue.Queue[Received] = queue.Queue()
+        self.statuses: list[int] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                outer.requests.put(Received({k.lower(): v for k, v in self.headers.items()}, body))
+                status = outer.statuses.pop(0) if outer.statuses else 204
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(redis_url)
+    yield conn
+    conn.close()
+
+
+@pytest.mark.redis
+def test_delivery_over_http_is_verified_by_standardwebhooks(
+    client: redis.Redis, receiver: Receiver
+) -> None:
+    msg_id = webhooks.enqueue_webhook(
+        client, receiver.url, "job.completed", "J1", {"manifest": "bafyM", "outputs": {}}
+    )
+    assert webhooks.pending_count(client) == 1
+    report = webhooks.deliver_pending(client, SECRET, allow_private=True)
+    assert report.delivered == [msg_id]
+    got = receiver.requests.get(timeout=5)
+    assert got.headers["webhook-id"] == msg_id
+    assert got.headers["content-type"] == "application/json"
+    payload = Webhook(SECRET).verify(got.body, got.headers)
+    assert payload["type"] == "job.completed"
+    assert payload["data"]["job_id"] == "J1" and payload["data"]["manifest"] == "bafyM"
+    assert webhooks.pending_count(client) == 0
+    assert not client.exists(keys.WEBHOOK_MSG_KEY.format(msg_id=msg_id))
+
+
+@pytest.mark.redis
+def test_failed_delivery_is_retried_with_backoff_under_the_same_id(
+    client: redis.Redis, receiver: Receiver
+) -> None:
+    receiver.statuses = [500]
+    t0 = time.time()
+    msg_id = webhooks.enqueue_webhook(
+        client, receiver.url, "job.failed", "J1", {"reason": "x"}, now=t0
+    )
+    first = webhooks.deliver_pending(client, SECRET, allow_private=True, now=t0)
+    assert first.retried == [msg_id]
+    assert receiver.requests.get(timeout=5).headers["webhook-id"] == msg_id
+    assert webhooks.next_due(client) == pytest.approx(t0 + webhooks.DEFAULT_RETRY_SCHEDULE[0])
+    # not due yet: nothing is sent
+    assert webhooks.deliver_pending(client, SECRET, allow_private=True, now=t0 + 1).retried == []
+    assert receiver.requests.empty()
+    second = webhooks.deliver_pending(client, SECRET, allow_private=True, now=t0 + 5)
+    assert second.delivered == [msg_id]
+    again = receiver.requests.get(timeout=5)
+    assert again.headers["webhook-id"] == msg_id
+    Webhook(SECRET).verify(again.body, again.headers)
+
+
+@pytest.mark.redis
+def test_delivery_gives_up_after_the_schedule(client: redis.Redis) -> None:
+    from tests.conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/nothing-listens"
+    msg_id = webhooks.enqueue_webhook(client, url, "job.failed", "J1")
+    t0 = time.time()
+    r1 = webhooks.deliver_pending(client, SECRET, allow_private=True, now=t0, schedule=(1,))
+    assert r1.retried == [msg_id]
+    r2 = webhooks.deliver_pending(client, SECRET, allow_private=True, now=t0 + 1, schedule=(1,))
+    assert r2.dead == [msg_id]
+    assert webhooks.pending_count(client) == 0
+    assert client.lrange(keys.WEBHOOK_DEAD_KEY, 0, -1) == [msg_id.encode()]
+    error = client.hget(keys.WEBHOOK_MSG_KEY.format(msg_id=msg_id), "error")
+    assert error is not None and b"ConnectionError" in error
+
+
+@pytest.mark.redis
+def test_delivery_rechecks_ssrf_and_never_sends_to_private_targets(
+    client: redis.Redis, receiver: Receiver
+) -> None:
+    msg_id = webhooks.enqueue_webhook(client, receiver.url, "job.started", "J1")
+    report = webhooks.deliver_pending(client, SECRET, allow_private=False)
+    assert report.retried == [msg_id]
+    assert receiver.requests.empty()
+    error = client.hget(keys.WEBHOOK_MSG_KEY.format(msg_id=msg_id), "error")
+    assert error is not None and b"Forbidden" in error
+
+
+@pytest.mark.redis
+def test_delivery_loop_thread_delivers_and_stops(client: redis.Redis, receiver: Receiver) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=webhooks.run_delivery_loop,
+        args=(client, SECRET, stop),
+        kwargs={"interval": 0.05, "allow_private": True},
+    )
+    thread.start()
+    try:
+        webhooks.enqueue_webhook(client, receiver.url, "job.accepted", "J7")
+        got = receiver.requests.get(timeout=10)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert Webhook(SECRET).verify(got.body, got.headers)["data"]["job_id"] == "J7"
+
+
+@pytest.mark.redis
+def test_progress_is_throttled_by_time_and_step(client: redis.Redis) -> None:
+    send = webhooks.should_send_progress
+    assert send(client, "J1", 1, 100, now=0.0)  # first progress
+    assert not send(client, "J1", 2, 100, now=1.0)  # too soon, too small
+    assert send(client, "J1", 12, 100, now=2.0)  # advanced by >= 10 %
+    assert not send(client, "J1", 13, 100, now=3.0)
+    assert send(client, "J1", 14, 100, now=8.0)  # interval passed
+    assert not send(client, "J1", 14, 100, now=100.0)  # no progress, no webhook
+    assert not send(client, "J1", 0, 0, now=100.0)
+
+
+@pytest.mark.redis
+def test_progress_throttle_has_one_winner_under_concurrency(client: redis.Redis) -> None:
+    wins: list[bool] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        got = webhooks.should_send_progress(client, "J2", 50, 100, now=10.0)
+        with lock:
+            wins.append(got)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert wins.count(True) == 1
