@@ -1,0 +1,190 @@
+"""The embedded default in one object: redis, secrets, gateway, workers, tick.
+
+``DevStack`` is what ``kinoit dev`` serves in the foreground and what
+``kinoit run`` starts behind a job: a private redis-server (unless
+``KINOIT_REDIS_URL`` is set), generated secrets, the gateway on a threaded HTTP
+server, N RQ worker processes (restarted when they die) and a thread that POSTs
+orchestrate's ``/tick`` every second, as the cron-connector would.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import redis
+import requests
+from rq import Queue
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from kinoit.config import Settings, load_settings
+from kinoit.gateway.app import create_gateway_app
+from kinoit.gateway.functions import find_functions_dir
+from kinoit.gateway.redis_server import PrivateRedis, ensure_private_redis
+from kinoit.gateway.worker import ASYNC_QUEUE
+
+API_TOKEN_FILE = "kinoit-api-token"
+WEBHOOK_SECRET_FILE = "kinoit-webhook-secret"
+# The cron-connector would call /tick about this often; locally we do it ourselves.
+TICK_INTERVAL_SECONDS = 1.0
+# How often dead workers are noticed and replaced.
+SUPERVISE_INTERVAL_SECONDS = 0.5
+
+
+def generate_api_token() -> str:
+    """A random bearer token."""
+    return secrets.token_urlsafe(32)
+
+
+def generate_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def ensure_dev_secrets(settings: Settings) -> Path:
+    """A secrets dir holding both secrets: the configured one when complete, else
+    ``$KINOIT_HOME/secrets`` with missing secrets generated (existing ones copied)."""
+    names = (API_TOKEN_FILE, WEBHOOK_SECRET_FILE)
+    if all(settings.secret(name) for name in names):
+        return settings.secrets_dir
+    target = settings.home / "secrets"
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    generators = {API_TOKEN_FILE: generate_api_token, WEBHOOK_SECRET_FILE: generate_webhook_secret}
+    for name in names:
+        path = target / name
+        if path.exists() and path.read_text().strip():
+            continue
+        value = settings.secret(name) or generators[name]()
+        path.write_text(value + "\n")
+        path.chmod(0o600)
+    return target
+
+
+@dataclass
+class DevStack:
+    """Everything ``kinoit dev`` runs; a context manager that stops what it started."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    quiet: bool = False
+    settings: Settings = field(default_factory=load_settings)
+    gateway_url: str = ""
+    redis_url: str = ""
+    secrets_dir: Path = field(default_factory=Path)
+    _redis: PrivateRedis | None = None
+    _server: BaseWSGIServer | None = None
+    _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def __enter__(self) -> DevStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start redis (if needed), the gateway, the workers and the tick."""
+        settings = self.settings
+        if settings.redis_url:
+            self.redis_url = settings.redis_url
+        else:
+            self._redis = ensure_private_redis(settings.home)
+            self.redis_url = self._redis.url
+        self.secrets_dir = ensure_dev_secrets(settings)
+        functions_dir = find_functions_dir(settings)
+        connection = redis.Redis.from_url(self.redis_url)
+        app = create_gateway_app(functions_dir, Queue(ASYNC_QUEUE, connection=connection))
+        self._server = make_server(self.host, self.port, app, threaded=True)
+        self.port = int(self._server.server_port)
+        self.gateway_url = f"http://{self.host}:{self.port}"
+        # Handlers (in this process and in the workers) read their settings from the env.
+        os.environ.update(self.environment(functions_dir))
+        self.settings = load_settings()
+        (settings.home / "logs").mkdir(parents=True, exist_ok=True)
+        for index in range(self.workers):
+            self._procs.append(self._spawn_worker(index))
+        self._thread(self._server.serve_forever, "gateway")
+        self._thread(self._supervise, "supervise")
+        self._thread(self._tick, "tick")
+
+    def environment(self, functions_dir: Path) -> dict[str, str]:
+        """The KINOIT_* variables every handler of this stack sees."""
+        return {
+            "KINOIT_HOME": str(self.settings.home),
+            "KINOIT_REDIS_URL": self.redis_url,
+            "KINOIT_GATEWAY_URL": self.gateway_url,
+            "KINOIT_SECRETS_DIR": str(self.secrets_dir),
+            "KINOIT_FUNCTIONS_DIR": str(functions_dir),
+            "KINOIT_ALLOW_PRIVATE_CALLBACKS": "true",
+        }
+
+    def api_token(self) -> str:
+        """The bearer token clients of this stack must send."""
+        return (self.secrets_dir / API_TOKEN_FILE).read_text().strip()
+
+    def _thread(self, target: object, name: str) -> None:
+        thread = threading.Thread(target=target, name=f"kinoit-{name}", daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    def _spawn_worker(self, index: int) -> subprocess.Popen[bytes]:
+        log = (self.settings.home / "logs" / f"worker-{index}.log").open("ab")
+        self._logs.append(log)
+        name = f"kinoit-dev-{index}-{uuid.uuid4().hex[:8]}"
+        return subprocess.Popen(
+            [sys.executable, "-m", "kinoit.gateway.worker", self.redis_url, "--name", name],
+            env=dict(os.environ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(SUPERVISE_INTERVAL_SECONDS):
+            for index, proc in enumerate(self._procs):
+                if proc.poll() is not None and not self._stop.is_set():
+                    self._procs[index] = self._spawn_worker(index)
+
+    def _tick(self) -> None:
+        url = f"{self.gateway_url}/function/orchestrate/tick"
+        while not self._stop.wait(TICK_INTERVAL_SECONDS):
+            with contextlib.suppress(requests.RequestException, OSError):
+                requests.post(
+                    url, headers={"Authorization": f"Bearer {self.api_token()}"}, timeout=30
+                )
+
+    def stop(self) -> None:
+        """Stop the tick, the gateway, the workers and a private redis we started."""
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        for proc in self._procs:
+            proc.terminate()
+        deadline = time.monotonic() + 10
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self._procs.clear()
+        for log in self._logs:
+            log.close()
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis = None

@@ -1,0 +1,110 @@
+"""Async function calls, as the OpenFaaS queue-worker runs them.
+
+``perform_async_call`` is what an RQ worker executes: call the handler, then POST
+its response to the caller's ``X-Callback-Url`` with the same headers the
+queue-worker sends (``X-Call-Id``, ``X-Function-Status``,
+``X-Duration-Seconds``, ``X-Function-Name``). Like the CE queue-worker it never
+retries the function itself; the orchestrator owns retries through leases.
+
+Run a worker process with ``python -m kinoit.gateway.worker REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import requests
+
+from kinoit.config import load_settings
+from kinoit.gateway.event import Context, FunctionResponse, format_response, make_event
+from kinoit.gateway.functions import find_functions_dir, load_handler
+
+log = logging.getLogger(__name__)
+
+# The RQ queue every async call goes through.
+ASYNC_QUEUE = "kinoit-async"
+# Callback deliveries are retried a few times on connection errors only.
+CALLBACK_ATTEMPTS = 3
+
+
+def invoke_function(name: str, call: Mapping[str, Any]) -> FunctionResponse:
+    """Run function ``name`` on one request; a crash becomes a 500 like the template's."""
+    settings = load_settings()
+    event = make_event(
+        bytes(call.get("body") or b""),
+        headers=call.get("headers") or {},
+        method=str(call.get("method") or "POST"),
+        query=call.get("query") or {},
+        path=str(call.get("path") or "/"),
+    )
+    try:
+        handle = load_handler(find_functions_dir(settings), name)
+        return format_response(handle(event, Context()))
+    except Exception as exc:
+        log.error("function %s crashed: %s", name, traceback.format_exc())
+        return FunctionResponse(f"{type(exc).__name__}: {exc}".encode(), 500, {})
+
+
+def callback_headers(
+    name: str, call_id: str, response: FunctionResponse, duration: float
+) -> dict[str, str]:
+    """The headers the queue-worker adds to a callback."""
+    headers = {
+        "X-Call-Id": call_id,
+        "X-Function-Status": str(response.status),
+        "X-Duration-Seconds": f"{duration:.6f}",
+        "X-Function-Name": name,
+    }
+    for key, value in response.headers.items():
+        if key.lower() == "content-type":
+            headers["Content-Type"] = value
+    return headers
+
+
+def perform_async_call(call: dict[str, Any]) -> int:
+    """The RQ job: run the function, POST the result to the callback URL; return the status."""
+    name = str(call["function"])
+    started = time.monotonic()
+    response = invoke_function(name, call)
+    duration = time.monotonic() - started
+    callback_url = call.get("callback_url")
+    if callback_url:
+        headers = callback_headers(name, str(call["call_id"]), response, duration)
+        for attempt in range(CALLBACK_ATTEMPTS):
+            try:
+                requests.post(str(callback_url), data=response.body, headers=headers, timeout=30)
+                break
+            except requests.RequestException as exc:
+                log.warning("callback to %s failed (%s), attempt %d", callback_url, exc, attempt)
+                time.sleep(0.2 * (attempt + 1))
+    return response.status
+
+
+def run_worker(redis_url: str, queue: str = ASYNC_QUEUE, name: str | None = None) -> None:
+    """Work the async queue forever in this process (no fork: the handler stays warm)."""
+    import redis
+    from rq import Queue, SimpleWorker
+
+    connection = redis.Redis.from_url(redis_url)
+    worker = SimpleWorker([Queue(queue, connection=connection)], connection=connection, name=name)
+    worker.work(with_scheduler=False, logging_level="WARNING")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m kinoit.gateway.worker REDIS_URL [--queue Q] [--name N]``."""
+    parser = argparse.ArgumentParser(prog="kinoit-worker")
+    parser.add_argument("redis_url")
+    parser.add_argument("--queue", default=ASYNC_QUEUE)
+    parser.add_argument("--name", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(message)s")
+    run_worker(args.redis_url, args.queue, args.name)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,306 @@
+"""orchestrate: the job API over HTTP, and the pipeline behind it.
+
+Routes (below ``/function/orchestrate``)::
+
+    POST   /                      submit a job            -> 202 {job_id, status_url}
+    GET    /jobs                  list jobs (newest first, ?limit=&cursor=)
+    GET    /jobs/<id>             one job: state, counts per stage, timings, outputs
+    DELETE /jobs/<id>             cancel
+    GET    /metrics               Prometheus text
+    POST   /tick                  sweep leases, start queued jobs, deliver webhooks
+    POST   /callback/<job>/<task>/<attempt>?token=...   results from the queue-worker
+    GET    /healthz
+
+Everything but ``/metrics``, ``/healthz`` and the callbacks (which carry their
+own HMAC token) needs ``Authorization: Bearer <kinoit-api-token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from kinoit.config import Settings, load_settings
+from kinoit.errors import (
+    Forbidden,
+    InvalidParameter,
+    KinoitError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from kinoit.jobs import (
+    EngineConfig,
+    JobEngine,
+    ResultCache,
+    callback_secret,
+    connect,
+    is_job_id,
+    verify_callback_token,
+)
+from kinoit.service.pipeline import Notifier, Pipeline
+from kinoit.service.spec import JobSpec, parse_job_spec
+from kinoit.stages.http import Reply, json_reply
+
+__all__ = ["HttpRequest", "OrchestrateService", "get_service", "reset_service"]
+
+API_TOKEN_FILE = "kinoit-api-token"
+_CALLBACK = re.compile(r"^/callback/([0-9A-Z]{26})/([A-Za-z0-9_.:-]{1,128})/([0-9]{1,6})/?$")
+_JOB = re.compile(r"^/jobs/([^/]+)/?$")
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One request to orchestrate (headers lower-cased)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+class RedisNotifier:
+    """Job events into the webhook queue (Redis); delivery happens on tick."""
+
+    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+        self.redis = connection
+        self.settings = settings
+
+    def notify(self, job_id: str, url: str | None, type: str, data: Mapping[str, Any]) -> None:
+        """Queue one webhook when the job has a callback URL."""
+        from kinoit.webhooks import enqueue_webhook
+
+        if url:
+            enqueue_webhook(self.redis, url, type, job_id, dict(data))
+
+    def progress(
+        self, job_id: str, url: str | None, done: int, total: int, data: Mapping[str, Any]
+    ) -> None:
+        """A throttled ``job.progress``."""
+        from kinoit.webhooks import should_send_progress
+
+        if url and should_send_progress(self.redis, job_id, done, total):
+            self.notify(job_id, url, "job.progress", {**data, "done": done, "total": total})
+
+    def drain(self) -> None:
+        """Send due webhooks once."""
+        from kinoit.webhooks import deliver_pending
+
+        secret = self.settings.secret("kinoit-webhook-secret")
+        if secret:
+            deliver_pending(self.redis, secret, allow_private=self.settings.allow_private_callbacks)
+
+
+class OrchestrateService:
+    """Routes requests to the pipeline; owns auth, size caps and validation."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, connection: redis.Redis) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.redis = connection
+
+    # ---------------------------------------------------------------- routing
+    def handle(self, request: HttpRequest) -> Reply:
+        """Answer one request (KinoitErrors propagate to the handler's error mapping)."""
+        path = "/" + request.path.strip("/")
+        method = request.method.upper()
+        if len(request.body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(
+                f"request body of {len(request.body)} bytes exceeds {self.settings.max_body_bytes}"
+            )
+        if path == "/healthz":
+            return json_reply({"ok": True})
+        if path == "/metrics" and method == "GET":
+            return self.metrics()
+        match = _CALLBACK.match(request.path)
+        if match and method == "POST":
+            return self.callback(request, match.group(1), match.group(2), int(match.group(3)))
+        self.authorize(request)
+        if path == "/" and method == "POST":
+            return self.submit(request)
+        if path == "/jobs" and method == "GET":
+            return self.list_jobs(request)
+        if path == "/tick" and method == "POST":
+            return json_reply(self.pipeline.tick())
+        job = _JOB.match(path)
+        if job:
+            job_id = job.group(1)
+            if not is_job_id(job_id):
+                raise NotFound(f"no job {job_id!r}")
+            if method == "GET":
+                return json_reply(self.job_status(job_id))
+            if method == "DELETE":
+                return json_reply(self.pipeline.cancel(job_id))
+        raise NotFound(f"no route {method} {path}")
+
+    def authorize(self, request: HttpRequest) -> None:
+        """401 unless the bearer token matches the api token secret."""
+        expected = self.settings.secret(API_TOKEN_FILE)
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not expected:
+            raise Unauthorized(f"no {API_TOKEN_FILE} configured in {self.settings.secrets_dir}")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), expected.encode()
+        ):
+            raise Unauthorized("missing or wrong bearer token")
+
+    # -------------------------------------------------------------- handlers
+    def submit(self, request: HttpRequest) -> Reply:
+        """Validate and queue a job."""
+        try:
+            body = json.loads(request.body or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidParameter("body", f"not valid JSON ({exc})") from None
+        if not isinstance(body, dict):
+            raise InvalidParameter("body", "expected a JSON object")
+        spec = parse_job_spec(
+            body,
+            check_cid=check_cid,
+            resolve_ladder=resolve_ladder,
+            check_callback_url=self.check_callback_url,
+        )
+        job_id = self.pipeline.submit(spec)
+        return json_reply(
+            {"job_id": job_id, "status_url": f"{self.pipeline.callback_base}/jobs/{job_id}"},
+            202,
+        )
+
+    def check_callback_url(self, url: str) -> str:
+        """The SSRF guard (loopback allowed only when configured)."""
+        from kinoit.webhooks import check_callback_url
+
+        return check_callback_url(url, allow_private=self.settings.allow_private_callbacks)
+
+    def job_status(self, job_id: str) -> dict[str, Any]:
+        """GET /jobs/<id>."""
+        record = self.pipeline.engine.get_job(job_id)
+        body = record.to_dict()
+        body["status_url"] = f"{self.pipeline.callback_base}/jobs/{job_id}"
+        body["source"] = record.spec.get("source")
+        return body
+
+    def list_jobs(self, request: HttpRequest) -> Reply:
+        """GET /jobs?limit=&cursor=."""
+        try:
+            limit = int(request.query.get("limit", "50"))
+            cursor = int(request.query.get("cursor", "0"))
+        except ValueError:
+            raise InvalidParameter("limit", "limit and cursor must be integers") from None
+        page = self.pipeline.engine.list_jobs(limit=limit, cursor=cursor)
+        jobs = [
+            {
+                "job_id": r.job_id,
+                "state": r.state.value,
+                "created_at": r.created_at,
+                "finished_at": r.finished_at,
+                "manifest": r.manifest,
+                "source": r.spec.get("source"),
+                "tasks": r.total.to_dict(),
+            }
+            for r in page.jobs
+        ]
+        return json_reply({"jobs": jobs, "next_cursor": page.next_cursor})
+
+    def callback(self, request: HttpRequest, job_id: str, task_id: str, attempt: int) -> Reply:
+        """A queue-worker callback: HMAC-checked, idempotent."""
+        token = request.query.get("token", "")
+        if not verify_callback_token(self.pipeline.secret, job_id, task_id, attempt, token):
+            raise Forbidden("callback token does not match")
+        raw_status = request.headers.get("x-function-status", "")
+        try:
+            status = int(raw_status)
+        except ValueError:
+            raise InvalidParameter(
+                "X-Function-Status", f"expected a status code, got {raw_status!r}"
+            ) from None
+        return json_reply(self.pipeline.on_callback(job_id, task_id, attempt, status, request.body))
+
+    def metrics(self) -> Reply:
+        """Prometheus text: counters from Redis plus gauges read now."""
+        from kinoit.metrics import CONTENT_TYPE, Snapshot, render_metrics
+
+        gauges = self.pipeline.engine.gauges()
+        snapshot = Snapshot(jobs=gauges.jobs, tasks=gauges.tasks, queue_depth=gauges.queue_depth)
+        text = render_metrics(self.redis, snapshot).decode()
+        return text, 200, {"Content-Type": CONTENT_TYPE}
+
+
+def check_cid(text: str) -> str:
+    """A CID string in canonical CIDv1 form (InvalidParameter naming ``source``)."""
+    from kinoit.store.cid import CID
+
+    try:
+        return str(CID.parse(text.strip()).to_v1())
+    except KinoitError as exc:
+        raise InvalidParameter("source", exc.message) from None
+
+
+def resolve_ladder(profile: str | None, ladder: Any) -> dict[str, Any]:
+    """A built-in profile by name, or an inline ladder, validated; as JSON."""
+    from kinoit.media.ladder import BUILTIN_LADDERS, load_ladder, parse_ladder
+
+    if ladder is not None:
+        if not isinstance(ladder, dict):
+            raise InvalidParameter("ladder", "expected a ladder object with 'rungs'")
+        return parse_ladder(ladder).to_json()
+    if profile not in BUILTIN_LADDERS:
+        raise InvalidParameter(
+            "profile", f"unknown profile {profile!r}; known: {list(BUILTIN_LADDERS)}"
+        )
+    return load_ladder(str(profile)).to_json()
+
+
+_lock = threading.Lock()
+_service: OrchestrateService | None = None
+
+
+def build_service(settings: Settings) -> OrchestrateService:
+    """Wire the service from settings: Redis, engine, cache, store, webhooks, metrics."""
+    from kinoit.metrics import MetricsRecorder
+    from kinoit.store import open_store
+
+    if not settings.redis_url:
+        raise InvalidParameter("KINOIT_REDIS_URL", "orchestrate needs a Redis URL")
+    connection = connect(settings.redis_url)
+    engine = JobEngine(connection, EngineConfig.from_settings(settings))
+    notifier: Notifier = RedisNotifier(connection, settings)
+    pipeline = Pipeline(
+        settings,
+        engine,
+        ResultCache(connection),
+        open_store(settings),
+        notifier,
+        MetricsRecorder(connection),
+        callback_secret(settings),
+    )
+    return OrchestrateService(settings, pipeline, connection)
+
+
+def get_service() -> OrchestrateService:
+    """The process-wide service, built on first use from the environment."""
+    global _service
+    with _lock:
+        if _service is None:
+            _service = build_service(load_settings())
+        return _service
+
+
+def reset_service() -> None:
+    """Forget the process-wide service (tests, settings changes)."""
+    global _service
+    with _lock:
+        _service = None
+
+
+def job_spec_from_record(spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> JobSpec:
+    """Re-exported for tools that read jobs directly."""
+    return JobSpec.from_dict(spec, metadata)

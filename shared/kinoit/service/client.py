@@ -1,0 +1,68 @@
+"""A small HTTP client of orchestrate, as any client would talk to it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from kinoit.errors import InputError, KinoitError, NotFound, StateUnavailable, Unauthorized
+
+# Orchestrate answers from Redis; anything slower than this is an outage.
+CLIENT_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class OrchestrateClient:
+    """Calls ``{gateway}/function/orchestrate`` with the bearer token."""
+
+    gateway_url: str
+    token: str
+
+    @property
+    def base(self) -> str:
+        """Orchestrate's URL through the gateway."""
+        return self.gateway_url.rstrip("/") + "/function/orchestrate"
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        try:
+            response = requests.request(
+                method,
+                self.base + path,
+                json=body,
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=CLIENT_TIMEOUT_SECONDS,
+            )
+        except requests.RequestException as exc:
+            raise StateUnavailable(f"orchestrate unreachable at {self.base}: {exc}") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {"message": response.text[:200]}
+        if response.status_code >= 400:
+            message = (
+                str(payload.get("message", response.reason)) if isinstance(payload, dict) else ""
+            )
+            error: type[KinoitError] = {401: Unauthorized, 404: NotFound}.get(
+                response.status_code, InputError if response.status_code < 500 else KinoitError
+            )
+            raise error(f"orchestrate answered {response.status_code}: {message}")
+        return payload
+
+    def submit(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a job; returns ``{job_id, status_url}``."""
+        return dict(self._call("POST", "/", body))
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """GET one job's status."""
+        return dict(self._call("GET", f"/jobs/{job_id}"))
+
+    def jobs(self) -> dict[str, Any]:
+        """GET the job list."""
+        return dict(self._call("GET", "/jobs"))
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """DELETE (cancel) a job."""
+        return dict(self._call("DELETE", f"/jobs/{job_id}"))

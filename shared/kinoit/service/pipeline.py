@@ -1,0 +1,613 @@
+"""The pipeline: what orchestrate dispatches when, and what it does with results.
+
+    split ──▶ per segment i: transcode.i ──▶ checksum.i      (gate: a mismatch re-runs
+                             thumbnail.i                      transcode.i once as .r2)
+          last completion ──▶ merge (exactly once) ──▶ manifest ──▶ pin ──▶ job.completed
+
+Task ids name the work: ``split``, ``transcode.<i>``, ``thumbnail.<i>``,
+``checksum.<i>``, ``transcode.<i>.r2`` / ``checksum.<i>.r2`` after a checksum
+mismatch, and ``merge``. Every follow-up task is added *before* the completion
+that causes it is recorded, so the engine's "all done" fires only when a phase
+really is finished, exactly once.
+
+Every state change goes through the engine's atomic scripts, so any number of
+orchestrate replicas (and duplicate, late or out-of-order callbacks) are safe.
+A window of at most ``dispatch_window`` tasks is in flight per job, so leases
+do not run out while tasks wait in the async queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+
+from kinoit.config import Settings
+from kinoit.errors import Conflict, InputError, KinoitError, NotFound
+from kinoit.jobs import (
+    Dispatch,
+    JobEngine,
+    JobState,
+    ResultCache,
+    TaskState,
+    callback_token,
+)
+from kinoit.manifest import build_manifest, build_segment_entry
+from kinoit.service.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+# Which OpenFaaS function runs each stage.
+STAGE_FUNCTIONS = {
+    "split": "split",
+    "transcode": "transcode-segment",
+    "thumbnail": "thumbnail",
+    "checksum": "checksum",
+    "merge": "merge",
+}
+# Tasks in flight per job: enough to keep a few workers busy, few enough that a
+# task does not wait in the async queue long enough for its lease to expire.
+DEFAULT_DISPATCH_WINDOW = 16
+# Posting to the gateway's async endpoint only enqueues; it should be quick.
+DISPATCH_TIMEOUT_SECONDS = 10.0
+# Segments per page of the split index and the merge plan (keeps blocks well under 1 MiB).
+PAGE_SIZE = 1024
+# The suffix of a verification re-run.
+RERUN_SUFFIX = ".r2"
+# Job-level reuse: results recorded under this pseudo-stage in the result cache.
+JOB_CACHE_STAGE = "job"
+
+
+class Notifier(Protocol):
+    """Where job events go (signed webhooks); never blocks the pipeline."""
+
+    def notify(self, job_id: str, url: str | None, type: str, data: Mapping[str, Any]) -> None:
+        """Queue one event for delivery."""
+        ...
+
+    def progress(
+        self, job_id: str, url: str | None, done: int, total: int, data: Mapping[str, Any]
+    ) -> None:
+        """A throttled job.progress event."""
+        ...
+
+    def drain(self) -> None:
+        """Deliver what is due (called on each tick)."""
+        ...
+
+
+class Metrics(Protocol):
+    """The subset of :class:`kinoit.metrics.MetricsRecorder` the pipeline uses."""
+
+    def job_transition(self, state: str, pipe: Any = None) -> None: ...
+    def task_finished(self, stage: str, state: str, seconds: float, pipe: Any = None) -> None: ...
+    def task_retried(self, stage: str, pipe: Any = None) -> None: ...
+    def verification_failed(self, pipe: Any = None) -> None: ...
+
+
+Post = Callable[..., Any]
+
+
+def stage_of(task_id: str) -> str:
+    """The stage of a task id (its first dotted part)."""
+    return task_id.split(".", 1)[0]
+
+
+def segment_of(task_id: str) -> int:
+    """The segment index in ``transcode.<i>[.r2]``."""
+    return int(task_id.split(".")[1])
+
+
+def is_rerun(task_id: str) -> bool:
+    """True for the verification re-run tasks."""
+    return task_id.endswith(RERUN_SUFFIX)
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """One segment of the split index."""
+
+    index: int
+    cid: str
+    start_frame: int
+    end_frame: int
+
+
+class Pipeline:
+    """The orchestration logic over the engine, the store, the gateway and webhooks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: JobEngine,
+        cache: ResultCache,
+        store: Any,
+        notifier: Notifier,
+        metrics: Metrics,
+        callback_secret: bytes,
+        post: Post = requests.post,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.cache = cache
+        self.store = store
+        self.notifier = notifier
+        self.metrics = metrics
+        self.secret = callback_secret
+        self.post = post
+        self.clock = clock
+        self.window = int(settings.extra.get("KINOIT_DISPATCH_WINDOW") or DEFAULT_DISPATCH_WINDOW)
+        public = settings.public_url or settings.gateway_url.rstrip("/") + "/function/orchestrate"
+        self.callback_base = public.rstrip("/")
+        self._specs: dict[str, JobSpec] = {}
+        self._dispatched_at: dict[tuple[str, str], float] = {}
+
+    # ------------------------------------------------------------------ jobs
+    def spec(self, job_id: str) -> JobSpec:
+        """The job's validated spec (cached; specs never change)."""
+        cached = self._specs.get(job_id)
+        if cached is None:
+            record = self.engine.get_job(job_id)
+            cached = JobSpec.from_dict(record.spec, record.metadata)
+            self._specs[job_id] = cached
+        return cached
+
+    def submit(self, spec: JobSpec) -> str:
+        """Queue a job; start it when a slot is free."""
+        job_id = self.engine.create_job(spec.to_dict(), spec.metadata)
+        self._specs[job_id] = spec
+        self.metrics.job_transition(JobState.QUEUED.value)
+        self.notifier.notify(job_id, spec.callback_url, "job.accepted", self._data(job_id))
+        self.promote()
+        return job_id
+
+    def _data(self, job_id: str, **extra: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {"job_id": job_id}
+        metadata = self.spec(job_id).metadata
+        if metadata:
+            data["metadata"] = metadata
+        data.update(extra)
+        return data
+
+    def promote(self) -> None:
+        """Start queued jobs while slots are free."""
+        for job_id in self.engine.promote():
+            self.start_job(job_id)
+
+    def start_job(self, job_id: str) -> None:
+        """First stage of a freshly started job, or its cached result."""
+        spec = self.spec(job_id)
+        self.metrics.job_transition(JobState.RUNNING.value)
+        self.notifier.notify(job_id, spec.callback_url, "job.started", self._data(job_id))
+        cached = self.cache.get(JOB_CACHE_STAGE, spec.source, spec.reuse_key())
+        if cached and self._have(cached.get("manifest")):
+            self.engine.emit(job_id, "job.reused", manifest=str(cached["manifest"]))
+            self._complete_job(job_id, str(cached["manifest"]), dict(cached.get("outputs") or {}))
+            return
+        self.engine.add_tasks(job_id, "split", [("split", None)])
+        self.pump(job_id)
+
+    def _have(self, cid: Any) -> bool:
+        try:
+            return bool(cid) and bool(self.store.has(str(cid)))
+        except KinoitError:
+            return False
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job (Conflict when it already ended)."""
+        report = self.engine.cancel(job_id)
+        self.metrics.job_transition(JobState.CANCELLED.value)
+        spec = self.spec(job_id)
+        self.notifier.notify(job_id, spec.callback_url, "job.cancelled", self._data(job_id))
+        self.promote()
+        return {
+            "job_id": job_id,
+            "state": JobState.CANCELLED.value,
+            "previous_state": report.previous_state.value,
+            "released": len(report.released),
+        }
+
+    # -------------------------------------------------------------- dispatch
+    def pump(self, job_id: str) -> None:
+        """Lease and send tasks until the job's in-flight window is full."""
+        while True:
+            record = self.engine.get_job(job_id)
+            if record.state is not JobState.RUNNING:
+                return
+            room = self.window - record.total.leased
+            if room <= 0:
+                return
+            dispatches = self.engine.lease_next(job_id, room)
+            if not dispatches:
+                return
+            # Cache hits complete at once and free room; otherwise the window is full now.
+            if not any([self.send(d) for d in dispatches]):
+                return
+
+    def request_body(self, d: Dispatch) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        """The function request of a task, and its cache key (input CID, params)."""
+        spec = self.spec(d.job_id)
+        stage = d.stage
+        if stage == "split":
+            body = {"source": spec.source, "segment_seconds": spec.segment_seconds}
+            return body, spec.source, {"segment_seconds": spec.segment_seconds}
+        if stage == "transcode":
+            segment = str(d.payload["segment"])
+            start, fps = int(d.payload.get("start", 0)), d.payload.get("fps")
+            body = {"segment": segment, "ladder": spec.ladder, "start_frame": start, "fps": fps}
+            return body, segment, {"ladder": spec.ladder, "start": start, "fps": fps}
+        if stage == "thumbnail":
+            segment = str(d.payload["segment"])
+            return {"segment": segment}, segment, {}
+        if stage == "checksum":
+            segment = str(d.payload["segment"])
+            renditions = dict(d.payload["renditions"])
+            return {"segment": segment, "renditions": renditions}, segment, {"r": renditions}
+        if stage == "merge":
+            plan = str(d.payload["plan"])
+            return {"plan": plan}, plan, {}
+        raise InputError(f"unknown stage {stage!r}")
+
+    def send(self, d: Dispatch) -> bool:
+        """Dispatch one leased task; True when it completed at once from the cache."""
+        body, input_cid, params = self.request_body(d)
+        cached = self.cache.get(d.stage, input_cid, params)
+        if cached is not None and self._cached_result_usable(d.stage, cached):
+            self.on_result(d.job_id, d.task_id, d.attempt, cached, from_cache=True)
+            return True
+        if d.attempt > 1:
+            self.metrics.task_retried(d.stage)
+        token = callback_token(self.secret, d.job_id, d.task_id, d.attempt)
+        callback = f"{self.callback_base}/callback/{d.job_id}/{d.task_id}/{d.attempt}?token={token}"
+        url = f"{self.settings.gateway_url.rstrip('/')}/async-function/{STAGE_FUNCTIONS[d.stage]}"
+        self._dispatched_at[(d.job_id, d.task_id)] = self.clock()
+        try:
+            response = self.post(
+                url,
+                data=json.dumps(body, separators=(",", ":")),
+                headers={"Content-Type": "application/json", "X-Callback-Url": callback},
+                timeout=DISPATCH_TIMEOUT_SECONDS,
+            )
+            if int(response.status_code) >= 300:
+                log.warning("dispatch of %s/%s: HTTP %s", d.job_id, d.task_id, response.status_code)
+        except requests.RequestException as exc:
+            # The lease expires and the sweep re-dispatches; nothing else to do here.
+            log.warning("dispatch of %s/%s failed: %s", d.job_id, d.task_id, exc)
+        return False
+
+    def _cached_result_usable(self, stage: str, result: Mapping[str, Any]) -> bool:
+        if stage == "checksum":
+            return bool(result.get("ok"))  # a mismatch is re-checked, never replayed
+        cids = [v for k, v in result.items() if k in ("index", "thumbnail", "plan", "hls")]
+        return all(self._have(c) for c in cids)
+
+    # ------------------------------------------------------------- callbacks
+    def on_callback(
+        self, job_id: str, task_id: str, attempt: int, status: int, body: bytes
+    ) -> dict[str, Any]:
+        """A function's result arrived (duplicates and stale attempts are harmless)."""
+        if 200 <= status < 300:
+            try:
+                result = json.loads(body or b"{}")
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                result = None
+            if isinstance(result, dict):
+                outcome = self.on_result(job_id, task_id, attempt, result)
+                self.pump_if_running(job_id)
+                return outcome
+            reason, retryable = "function returned a body that is not a JSON object", True
+        else:
+            reason, retryable = self._failure_reason(status, body)
+        outcome = self.on_failure(job_id, task_id, attempt, reason, retryable)
+        self.pump_if_running(job_id)
+        return outcome
+
+    def pump_if_running(self, job_id: str) -> None:
+        """Refill the window and start the next queued jobs."""
+        with contextlib.suppress(NotFound):
+            self.pump(job_id)
+        self.promote()
+
+    @staticmethod
+    def _failure_reason(status: int, body: bytes) -> tuple[str, bool]:
+        text = body.decode("utf-8", "replace")[:1000]
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict) and "message" in parsed:
+            message = f"{parsed.get('error', 'Error')}: {parsed['message']}"
+            retryable = bool(parsed.get("retryable", status >= 500))
+        else:
+            message = f"HTTP {status}: {text.strip() or 'no body'}"
+            retryable = status >= 500
+        # A 4xx (e.g. not a video) will fail the same way again.
+        return message, retryable and (status >= 500 or status == 429)
+
+    def on_failure(
+        self, job_id: str, task_id: str, attempt: int, reason: str, retryable: bool
+    ) -> dict[str, Any]:
+        """A task attempt failed: retry with backoff, or fail the job."""
+        stage = stage_of(task_id)
+        self.metrics.task_finished(stage, "failed", self._elapsed(job_id, task_id))
+        if not retryable:
+            try:
+                info = self.engine.task(job_id, task_id)
+            except NotFound:
+                return {"status": "ignored", "reason": "unknown task"}
+            if info.state is not TaskState.LEASED or info.attempt != attempt:
+                return {"status": "ignored", "reason": "stale attempt"}
+            self._fail_job(job_id, f"{task_id}: {reason}")
+            return {"status": "job_failed", "reason": reason}
+        outcome = self.engine.fail(job_id, task_id, attempt, reason)
+        if outcome.job_failed:
+            self._after_job_failed(job_id, outcome.reason or reason)
+            return {"status": "job_failed", "reason": outcome.reason}
+        if outcome.ignored:
+            return {"status": "ignored", "reason": outcome.reason}
+        return {"status": "retry", "next_attempt": outcome.next_attempt}
+
+    def _elapsed(self, job_id: str, task_id: str) -> float:
+        started = self._dispatched_at.pop((job_id, task_id), None)
+        return max(0.0, self.clock() - started) if started is not None else 0.0
+
+    def on_result(
+        self,
+        job_id: str,
+        task_id: str,
+        attempt: int,
+        result: Mapping[str, Any],
+        from_cache: bool = False,
+    ) -> dict[str, Any]:
+        """Record a task's result and start whatever it unlocks."""
+        stage = stage_of(task_id)
+        try:
+            info = self.engine.task(job_id, task_id)
+        except NotFound:
+            return {"status": "ignored", "reason": "unknown task"}
+        if info.state is TaskState.DONE:
+            return {"status": "duplicate"}
+        try:
+            self._prepare_followups(job_id, task_id, result)
+        except Conflict:
+            return {"status": "ignored", "reason": "job has ended"}
+        except KinoitError as exc:
+            return self.on_failure(job_id, task_id, attempt, str(exc), exc.retryable)
+        completion = self.engine.complete(job_id, task_id, attempt, result)
+        if not completion.accepted:
+            return {"status": "duplicate" if completion.duplicate else "ignored"}
+        self.metrics.task_finished(stage, "done", self._elapsed(job_id, task_id))
+        if not from_cache:
+            _, input_cid, params = self.request_body(self._as_dispatch(job_id, task_id, result))
+            self.cache.put(stage, input_cid, params, result)
+        spec = self.spec(job_id)
+        if stage == "checksum" and not result.get("ok"):
+            self.metrics.verification_failed()
+            if is_rerun(task_id):
+                self._fail_job(job_id, f"verification failed: {result.get('reason', task_id)}")
+                return {"status": "job_failed"}
+        if stage == "merge":
+            self._finish(job_id, result)
+        elif completion.all_done:
+            self._start_merge(job_id)
+        else:
+            counts = completion.job_counts
+            self.notifier.progress(
+                job_id, spec.callback_url, counts.done, counts.total, self._data(job_id)
+            )
+        return {"status": "accepted"}
+
+    def _as_dispatch(self, job_id: str, task_id: str, result: Mapping[str, Any]) -> Dispatch:
+        """Rebuild the request of a finished task from its result (stages echo their inputs)."""
+        payload: dict[str, Any] = {}
+        for key in ("segment", "renditions", "plan"):
+            if key in result:
+                payload[key] = result[key]
+        if stage_of(task_id) == "transcode":
+            payload = self._transcode_payload(job_id, segment_of(task_id), str(result["segment"]))
+        return Dispatch(job_id, task_id, stage_of(task_id), 0, 0.0, payload)
+
+    def _prepare_followups(self, job_id: str, task_id: str, result: Mapping[str, Any]) -> None:
+        stage = stage_of(task_id)
+        if stage == "split":
+            segments = list(self.read_index(str(result["index"])))
+            if not segments:
+                raise InputError("the source has no video frames")
+            fps = str(result["source"]["fps"])
+            payloads = [
+                (s.index, {"segment": s.cid, "i": s.index, "start": s.start_frame, "fps": fps})
+                for s in segments
+            ]
+            self.engine.add_tasks(job_id, "transcode", ((f"transcode.{i}", p) for i, p in payloads))
+            self.engine.add_tasks(job_id, "thumbnail", ((f"thumbnail.{i}", p) for i, p in payloads))
+        elif stage == "transcode":
+            suffix = RERUN_SUFFIX if is_rerun(task_id) else ""
+            i = segment_of(task_id)
+            payload = {"segment": result["segment"], "renditions": result["renditions"]}
+            self.engine.add_tasks(job_id, "checksum", [(f"checksum.{i}{suffix}", payload)])
+        elif stage == "checksum" and not result.get("ok") and not is_rerun(task_id):
+            i = segment_of(task_id)
+            self.engine.emit(job_id, "task.verify_failed", task=task_id)
+            payload = self._transcode_payload(job_id, i, str(result["segment"]))
+            self.engine.add_tasks(job_id, "transcode", [(f"transcode.{i}{RERUN_SUFFIX}", payload)])
+
+    def _transcode_payload(self, job_id: str, i: int, segment: str) -> dict[str, Any]:
+        """Frame offset and rate of segment ``i`` (for a re-run, or a cache key)."""
+        split = self.engine.task(job_id, "split").result or {}
+        fps = str(split["source"]["fps"])
+        for seg in self.read_index(str(split["index"])):
+            if seg.index == i:
+                return {"segment": segment, "i": i, "start": seg.start_frame, "fps": fps}
+        raise NotFound(f"segment {i} is not in the split index")
+
+    # ----------------------------------------------------------------- index
+    def read_index(self, index_cid: str) -> Iterable[SegmentRef]:
+        """The segments of a split index (paged DAG-CBOR), in order."""
+        index = self.store.dag_get(index_cid)
+        for page_link in index["pages"]:
+            for entry in self.store.dag_get(str(page_link)):
+                yield SegmentRef(
+                    index=int(entry["index"]),
+                    cid=str(entry["cid"]),
+                    start_frame=int(entry["start_frame"]),
+                    end_frame=int(entry["end_frame"]),
+                )
+
+    def _final_results(self, job_id: str, stage: str) -> dict[int, Mapping[str, Any]]:
+        """Per segment, the result of the re-run when there was one, else of the first run."""
+        chosen: dict[int, tuple[bool, Mapping[str, Any]]] = {}
+        for task_id, result in self.engine.results(job_id, stage).items():
+            i, rerun = segment_of(task_id), is_rerun(task_id)
+            if i not in chosen or rerun:
+                chosen[i] = (rerun, result)
+        return {i: r for i, (_, r) in chosen.items()}
+
+    def _segment_entries(self, job_id: str) -> tuple[Mapping[str, Any], list[dict[str, Any]]]:
+        split = self.engine.task(job_id, "split").result or {}
+        transcodes = self._final_results(job_id, "transcode")
+        checksums = self._final_results(job_id, "checksum")
+        thumbs = self._final_results(job_id, "thumbnail")
+        reruns = {segment_of(t) for t in self.engine.results(job_id, "transcode") if is_rerun(t)}
+        entries = []
+        for seg in self.read_index(str(split["index"])):
+            entries.append(
+                build_segment_entry(
+                    index=seg.index,
+                    start_frame=seg.start_frame,
+                    end_frame=seg.end_frame,
+                    segment=seg.cid,
+                    renditions=dict(transcodes[seg.index]["renditions"]),
+                    thumbnail=str(thumbs[seg.index]["thumbnail"]),
+                    checksum=checksums[seg.index],
+                    attempts=2 if seg.index in reruns else 1,
+                    link=self.link,
+                )
+            )
+        return split, entries
+
+    def link(self, cid: str) -> Any:
+        """A DAG-CBOR link to ``cid``."""
+        from kinoit.store.cid import CID
+
+        return CID.parse(cid)
+
+    # ----------------------------------------------------------------- merge
+    def _start_merge(self, job_id: str) -> None:
+        split, entries = self._segment_entries(job_id)
+        pages = [
+            self.link(self.store.dag_put(entries[i : i + PAGE_SIZE]))
+            for i in range(0, len(entries), PAGE_SIZE)
+        ]
+        plan = {
+            "source": split.get("source", {}),
+            "audio": self.link(str(split["audio"])) if split.get("audio") else None,
+            "segment_seconds": self.spec(job_id).segment_seconds,
+            "ladder": self.spec(job_id).ladder,
+            "pages": pages,
+        }
+        plan_cid = self.store.dag_put(plan)
+        self.engine.emit(job_id, "job.merge", plan=plan_cid)
+        self.engine.add_tasks(job_id, "merge", [("merge", {"plan": plan_cid})])
+
+    def _finish(self, job_id: str, merge_result: Mapping[str, Any]) -> None:
+        spec = self.spec(job_id)
+        split, entries = self._segment_entries(job_id)
+        outputs = {
+            "mp4": dict(merge_result["mp4"]),
+            "hls": str(merge_result["hls"]),
+            "storyboard": merge_result.get("storyboard"),
+            "storyboard_vtt": merge_result.get("storyboard_vtt"),
+        }
+        manifest = build_manifest(
+            source={**dict(split["source"]), "cid": spec.source},
+            segment_seconds=spec.segment_seconds,
+            ladder=list(spec.ladder.get("rungs", [])),
+            audio=split.get("audio"),
+            segments=entries,
+            outputs=outputs,
+            link=self.link,
+        )
+        manifest_cid = self.store.dag_put(manifest)
+        # One recursive pin per job root: the manifest reaches every output.
+        self.store.pin_add(manifest_cid, name=f"kinoit-job-{job_id}")
+        if spec.keep_intermediates:
+            self.store.pin_add(str(split["index"]), name=f"kinoit-job-{job_id}-index")
+        self.cache.put(
+            JOB_CACHE_STAGE,
+            spec.source,
+            spec.reuse_key(),
+            {"manifest": manifest_cid, "outputs": outputs},
+        )
+        self._complete_job(job_id, manifest_cid, outputs)
+
+    def _complete_job(self, job_id: str, manifest_cid: str, outputs: Mapping[str, Any]) -> None:
+        try:
+            self.engine.complete_job(job_id, manifest=manifest_cid, outputs=outputs)
+        except Conflict:
+            return  # cancelled while merging
+        self.metrics.job_transition(JobState.COMPLETED.value)
+        spec = self.spec(job_id)
+        self.notifier.notify(
+            job_id,
+            spec.callback_url,
+            "job.completed",
+            self._data(job_id, manifest=manifest_cid, outputs=dict(outputs)),
+        )
+        self.promote()
+
+    # --------------------------------------------------------------- failure
+    def _fail_job(self, job_id: str, reason: str) -> None:
+        try:
+            self.engine.fail_job(job_id, reason)
+        except Conflict:
+            return
+        self._after_job_failed(job_id, reason)
+
+    def _after_job_failed(self, job_id: str, reason: str) -> None:
+        self.metrics.job_transition(JobState.FAILED.value)
+        failed = [
+            {"task": t.task_id, "stage": t.stage, "attempt": t.attempt, "reason": t.reason}
+            for t in self.engine.iter_tasks(job_id)
+            if t.state is TaskState.FAILED
+        ]
+        spec = self.spec(job_id)
+        self.notifier.notify(
+            job_id,
+            spec.callback_url,
+            "job.failed",
+            self._data(job_id, reason=reason, failed_tasks=failed[:50]),
+        )
+        self.promote()
+
+    # ------------------------------------------------------------------ tick
+    def tick(self) -> dict[str, Any]:
+        """Sweep expired leases, start queued jobs, refill windows, deliver webhooks."""
+        report = self.engine.sweep()
+        for d in report.dispatches:
+            self.send(d)
+        for job_id in report.failed_jobs:
+            record = self.engine.get_job(job_id)
+            self._after_job_failed(job_id, record.error or "a task ran out of attempts")
+        self.promote()
+        from kinoit.jobs import keys
+
+        running = [
+            x.decode() if isinstance(x, bytes) else str(x)
+            for x in self.engine.redis.smembers(keys.JOBS_RUNNING_KEY)
+        ]
+        for job_id in running:
+            self.pump(job_id)
+        self.notifier.drain()
+        return {
+            "redispatched": len(report.dispatches),
+            "expired": report.expired,
+            "failed_jobs": report.failed_jobs,
+            "running": len(running),
+        }

@@ -1,0 +1,77 @@
+"""What every stage shares: request field checks, a scratch directory that is
+always removed, and the test-only fault injection read from the settings."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from kinoit.config import Settings
+from kinoit.errors import InvalidParameter, MediaError
+
+# Test-only knobs (read through the settings, never set in production):
+# KINOIT_TEST_FAIL_STAGE=<stage>          that stage always fails with a MediaError;
+# KINOIT_TEST_STAGE_DELAY=<stage>:<sec>   that stage sleeps first (to kill a worker mid-task).
+FAIL_STAGE_VAR = "KINOIT_TEST_FAIL_STAGE"
+DELAY_STAGE_VAR = "KINOIT_TEST_STAGE_DELAY"
+
+
+def require_cid(body: Mapping[str, Any], field: str) -> str:
+    """A CID field, canonicalised to CIDv1 (InvalidParameter naming the field)."""
+    from kinoit.store.cid import CID
+
+    value = body.get(field)
+    if not isinstance(value, str) or not value:
+        raise InvalidParameter(field, "expected a CID string")
+    try:
+        return str(CID.parse(value).to_v1())
+    except Exception as exc:
+        raise InvalidParameter(field, f"not a valid CID: {exc}") from None
+
+
+def require_mapping(body: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """A JSON object field."""
+    value = body.get(field)
+    if not isinstance(value, dict):
+        raise InvalidParameter(field, "expected a JSON object")
+    return value
+
+
+def optional_int(body: Mapping[str, Any], field: str, default: int, minimum: int = 0) -> int:
+    """An integer field with a default."""
+    value = body.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidParameter(field, f"expected an integer >= {minimum}")
+    return value
+
+
+def fetch(store: Any, cid: str, dest: Path) -> Path:
+    """Write the file ``cid`` to ``dest`` (creating its folder) and return ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return Path(store.get_file(cid, dest))
+
+
+@contextlib.contextmanager
+def scratch_dir(stage: str) -> Iterator[Path]:
+    """A private temporary directory, removed however the stage ends."""
+    path = Path(tempfile.mkdtemp(prefix=f"kinoit-{stage}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def inject_test_faults(settings: Settings, stage: str) -> None:
+    """Apply the test-only fault knobs for ``stage`` (no-op unless they are set)."""
+    delay = settings.extra.get(DELAY_STAGE_VAR, "")
+    if delay:
+        name, _, seconds = delay.partition(":")
+        if name == stage:
+            time.sleep(float(seconds or "1"))
+    if settings.extra.get(FAIL_STAGE_VAR) == stage:
+        raise MediaError(f"{stage}: injected failure ({FAIL_STAGE_VAR})")

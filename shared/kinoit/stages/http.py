@@ -1,0 +1,43 @@
+"""What every handler does around its one library call: read JSON, reply JSON,
+turn kinoit errors into status codes.
+
+Handlers follow the python3-http template, so replies are ``(body, status,
+headers)`` tuples, which the template passes to Flask unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from kinoit.errors import InvalidParameter, KinoitError, PayloadTooLarge
+
+Reply = tuple[str, int, dict[str, str]]
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def read_json(event: Any, max_bytes: int) -> dict[str, Any]:
+    """The event body as a JSON object; 413 over ``max_bytes``, 400 when not an object."""
+    body = event.body if isinstance(event.body, bytes | bytearray) else str(event.body).encode()
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"request body of {len(body)} bytes exceeds {max_bytes}")
+    try:
+        value = json.loads(body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidParameter("body", f"not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise InvalidParameter("body", "expected a JSON object")
+    return value
+
+
+def json_reply(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
+    """A JSON reply tuple."""
+    return json.dumps(value, separators=(",", ":")), status, {**JSON_HEADERS, **(headers or {})}
+
+
+def error_reply(exc: KinoitError) -> Reply:
+    """The JSON error body and status of a kinoit error (``retryable`` included)."""
+    body = exc.to_dict()
+    body["retryable"] = exc.retryable
+    return json_reply(body, exc.http_status)

@@ -1,0 +1,93 @@
+"""split stage: source CID -> frame-exact segments and the audio, added to the store.
+
+The reply stays small whatever the length of the video: the segment list goes
+into a paged DAG-CBOR index whose CID is returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from kinoit.config import Settings
+from kinoit.errors import InvalidParameter, NotAVideo
+from kinoit.stages.common import fetch, inject_test_faults, require_cid, scratch_dir
+
+# Segments per index page: keeps every block far below the 1 MiB block limit.
+INDEX_PAGE_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class SplitRequest:
+    """``{"source": CID, "segment_seconds": "1"}``."""
+
+    source: str
+    segment_seconds: Fraction
+
+
+def parse_request(body: dict[str, Any]) -> SplitRequest:
+    """Validate a split request."""
+    raw = body.get("segment_seconds", "1")
+    try:
+        seconds = Fraction(str(raw))
+    except (ValueError, ZeroDivisionError):
+        raise InvalidParameter("segment_seconds", f"not a number: {raw!r}") from None
+    if not 0 < seconds <= 60:
+        raise InvalidParameter("segment_seconds", "must be in (0, 60]")
+    return SplitRequest(require_cid(body, "source"), seconds)
+
+
+def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
+    """Fetch, split, store; return ``{source, index, segments, audio}``."""
+    from kinoit.media.split import split_video
+    from kinoit.store import open_store
+    from kinoit.store.cid import CID
+
+    inject_test_faults(settings, "split")
+    store = open_store(settings)
+    with scratch_dir("split") as work:
+        src = fetch(store, request.source, work / "source")
+        result = split_video(
+            src, work / "segments", seconds=request.segment_seconds, settings=settings
+        )  # type: ignore[arg-type]
+        if not result.segments:
+            raise NotAVideo("split: the source has no video frames")
+        entries = []
+        for seg in result.segments:
+            cid = store.add(Path(seg.path), pin=False)
+            entries.append(
+                {
+                    "index": seg.index,
+                    "cid": CID.parse(cid),
+                    "start_frame": seg.start_frame,
+                    "end_frame": seg.start_frame + seg.frames,
+                }
+            )
+        audio = store.add(Path(result.audio), pin=False) if result.audio else None
+    pages = [
+        CID.parse(store.dag_put(entries[i : i + INDEX_PAGE_SIZE]))
+        for i in range(0, len(entries), INDEX_PAGE_SIZE)
+    ]
+    fps = f"{result.fps.numerator}/{result.fps.denominator}"
+    source = {
+        "frames": result.frames,
+        "fps": fps,
+        "width": result.width,
+        "height": result.height,
+        "duration": float(Fraction(result.frames) / result.fps),
+    }
+    index = {
+        "source": source,
+        "audio": CID.parse(audio) if audio else None,
+        "count": len(entries),
+        "pages": pages,
+    }
+    return {
+        "source_cid": request.source,
+        "index": store.dag_put(index),
+        "segments": len(entries),
+        "audio": audio,
+        "source": source,
+    }

@@ -1,0 +1,41 @@
+"""thumbnail stage: segment CID -> a JPEG poster frame CID."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kinoit.config import Settings
+from kinoit.stages.common import fetch, inject_test_faults, optional_int, require_cid, scratch_dir
+
+# Wide enough for a seek preview, small enough to stay a few KiB.
+DEFAULT_WIDTH = 320
+
+
+@dataclass(frozen=True)
+class ThumbnailRequest:
+    """``{"segment": CID, "width": 320}``."""
+
+    segment: str
+    width: int = DEFAULT_WIDTH
+
+
+def parse_request(body: dict[str, Any]) -> ThumbnailRequest:
+    """Validate a thumbnail request."""
+    return ThumbnailRequest(
+        require_cid(body, "segment"), optional_int(body, "width", DEFAULT_WIDTH, 16)
+    )
+
+
+def run(request: ThumbnailRequest, settings: Settings) -> dict[str, Any]:
+    """Fetch the segment, render its thumbnail, store it."""
+    from kinoit.media.thumbnail import make_thumbnail
+    from kinoit.store import open_store
+
+    inject_test_faults(settings, "thumbnail")
+    store = open_store(settings)
+    with scratch_dir("thumbnail") as work:
+        segment = fetch(store, request.segment, work / "segment.mkv")
+        image = make_thumbnail(segment, work / "thumb.jpg", width=request.width, settings=settings)
+        cid = store.add(image, pin=False)
+    return {"segment": request.segment, "thumbnail": cid}

@@ -1,0 +1,69 @@
+"""transcode stage: segment CID + ladder -> one rendition CID per rung."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from kinoit.config import Settings
+from kinoit.errors import InvalidParameter
+from kinoit.stages.common import (
+    fetch,
+    inject_test_faults,
+    optional_int,
+    require_cid,
+    require_mapping,
+    scratch_dir,
+)
+
+
+@dataclass(frozen=True)
+class TranscodeRequest:
+    """``{"segment": CID, "ladder": {...}, "start_frame": 0, "fps": "30/1"}``."""
+
+    segment: str
+    ladder: dict[str, Any]
+    start_frame: int
+    fps: Fraction | None
+
+
+def parse_request(body: dict[str, Any]) -> TranscodeRequest:
+    """Validate a transcode request (the ladder fully, before any work)."""
+    from kinoit.media.ladder import parse_ladder
+
+    ladder = parse_ladder(require_mapping(body, "ladder")).to_json()
+    fps_raw = body.get("fps")
+    fps: Fraction | None = None
+    if fps_raw is not None:
+        try:
+            fps = Fraction(str(fps_raw))
+        except (ValueError, ZeroDivisionError):
+            raise InvalidParameter("fps", f"not a frame rate: {fps_raw!r}") from None
+        if fps <= 0:
+            raise InvalidParameter("fps", "must be positive")
+    return TranscodeRequest(
+        require_cid(body, "segment"), ladder, optional_int(body, "start_frame", 0), fps
+    )
+
+
+def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
+    """Fetch the segment, render every fitting rung, store each; return their CIDs."""
+    from kinoit.media.transcode import transcode_segment
+    from kinoit.store import open_store
+
+    inject_test_faults(settings, "transcode")
+    store = open_store(settings)
+    with scratch_dir("transcode") as work:
+        segment = fetch(store, request.segment, work / "segment.mkv")
+        files = transcode_segment(
+            segment,
+            request.ladder,
+            work / "out",
+            fps=request.fps,
+            start_frame=request.start_frame,
+            settings=settings,
+        )
+        renditions = {name: store.add(f.path, pin=False) for name, f in sorted(files.items())}
+        frames = {name: f.frames for name, f in files.items()}
+    return {"segment": request.segment, "renditions": renditions, "frames": frames}
