@@ -1,0 +1,40 @@
+"""Fixtures of the deployment tests: the repository's deploy files and the Go-built tools.
+
+faas-cli and helm are installed by ``scripts/install`` (through
+``scripts/install-deploy-tools``); a test that needs one skips with the reason
+when it is missing instead of failing at import.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def go_binary(name: str) -> str | None:
+    """A binary on PATH or in Go's bin directory."""
+    found = shutil.which(name)
+    if found:
+        return found
+    gopath = Path(os.environ.get("GOPATH", Path.home() / "go"))
+    candidate = gopath / "bin" / name
+    return str(candidate) if candidate.exists() else None
+
+
+@pytest.fixture(scope="session")
+def faas_cli() -> str:
+    binary = go_binary("faas-cli")
+    if binary is None:
+        pytest.skip("faas-cli not installed (scripts/install-deploy-tools installs it)")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    binary = go_binary("helm")
+    if binary is None:
+        pytest.skip("helm not installed (scripts/install-deploy-tools installs it)")
+    return binary
