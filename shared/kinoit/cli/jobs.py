@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from kinoit.config import load_settings
+from kinoit.errors import InvalidParameter, KinoitError
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -18,32 +21,120 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     dev.add_argument("--host", default="127.0.0.1", help="address to listen on")
     dev.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
     dev.add_argument("--workers", type=int, default=2, help="async worker processes")
+    dev.add_argument("--verbose", action="store_true", help="log every HTTP request")
     dev.set_defaults(handler=cmd_dev)
+
+    run = sub.add_parser("run", help="run one job locally and write its outputs")
+    run.add_argument("source", metavar="SOURCE", help="a video file, or the CID of one")
+    group = run.add_mutually_exclusive_group()
+    group.add_argument("--profile", default=None, help="built-in ladder (default: default)")
+    group.add_argument("--ladder", type=Path, default=None, help="ladder YAML/JSON file")
+    run.add_argument("--out", type=Path, default=Path("out"), help="output directory (./out)")
+    run.add_argument("--workers", type=int, default=2, help="async worker processes")
+    run.set_defaults(handler=cmd_run)
+
+    status = sub.add_parser("status", help="show one job's state and counts")
+    status.add_argument("job", metavar="JOB")
+    status.set_defaults(handler=cmd_status)
+
+    watch = sub.add_parser("watch", help="follow one job's progress stream live")
+    watch.add_argument("job", metavar="JOB")
+    watch.add_argument("--timeout", type=float, default=None, help="give up after N seconds")
+    watch.set_defaults(handler=cmd_watch)
+
+    jobs = sub.add_parser("jobs", help="list jobs, newest first")
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.set_defaults(handler=cmd_jobs)
+
+    cancel = sub.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job", metavar="JOB")
+    cancel.set_defaults(handler=cmd_cancel)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Run the local gateway, workers and tick until interrupted."""
-    from kinoit.errors import InvalidParameter
     from kinoit.gateway.dev import DevStack
 
     if args.workers < 1:
         raise InvalidParameter("--workers", "must be at least 1")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with DevStack(
-        host=args.host, port=args.port, workers=args.workers, settings=load_settings()
-    ) as stack:
-        print(f"kinoit dev: gateway on {stack.gateway_url}", file=sys.stderr)
-        print(
-            f"kinoit dev: orchestrate at {stack.gateway_url}/function/orchestrate", file=sys.stderr
-        )
-        print(f"kinoit dev: redis {stack.redis_url}", file=sys.stderr)
-        print(f"kinoit dev: secrets in {stack.secrets_dir}", file=sys.stderr)
-        print(
-            f"kinoit dev: {args.workers} workers; logs in {stack.settings.home / 'logs'}",
-            file=sys.stderr,
-        )
+    settings = load_settings()
+    stack = DevStack(
+        host=args.host, port=args.port, workers=args.workers, settings=settings,
+        quiet=not args.verbose,
+    )  # fmt: skip
+    with stack:
+        _say(f"gateway on {stack.gateway_url}")
+        _say(f"orchestrate at {stack.gateway_url}/function/orchestrate")
+        _say(f"redis at {stack.redis_url}")
+        _say(f"secrets in {stack.secrets_dir} (kinoit-api-token, kinoit-webhook-secret)")
+        _say(f"{args.workers} workers; logs in {stack.settings.home / 'logs'}")
         print("READY", file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
+    return 0
+
+
+def _say(text: str) -> None:
+    print(f"kinoit dev: {text}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run one job through the local gateway; write DIR/<rung>.mp4, hls/, thumbs/, manifest."""
+    from kinoit.service.runner import run_job
+
+    if args.workers < 1:
+        raise InvalidParameter("--workers", "must be at least 1")
+    outcome = run_job(
+        load_settings(), args.source, profile=args.profile, ladder_file=args.ladder,
+        out_dir=args.out, workers=args.workers,
+    )  # fmt: skip
+    if outcome.state != "completed":
+        raise KinoitError(f"job {outcome.job_id} {outcome.state}: {outcome.error or 'no reason'}")
+    print(f"job {outcome.job_id}")
+    print(f"manifest {outcome.manifest}")
+    print(f"outputs in {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print one job as JSON."""
+    from kinoit.service.runner import local_engine
+
+    record = local_engine(load_settings()).get_job(args.job)
+    print(json.dumps(record.to_dict(), indent=2))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Follow the job's progress stream until it ends; exit 1 unless it completed."""
+    from kinoit.service.runner import local_engine, watch_job
+
+    state = watch_job(local_engine(load_settings()), args.job, sys.stdout, args.timeout)
+    return 0 if state == "completed" else 1
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """A table of recent jobs."""
+    from kinoit.service.runner import local_engine
+
+    page = local_engine(load_settings()).list_jobs(limit=max(1, min(args.limit, 1000)))
+    print(f"{'JOB':<28} {'STATE':<10} {'DONE':>11}  MANIFEST")
+    for r in page.jobs:
+        done = f"{r.total.done}/{r.total.total}"
+        print(f"{r.job_id:<28} {r.state.value:<10} {done:>11}  {r.manifest or '-'}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel a job through the same code path as DELETE /jobs/<id>."""
+    from dataclasses import replace
+
+    from kinoit.service import build_service
+    from kinoit.service.runner import local_redis_url
+
+    settings = load_settings()
+    settings = replace(settings, redis_url=local_redis_url(settings))
+    print(json.dumps(build_service(settings).pipeline.cancel(args.job)))
     return 0

@@ -37,12 +37,14 @@ def _error(exc: KinoitError) -> Response:
 def create_gateway_app(functions_dir: Path, queue: Any) -> Flask:
     """A Flask app serving the handlers in ``functions_dir``; async calls go to ``queue``."""
     app = Flask("kinoit-gateway")
+    app.url_map.strict_slashes = False
 
     @app.route("/healthz")
     def healthz() -> Response:
         return Response("OK", status=200)
 
     @app.route("/function/<name>", methods=_METHODS, defaults={"rest": ""})
+    @app.route("/function/<name>/", methods=_METHODS, defaults={"rest": ""})
     @app.route("/function/<name>/<path:rest>", methods=_METHODS)
     def sync_call(name: str, rest: str) -> Response:
         try:
@@ -60,6 +62,7 @@ def create_gateway_app(functions_dir: Path, queue: Any) -> Flask:
         return Response(result.body, status=result.status, headers=result.headers)
 
     @app.route("/async-function/<name>", methods=["POST"], defaults={"rest": ""})
+    @app.route("/async-function/<name>/", methods=["POST"], defaults={"rest": ""})
     @app.route("/async-function/<name>/<path:rest>", methods=["POST"])
     def async_call(name: str, rest: str) -> Response:
         try:

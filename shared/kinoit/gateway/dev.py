@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import secrets
 import subprocess
@@ -77,7 +78,7 @@ class DevStack:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 2
-    quiet: bool = False
+    quiet: bool = True
     settings: Settings = field(default_factory=load_settings)
     gateway_url: str = ""
     redis_url: str = ""
@@ -99,6 +100,8 @@ class DevStack:
     def start(self) -> None:
         """Start redis (if needed), the gateway, the workers and the tick."""
         settings = self.settings
+        if self.quiet:
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
         if settings.redis_url:
             self.redis_url = settings.redis_url
         else:

@@ -30,7 +30,7 @@ class OrchestrateClient:
         try:
             response = requests.request(
                 method,
-                self.base + path,
+                self.base + ("" if path == "/" else path),
                 json=body,
                 headers={"Authorization": f"Bearer {self.token}"},
                 timeout=CLIENT_TIMEOUT_SECONDS,

@@ -235,13 +235,19 @@ class Pipeline:
         """The function request of a task, and its cache key (input CID, params)."""
         spec = self.spec(d.job_id)
         stage = d.stage
+        body: dict[str, Any]
         if stage == "split":
             body = {"source": spec.source, "segment_seconds": spec.segment_seconds}
             return body, spec.source, {"segment_seconds": spec.segment_seconds}
         if stage == "transcode":
             segment = str(d.payload["segment"])
             start, fps = int(d.payload.get("start", 0)), d.payload.get("fps")
-            body = {"segment": segment, "ladder": spec.ladder, "start_frame": start, "fps": fps}
+            body = {
+                "segment": segment,
+                "ladder": spec.ladder,
+                "start_frame": start,
+                "fps": fps,
+            }
             return body, segment, {"ladder": spec.ladder, "start": start, "fps": fps}
         if stage == "thumbnail":
             segment = str(d.payload["segment"])

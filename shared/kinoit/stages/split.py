@@ -49,9 +49,9 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
     store = open_store(settings)
     with scratch_dir("split") as work:
         src = fetch(store, request.source, work / "source")
-        result = split_video(
-            src, work / "segments", seconds=request.segment_seconds, settings=settings
-        )  # type: ignore[arg-type]
+        # split_video computes with Fractions inside; an exact 1/3 s must not be rounded.
+        seconds: Any = request.segment_seconds
+        result = split_video(src, work / "segments", seconds=seconds, settings=settings)
         if not result.segments:
             raise NotAVideo("split: the source has no video frames")
         entries = []
