@@ -122,6 +122,8 @@ def build_decode_split_argv(
     if vfr:
         argv += ["-vf", f"fps={_rate(fps)}"]
     argv += ["-fps_mode", "passthrough", "-an", "-sn", "-dn", "-map_metadata", "-1"]
+    # Same input, same bytes (no random Matroska UID or date): segment CIDs must be stable.
+    argv += ["-fflags", "+bitexact", "-flags:v", "+bitexact"]
     if mode == "raw":
         argv += ["-c:v", "rawvideo"]
     else:
