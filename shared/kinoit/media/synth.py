@@ -16,6 +16,7 @@ from kinoit.media.plan import parse_rate
 SYNTH_PRESET = "ultrafast"
 # Generating even a minute of small video takes seconds; this is a generous bound.
 SYNTH_TIMEOUT_SECONDS = 600.0
+SYNTH_PIX_FMTS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le")
 # Longest clip the generator makes.
 MAX_SYNTH_SECONDS = 3600.0
 
@@ -41,25 +42,35 @@ def build_synth_argv(
         raise InvalidParameter("seconds", f"must be in (0, {MAX_SYNTH_SECONDS:g}], got {seconds}")
     if not (2 <= width <= 8192 and 2 <= height <= 8192):
         raise InvalidParameter("size", f"{width}x{height} is out of range")
+    if pix_fmt not in SYNTH_PIX_FMTS:
+        raise InvalidParameter(
+            "pix_fmt", f"expected one of {list(SYNTH_PIX_FMTS)}, got {pix_fmt!r}"
+        )
     if rotation not in (None, 0, 90, 180, 270):
         raise InvalidParameter("rotation", f"expected 0, 90, 180 or 270, got {rotation}")
     r = f"{rate.numerator}/{rate.denominator}"
     t = f"{seconds:.6f}"
     argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y"]
-    argv += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={r}:duration={t}"]
+    # testsrc2 draws even sizes only; odd ones are cropped from the next even size.
+    even_w, even_h = width + width % 2, height + height % 2
+    argv += ["-f", "lavfi", "-i", f"testsrc2=size={even_w}x{even_h}:rate={r}:duration={t}"]
     if audio:
         argv += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={t}"]
     argv += ["-map", "0:v"]
+    filters = []
+    if (even_w, even_h) != (width, height):
+        filters.append(f"format={pix_fmt},crop={width}:{height}:0:0")
     if vfr:
         # Every tenth frame arrives half a frame late: a real variable frame rate.
-        argv += ["-vf", "setpts=(N+0.5*floor(N/10))/FR/TB", "-fps_mode", "vfr"]
-        argv += ["-video_track_timescale", "90000"]
+        filters.append("setpts=(N+0.5*floor(N/10))/FR/TB")
+    if filters:
+        argv += ["-vf", ",".join(filters)]
+    if vfr:
+        argv += ["-fps_mode", "vfr", "-video_track_timescale", "90000"]
     argv += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", pix_fmt]
     argv += ["-g", str(gop or 250)]
     if gop:
         argv += ["-keyint_min", str(gop), "-sc_threshold", "0"]
-    if rotation:
-        argv += ["-metadata:s:v:0", f"rotate={rotation}"]
     if audio:
         argv += ["-map", "1:a", "-c:a", "aac", "-b:a", "96k"]
     argv += ["-movflags", "+faststart", str(path)]
@@ -91,5 +102,23 @@ def make_clip(
     if out.suffix.lower() not in (".mp4", ".mov", ".m4v"):
         argv.remove("-movflags")
         argv.remove("+faststart")
-    ffmpeg.run(argv, SYNTH_TIMEOUT_SECONDS, what="synth")
+    if not rotation:
+        ffmpeg.run(argv, SYNTH_TIMEOUT_SECONDS, what="synth")
+        return out
+    # ffmpeg 5.1 only turns the rotate tag into a display matrix when stream-copying.
+    plain = out.with_name(f".{out.stem}.unrotated{out.suffix}")
+    argv[-1] = str(plain)
+    try:
+        ffmpeg.run(argv, SYNTH_TIMEOUT_SECONDS, what="synth")
+        ffmpeg.run(build_rotate_argv(plain, out, rotation), SYNTH_TIMEOUT_SECONDS, what="synth")
+    finally:
+        plain.unlink(missing_ok=True)
     return out
+
+
+def build_rotate_argv(src: str | Path, out: str | Path, rotation: int) -> list[str]:
+    """Stream-copy ``src`` adding rotation metadata (pure)."""
+    return [
+        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(src), "-map", "0", "-c", "copy",
+        "-metadata:s:v:0", f"rotate={rotation}", str(out),
+    ]  # fmt: skip

@@ -1,0 +1,139 @@
+import json
+from pathlib import Path
+
+import pytest
+from kinoit.errors import InvalidParameter
+from kinoit.media import load_split, probe, split_video
+from kinoit.media.plan import SegmentPlan
+from kinoit.media.split import build_decode_split_argv, keyframe_indices, plan_copy_cuts
+
+RATES = ["24000/1001", "30000/1001", "25", "30", "50", "60"]
+
+
+def segment_frames(frame_hashes, result) -> list[str]:
+    out: list[str] = []
+    for seg in result.segments:
+        hashes = frame_hashes(seg.path)
+        if seg.frame_range is not None:
+            hashes = hashes[seg.frame_range[0] : seg.frame_range[1]]
+        assert len(hashes) == seg.frames
+        out += hashes
+    return out
+
+
+@pytest.mark.parametrize("fps", RATES)
+@pytest.mark.parametrize("mode", ["raw", "lossless"])
+def test_decoded_segments_are_pixel_identical_to_the_source(
+    clip, frame_hashes, tmp_path: Path, settings, fps: str, mode: str
+) -> None:
+    src = clip(fps=fps, audio=False)
+    result = split_video(src, tmp_path / "s", mode=mode, settings=settings)  # type: ignore[arg-type]
+    k = round(float(result.fps))
+    assert [s.frames for s in result.segments[:-1]] == [k] * (len(result.segments) - 1)
+    assert [s.start_frame for s in result.segments] == [i * k for i in range(len(result.segments))]
+    assert segment_frames(frame_hashes, result) == frame_hashes(src)
+
+
+@pytest.mark.parametrize("mode", ["raw", "lossless", "copy"])
+def test_long_gop_source_with_keyframes_off_the_boundaries(
+    clip, frame_hashes, tmp_path: Path, settings, mode: str
+) -> None:
+    src = clip(seconds=3.0, gop=37, audio=False)
+    result = split_video(src, tmp_path / "s", mode=mode, settings=settings)  # type: ignore[arg-type]
+    assert [s.frames for s in result.segments] == [25, 25, 25]
+    assert segment_frames(frame_hashes, result) == frame_hashes(src)
+    if mode == "copy":
+        assert [s.frame_range for s in result.segments] == [(0, 25), (25, 50), (13, 38)]
+
+
+def test_segments_json_matches_the_issue_format(clip, tmp_path: Path, settings) -> None:
+    result = split_video(clip(), tmp_path / "s", settings=settings)
+    doc = json.loads((tmp_path / "s" / "segments.json").read_text())
+    assert doc["fps"] == "25/1" and doc["frames"] == 55
+    assert doc["segments"][0] == {"index": 0, "start_frame": 0, "frames": 25, "path": "00000.mkv"}
+    assert doc["segments"][-1]["frames"] == 5
+    assert doc["audio"] == "audio.m4a"
+    assert load_split(tmp_path / "s") == result
+
+
+def test_audio_is_extracted_once_to_the_video_duration(clip, tmp_path: Path, settings) -> None:
+    result = split_video(clip(), tmp_path / "s", settings=settings)
+    assert result.audio is not None
+    audio = probe(result.audio, settings=settings) if False else None  # audio-only: use ffprobe
+    del audio
+    import subprocess
+
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,duration", "-of", "json",
+         str(result.audio)], capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    stream = json.loads(out)["streams"][0]
+    assert stream["codec_name"] == "aac"
+    assert abs(float(stream["duration"]) - 2.2) <= 1 / 25
+
+
+def test_no_audio_gives_null(clip, tmp_path: Path, settings) -> None:
+    result = split_video(clip(audio=False), tmp_path / "s", settings=settings)
+    assert result.audio is None
+    assert json.loads(result.manifest.read_text())["audio"] is None
+
+
+def test_shorter_than_one_second(clip, frame_hashes, tmp_path: Path, settings) -> None:
+    src = clip(seconds=0.4)
+    result = split_video(src, tmp_path / "s", settings=settings)
+    assert [(s.start_frame, s.frames) for s in result.segments] == [(0, 10)]
+    assert segment_frames(frame_hashes, result) == frame_hashes(src)
+
+
+def test_odd_size(clip, frame_hashes, tmp_path: Path, settings) -> None:
+    src = clip(width=161, height=91, pix_fmt="yuv444p", audio=False)
+    result = split_video(src, tmp_path / "s", settings=settings)
+    assert (result.width, result.height) == (161, 91)
+    assert segment_frames(frame_hashes, result) == frame_hashes(src)
+
+
+def test_rotation_is_applied_to_the_frames(clip, tmp_path: Path, settings) -> None:
+    result = split_video(clip(rotation=90, audio=False), tmp_path / "s", settings=settings)
+    seg = probe(result.segments[0].path, settings=settings)
+    assert (seg.width, seg.height, seg.rotation) == (90, 160, 0)
+
+
+def test_variable_frame_rate_becomes_constant_without_losing_time(
+    clip, tmp_path: Path, settings
+) -> None:
+    src = clip(vfr=True, audio=False)
+    info = probe(src, settings=settings)
+    result = split_video(src, tmp_path / "s", settings=settings)
+    assert result.fps == info.fps
+    assert abs(result.frames / float(result.fps) - info.duration) <= 2 / float(result.fps)
+    for seg in result.segments:
+        assert probe(seg.path, settings=settings).frames == seg.frames
+
+
+def test_copy_mode_refuses_vfr_and_bad_mode(clip, tmp_path: Path, settings) -> None:
+    with pytest.raises(InvalidParameter, match="constant frame rate"):
+        split_video(clip(vfr=True, audio=False), tmp_path / "s", mode="copy", settings=settings)
+    with pytest.raises(InvalidParameter, match="mode"):
+        split_video(clip(), tmp_path / "s", mode="zip", settings=settings)  # type: ignore[arg-type]
+
+
+def test_copy_cuts_are_planned_from_keyframes() -> None:
+    plan = [SegmentPlan(0, 0, 25), SegmentPlan(1, 25, 25), SegmentPlan(2, 50, 10)]
+    cuts = plan_copy_cuts(plan, [0, 37], 60)
+    assert [(c.first_key, c.packets, c.frame_range) for c in cuts] == [
+        (0, 37, (0, 25)), (0, 60, (25, 50)), (37, 23, (13, 23)),
+    ]  # fmt: skip
+    assert keyframe_indices([(3, False), (0, True), (2, True), (1, False)]) == [0, 2]
+
+
+def test_decode_split_argv_cuts_at_planned_frames(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    plan = [SegmentPlan(0, 0, 25), SegmentPlan(1, 25, 25), SegmentPlan(2, 50, 5)]
+    argv = build_decode_split_argv(
+        "in.mp4", tmp_path, mode="lossless", plan=plan, fps=Fraction(25), vfr=False,
+        segment_list=tmp_path / "l.csv",
+    )  # fmt: skip
+    assert argv[argv.index("-segment_frames") + 1] == "25,50"
+    assert argv[argv.index("-c:v") + 1] == "ffv1" and "-g" in argv
+    assert "-vf" not in argv
