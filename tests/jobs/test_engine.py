@@ -196,7 +196,7 @@ def test_complete_last_task_finishes_stage_and_job_once(engine: JobEngine) -> No
     assert a.accepted and not a.stage_done and not a.all_done
     b = engine.complete(job_id, "s00001", 1, {"cid": "B"})
     assert b.accepted and b.stage_done and not b.all_done
-    assert b.stage_counts.done == 2 and b.job_counts.done == 2
+    assert (b.stage_done_count, b.stage_total, b.done, b.total) == (2, 2, 2, 3)
     c = engine.complete(job_id, "t0", 1, {"cid": "T"})
     assert c.stage_done and c.all_done
     assert engine.results(job_id, "transcode") == {"s00000": {"cid": "A"}, "s00001": {"cid": "B"}}
@@ -424,6 +424,12 @@ def test_follow_streams_every_state_change(engine: JobEngine) -> None:
         "task.verified",
         "job.completed",
     ]
+    assert events[2].fields == {
+        "stage": "transcode",
+        "count": "1",
+        "first": "s00000",
+        "last": "s00000",
+    }
     assert events[3].fields == {"task": "s00000", "stage": "transcode", "attempt": "1"}
     assert events[4].fields["distance"] == "3"
     assert engine.follow(job_id, events[-1].id) == []

@@ -461,7 +461,6 @@ class JobEngine:
                 ignored=status != "duplicate",
                 reason=status,
             )
-        counts = _counts(res[5:])
         return Completion(
             job_id=job_id,
             task_id=task_id,
@@ -470,8 +469,10 @@ class JobEngine:
             accepted=True,
             stage_done=bool(int(res[3])),
             all_done=bool(int(res[4])),
-            stage_counts=counts.get(stage, StageCounts()),
-            job_counts=counts.get("*", StageCounts()),
+            stage_done_count=int(res[5]),
+            stage_total=int(res[6]),
+            done=int(res[7]),
+            total=int(res[8]),
         )
 
     @translate_redis_errors

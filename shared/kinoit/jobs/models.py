@@ -133,6 +133,8 @@ class Completion:
     - ``stage_done``: this completion finished its stage (true exactly once per stage).
     - ``all_done``: this completion finished every task the job has so far
       (true exactly once per task set: trigger merge on it).
+    - ``done``/``total`` (whole job) and ``stage_done_count``/``stage_total``:
+      counters right after this completion (for progress); 0 when not accepted.
     """
 
     job_id: str
@@ -145,8 +147,10 @@ class Completion:
     reason: str | None = None
     stage_done: bool = False
     all_done: bool = False
-    stage_counts: StageCounts = field(default_factory=StageCounts)
-    job_counts: StageCounts = field(default_factory=StageCounts)
+    done: int = 0
+    total: int = 0
+    stage_done_count: int = 0
+    stage_total: int = 0
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,7 @@ return out
 
 # KEYS: 8 job keys. ARGV: deadline, maxlen, limit.
 # Leases the next never-dispatched tasks in insertion order: flat {task, stage, attempt}.
+# One 'task.leased' event per stage and call (count, first, last) keeps fan-out cheap.
 LEASE_NEXT = (
     PRELUDE
     + r"""
@@ -129,6 +130,7 @@ local out = {}
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return out end
 local limit = tonumber(ARGV[3])
 local n = 0
+local per, order = {}, {}
 while n < limit do
   local tid = redis.call('LPOP', KEYS[5])
   if not tid then break end
@@ -138,8 +140,14 @@ while n < limit do
     if s == 'P' and not redis.call('ZSCORE', KEYS[7], tid) then
       redis.call('HSET', KEYS[3], tid, enc('L', a, stg, ''))
       redis.call('ZADD', KEYS[6], ARGV[1], tid)
-      cnt(KEYS[2], stg, 'leased', 1)
-      ev(KEYS[8], ARGV[2], 'type', 'task.leased', 'task', tid, 'stage', stg, 'attempt', a)
+      local g = per[stg]
+      if not g then
+        g = {0, tid, tid}
+        per[stg] = g
+        table.insert(order, stg)
+      end
+      g[1] = g[1] + 1
+      g[3] = tid
       table.insert(out, tid)
       table.insert(out, stg)
       table.insert(out, a)
@@ -147,12 +155,19 @@ while n < limit do
     end
   end
 end
+for _, stg in ipairs(order) do
+  local g = per[stg]
+  cnt(KEYS[2], stg, 'leased', g[1])
+  ev(KEYS[8], ARGV[2], 'type', 'task.leased', 'stage', stg, 'count', g[1], 'first', g[2],
+     'last', g[3])
+end
 return out
 """
 )
 
 # KEYS: 8 job keys, stats. ARGV: task_id, attempt, result-json, maxlen.
-# Returns {status, stage, attempt, stage_done, all_done, counts...}.
+# Returns {status, stage, attempt, stage_done, all_done, stage done, stage total,
+# job done, job total}.
 COMPLETE = (
     PRELUDE
     + r"""
@@ -181,10 +196,8 @@ local stot = tonumber(redis.call('HGET', KEYS[2], stg .. ':total') or '0')
 local jtot = tonumber(redis.call('HGET', KEYS[2], '*:total') or '0')
 redis.call('HINCRBY', KEYS[9], 'tasks:done', 1)
 ev(KEYS[8], ARGV[4], 'type', 'task.done', 'task', tid, 'stage', stg, 'attempt', attempt)
-local out = {'accepted', stg, attempt, sdone == stot and 1 or 0, jdone == jtot and 1 or 0}
-local counts = redis.call('HGETALL', KEYS[2])
-for _, x in ipairs(counts) do table.insert(out, x) end
-return out
+return {'accepted', stg, attempt, sdone == stot and 1 or 0, jdone == jtot and 1 or 0,
+        sdone, stot, jdone, jtot}
 """
 )
 
