@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aleph_cid
 import pytest
-from kinoit.errors import IntegrityError
+from kinoit.errors import IntegrityError, InvalidParameter
 from kinoit.store.cid import CID, DAG_PB, RAW
 from kinoit.store.unixfs import (
     CHUNK_SIZE,
@@ -121,7 +121,7 @@ def test_reader_returns_the_same_bytes(size: int) -> None:
 def test_reader_rejects_a_directory_node() -> None:
     node = encode_pbnode([], bytes([0x08, TYPE_DIRECTORY]))
     cid = CID.for_block(DAG_PB, node)
-    with pytest.raises(IntegrityError, match="not a file"):
+    with pytest.raises(InvalidParameter, match="not a file"):
         list(iter_file(lambda _c, _s: node, cid))
 
 

@@ -82,7 +82,10 @@ def _b58decode(text: str) -> bytes:
 
 def _b32decode(text: str) -> bytes:
     padded = text.upper() + "=" * (-len(text) % 8)
-    return base64.b32decode(padded)
+    try:
+        return base64.b32decode(padded)
+    except ValueError:
+        raise ValueError("invalid base32 (wrong length or characters)") from None
 
 
 def _b32encode(data: bytes) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from kinoit.errors import IntegrityError
+from kinoit.errors import IntegrityError, InvalidParameter
 from kinoit.store.cid import CID, DAG_PB, RAW, decode_varint, encode_varint
 
 CHUNK_SIZE = 256 * 1024
@@ -274,8 +274,9 @@ the parent node declares for it (None for the root or when unknown)."""
 def iter_file(get_block: BlockGetter, root: CID) -> Iterator[bytes]:
     """Stream the bytes of the UnixFS file at ``root``.
 
-    ``get_block`` must return verified bytes. Raises IntegrityError when a node
-    is not a UnixFS file or its sizes disagree with its children.
+    ``get_block`` must return verified bytes. Raises InvalidParameter when the
+    DAG is not a UnixFS file, IntegrityError when a node is malformed or its sizes
+    disagree with its children.
     """
     stack: list[tuple[CID, int | None]] = [(root, None)]
     while stack:
@@ -288,14 +289,14 @@ def iter_file(get_block: BlockGetter, root: CID) -> Iterator[bytes]:
                 yield data
             continue
         if cid.codec != DAG_PB:
-            raise IntegrityError(f"{cid} is {cid.codec_name}, not a UnixFS file")
+            raise InvalidParameter("cid", f"{cid} is {cid.codec_name}, not a UnixFS file")
         try:
             node = decode_pbnode(data)
             meta = decode_unixfs(node.data or b"")
         except ValueError as exc:
             raise IntegrityError(f"block {cid} is not valid dag-pb/UnixFS: {exc}") from None
         if meta.type not in (TYPE_FILE, TYPE_RAW):
-            raise IntegrityError(f"{cid} is a UnixFS node of type {meta.type}, not a file")
+            raise InvalidParameter("cid", f"{cid} is a UnixFS node of type {meta.type}, not a file")
         if meta.blocksizes and len(meta.blocksizes) != len(node.links):
             raise IntegrityError(f"block {cid}: {len(node.links)} links but blocksizes differ")
         total = len(meta.data) + sum(meta.blocksizes)
