@@ -1,0 +1,174 @@
+import json
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kinoit.errors import InvalidParameter, MediaError
+from kinoit.media import merge_rung, package_hls, split_video, transcode_segment, verify_output
+from kinoit.media.merge import (
+    HlsVariant,
+    StreamFacts,
+    codec_string,
+    master_playlist,
+    media_playlist,
+    parse_playlist_uris,
+    rendition_segments,
+)
+
+LADDER = {
+    "rungs": [
+        {"name": "90p", "codec": "h264", "height": 90, "crf": 26, "preset": "ultrafast"},
+        {"name": "48p", "codec": "h264", "height": 48, "crf": 30, "preset": "ultrafast"},
+        {"name": "vp9", "codec": "vp9", "height": 48, "crf": 45, "preset": 8},
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def job(clip, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A 29.97 fps clip with a tone and a long GOP, split and transcoded (3 rungs)."""
+    from kinoit.config import load_settings
+
+    settings = load_settings({})
+    root = tmp_path_factory.mktemp("job")
+    src = clip(fps="30000/1001", seconds=2.5, gop=45)
+    split = split_video(src, root / "split", settings=settings)
+    for seg in split.segments:
+        transcode_segment(
+            seg.path, LADDER, root / "rend", fps=split.fps, start_frame=seg.start_frame,
+            settings=settings,
+        )  # fmt: skip
+    renditions = rendition_segments(root / "rend", [s.path.stem for s in split.segments])
+    return {"src": src, "split": split, "renditions": renditions, "root": root, "settings": settings}
+
+
+def video_pts(path: Path) -> list[float]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time",
+         "-of", "csv=p=0", str(path)], capture_output=True, check=True, timeout=60,
+    ).stdout.decode()  # fmt: skip
+    return sorted(float(x.strip(",")) for x in out.split())
+
+
+@pytest.mark.parametrize("rung", ["90p", "vp9"])
+def test_merged_rung_is_seamless_with_audio_in_sync(job: dict[str, Any], rung: str) -> None:
+    split = job["split"]
+    merged = merge_rung(
+        job["renditions"][rung], split.audio, job["root"] / "out" / f"{rung}.mp4", fps=split.fps,
+        segment_frames=[s.frames for s in split.segments], settings=job["settings"],
+    )  # fmt: skip
+    assert merged.frames == split.frames == 75
+    assert merged.audio_duration is not None
+    assert abs(merged.audio_duration - merged.video_duration) <= 1 / float(split.fps)
+    pts = video_pts(merged.path)
+    frame = 1001 / 30000
+    # no gap, no overlap at the seams (Matroska rounds timestamps to the millisecond)
+    assert len(pts) == 75
+    assert all(abs((b - a) - frame) <= 0.0011 for a, b in zip(pts, pts[1:], strict=False))
+    assert abs((pts[-1] - pts[0]) - 74 * frame) <= 0.0011
+    with open(merged.path, "rb") as f:  # faststart: moov before mdat
+        head = f.read(4096)
+    assert head.find(b"moov") < head.find(b"mdat") or head.find(b"mdat") == -1
+
+
+def test_merged_frames_look_like_the_source(job: dict[str, Any]) -> None:
+    from kinoit.media import checksum_video, compare_checksums
+
+    split = job["split"]
+    merged = merge_rung(
+        job["renditions"]["48p"], None, job["root"] / "out" / "48p.mp4", fps=split.fps,
+        segment_frames=[s.frames for s in split.segments], settings=job["settings"],
+    )  # fmt: skip
+    assert merged.audio_duration is None
+    ref = checksum_video(job["src"], settings=job["settings"])
+    cand = checksum_video(merged.path, settings=job["settings"])
+    assert compare_checksums(ref, cand).verdict == "match"
+
+
+def test_hls_playlists_parse_and_every_file_exists(job: dict[str, Any]) -> None:
+    split = job["split"]
+    master = package_hls(
+        job["renditions"], job["root"] / "hls", fps=split.fps,
+        segment_frames=[s.frames for s in split.segments], audio_path=split.audio,
+        settings=job["settings"],
+    )  # fmt: skip
+    text = master.read_text()
+    assert text.startswith("#EXTM3U\n") and "#EXT-X-INDEPENDENT-SEGMENTS" in text
+    infs = [line for line in text.splitlines() if line.startswith("#EXT-X-STREAM-INF:")]
+    assert len(infs) == 3
+    for inf in infs:
+        for attr in ("BANDWIDTH=", "RESOLUTION=", 'CODECS="', 'AUDIO="audio"'):
+            assert attr in inf
+    assert 'CODECS="avc1.' in text and "mp4a.40.2" in text and "vp09." in text
+    checked = 0
+    for uri in parse_playlist_uris(text):
+        playlist = master.parent / uri
+        assert playlist.is_file()
+        body = playlist.read_text()
+        assert body.rstrip().endswith("#EXT-X-ENDLIST")
+        for seg in parse_playlist_uris(body):
+            assert (playlist.parent / seg).is_file()
+            checked += 1
+        durations = [float(x.split(":")[1].rstrip(",")) for x in body.splitlines() if x.startswith("#EXTINF")]
+        assert abs(sum(durations) - 75 * 1001 / 30000) < 0.05
+    assert checked >= 3 * 3
+    # the TS rendition segments are reused byte for byte, not re-encoded
+    original = job["renditions"]["90p"][1].read_bytes()
+    assert (master.parent / "90p" / "00001.ts").read_bytes() == original
+
+
+def test_verify_output_catches_a_wrong_frame_count(job: dict[str, Any]) -> None:
+    path = job["renditions"]["90p"][0]
+    assert verify_output(path, expected_frames=30).frames == 30
+    with pytest.raises(MediaError, match="the source has 31"):
+        verify_output(path, expected_frames=31)
+
+
+def test_merge_rejects_missing_or_mixed_segments(job: dict[str, Any], tmp_path: Path) -> None:
+    r = job["renditions"]
+    with pytest.raises(InvalidParameter, match="missing"):
+        merge_rung([tmp_path / "nope.ts"], None, tmp_path / "o.mp4", fps=Fraction(25), segment_frames=[1])
+    with pytest.raises(InvalidParameter, match="all .ts or all .mkv"):
+        merge_rung([r["90p"][0], r["vp9"][1]], None, tmp_path / "o.mp4", fps=Fraction(25), segment_frames=[1, 1])
+
+
+def test_media_playlist_target_duration_rounds_to_nearest() -> None:
+    text = media_playlist([("a.ts", Fraction(1001, 1000)), ("b.ts", Fraction(1, 2))])
+    assert "#EXT-X-TARGETDURATION:1\n" in text
+    assert "#EXTINF:1.001000,\na.ts\n" in text and text.endswith("#EXT-X-ENDLIST\n")
+
+
+def test_master_playlist_lists_variants_by_bandwidth() -> None:
+    variants = [
+        HlsVariant("low", "low/index.m3u8", 100, 90, 320, 180, "avc1.64000d", Fraction(25)),
+        HlsVariant("high", "high/index.m3u8", 900, 800, 640, 360, "avc1.64001e", Fraction(25)),
+    ]
+    text = master_playlist(variants)
+    assert text.index("high/index.m3u8") < text.index("low/index.m3u8")
+    assert 'RESOLUTION=640x360,CODECS="avc1.64001e",FRAME-RATE=25.000' in text
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        (StreamFacts("h264", "High", 31, 1280, 720, "yuv420p"), "avc1.64001f"),
+        (StreamFacts("h264", "Constrained Baseline", 30, 640, 360, "yuv420p"), "avc1.42e01e"),
+        (StreamFacts("hevc", "Main", 93, 1280, 720, "yuv420p"), "hvc1.1.6.L93.B0"),
+        (StreamFacts("vp9", "Profile 0", -99, 1280, 720, "yuv420p"), "vp09.00.31.08"),
+        (StreamFacts("av1", "Main", 8, 1280, 720, "yuv420p10le"), "av01.0.08M.10"),
+    ],
+)
+def test_codec_strings(facts: StreamFacts, expected: str) -> None:
+    assert codec_string(facts) == expected
+
+
+def test_rendition_segments_requires_every_segment(tmp_path: Path) -> None:
+    (tmp_path / "720p").mkdir()
+    (tmp_path / "720p" / "00000.ts").write_bytes(b"x")
+    assert rendition_segments(tmp_path, ["00000"]) == {"720p": [tmp_path / "720p" / "00000.ts"]}
+    with pytest.raises(InvalidParameter, match="00001 has no rendition"):
+        rendition_segments(tmp_path, ["00000", "00001"])
+    assert json.dumps(str(tmp_path))
