@@ -41,7 +41,6 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.exposition import generate_latest
-from prometheus_client.utils import floatToGoString
 
 from kinoit.errors import InvalidParameter, StateUnavailable
 
@@ -298,7 +297,7 @@ class _RedisCollector:
                 buckets: list[tuple[str, float]] = []
                 for bound in DURATION_BUCKETS:
                     cumulative += stored.get(_bucket_field(bound), 0.0)
-                    buckets.append((floatToGoString(bound), cumulative))
+                    buckets.append((repr(float(bound)), cumulative))  # '1.0', as Prometheus writes
                 cumulative += stored.get(_INF_FIELD, 0.0)
                 buckets.append(("+Inf", cumulative))
                 family.add_metric([stage], buckets, sum_value=stored.get("sum", 0.0))
