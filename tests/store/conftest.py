@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import socket
 
 import pytest
 from kinoit.store.base import iter_chunks
@@ -35,3 +36,10 @@ def our_cid(data: bytes) -> tuple[CID, dict[CID, bytes]]:
 @pytest.fixture(scope="session")
 def big_payload() -> bytes:
     return payload(BIG_SIZE, seed=50)
+
+
+def free_port_closed() -> int:
+    """A loopback port with nothing listening on it (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
