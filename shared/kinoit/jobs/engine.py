@@ -152,10 +152,18 @@ def _counts(flat: Sequence[Any]) -> dict[str, StageCounts]:
         stage, _, name = _s(flat[i]).rpartition(":")
         acc.setdefault(stage, {})[name] = int(_s(flat[i + 1]))
     fields = set(StageCounts.__dataclass_fields__)
-    return {
+    # The stored "*" counters (done, total) exist for all_done in Lua; the job-wide
+    # view is the sum of the stages, which also covers the stage-only counters.
+    acc.pop("*", None)
+    out = {
         stage: StageCounts(**{k: v for k, v in vals.items() if k in fields})
         for stage, vals in acc.items()
     }
+    if out:
+        out["*"] = StageCounts(
+            **{f: sum(getattr(c, f) for c in out.values()) for f in sorted(fields)}
+        )
+    return out
 
 
 class JobEngine:

@@ -230,7 +230,7 @@ class EngineGauges:
     completed/failed/cancelled are cumulative since the Redis data was created.
     ``tasks`` maps (stage, state) to the count over running jobs, with state in
     total/done/failed/leased/pending/retrying. ``task_events`` are cumulative
-    counters (accepted, duplicate, retried, expired, failed).
+    counters (duplicate, retried, expired, failed, rerun, and accepted_jobs).
     """
 
     jobs: Mapping[str, int]
