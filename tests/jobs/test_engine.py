@@ -480,3 +480,19 @@ def test_redis_down_is_state_unavailable() -> None:
         engine.complete("01ARZ3NDEKTSV4RRFFQ69G5FAV", "t", 1, {})
     with pytest.raises(StateUnavailable):
         engine.sweep()
+
+
+def test_engine_works_with_a_decoding_client(redis_url: str) -> None:
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        engine = JobEngine(conn)
+        job_id = running_job(engine, 2)
+        (a, b) = engine.lease_next(job_id, 5)
+        engine.complete(job_id, a.task_id, 1, {"cid": "A"})
+        done = engine.complete(job_id, b.task_id, 1, {"cid": "B"})
+        assert done.all_done
+        assert engine.get_job(job_id).counts["transcode"].done == 2
+        assert [e.type for e in engine.follow(job_id)][-1] == "task.done"
+        assert engine.list_jobs().jobs[0].job_id == job_id
+    finally:
+        conn.close()
