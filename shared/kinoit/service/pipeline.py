@@ -264,7 +264,8 @@ class Pipeline:
     def send(self, d: Dispatch) -> bool:
         """Dispatch one leased task; True when it completed at once from the cache."""
         body, input_cid, params = self.request_body(d)
-        cached = self.cache.get(d.stage, input_cid, params)
+        # A verification re-run exists because the earlier result is suspect: never reuse it.
+        cached = None if is_rerun(d.task_id) else self.cache.get(d.stage, input_cid, params)
         if cached is not None and self._cached_result_usable(d.stage, cached):
             self.on_result(d.job_id, d.task_id, d.attempt, cached, from_cache=True)
             return True
@@ -390,7 +391,7 @@ class Pipeline:
         if not completion.accepted:
             return {"status": "duplicate" if completion.duplicate else "ignored"}
         self.metrics.task_finished(stage, "done", self._elapsed(job_id, task_id))
-        if not from_cache:
+        if not from_cache and not (stage == "checksum" and not result.get("ok")):
             _, input_cid, params = self.request_body(self._as_dispatch(job_id, task_id, result))
             self.cache.put(stage, input_cid, params, result)
         spec = self.spec(job_id)
@@ -404,9 +405,8 @@ class Pipeline:
         elif completion.all_done:
             self._start_merge(job_id)
         else:
-            counts = completion.job_counts
             self.notifier.progress(
-                job_id, spec.callback_url, counts.done, counts.total, self._data(job_id)
+                job_id, spec.callback_url, completion.done, completion.total, self._data(job_id)
             )
         return {"status": "accepted"}
 

@@ -1,0 +1,241 @@
+"""The pipeline against real Redis and a real store, with scripted functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.service.conftest import Call, Harness
+
+pytestmark = pytest.mark.redis
+
+
+def stages(calls: list[Call]) -> list[str]:
+    return [c.task_id.split(".")[0] for c in calls]
+
+
+def test_job_runs_split_fanout_checksum_merge_then_completes(harness: Harness) -> None:
+    job_id = harness.submit()
+    assert [c.function for c in harness.calls] == ["split"]
+    answered = harness.drain()
+    names = stages(answered)
+    assert names.count("transcode") == 3 and names.count("thumbnail") == 3
+    assert names.count("checksum") == 3 and names.count("merge") == 1
+    assert names[-1] == "merge"
+    job = harness.job(job_id)
+    assert job["state"] == "completed"
+    manifest = harness.store.dag_get(job["manifest"])
+    assert [s["index"] for s in manifest["segments"]] == [0, 1, 2]
+    assert all(s["attempts"] == 1 for s in manifest["segments"])
+    assert set(manifest["outputs"]["mp4"]) == {"90p"}
+    assert any(p.cid == job["manifest"] for p in harness.store.pin_ls())
+
+
+def test_checksum_is_dispatched_only_after_its_transcode(harness: Harness) -> None:
+    harness.submit()
+    answered = harness.drain()
+    order = [c.task_id for c in answered]
+    for i in range(3):
+        assert order.index(f"transcode.{i}") < order.index(f"checksum.{i}")
+
+
+def test_duplicate_and_late_callbacks_count_once(harness: Harness) -> None:
+    job_id = harness.submit()
+    split = harness.calls.pop(0)
+    result = harness.result_for(split)
+    assert harness.answer(split, 200, result)[1]["status"] == "accepted"
+    assert harness.answer(split, 200, result)[1]["status"] == "duplicate"
+    transcode = next(c for c in harness.calls if c.task_id == "transcode.0")
+    harness.calls.remove(transcode)
+    first = harness.answer(transcode)
+    again = harness.answer(transcode)
+    assert first[1]["status"] == "accepted" and again[1]["status"] == "duplicate"
+    counts = harness.job(job_id)["stages"]
+    assert counts["transcode"]["done"] == 1 and counts["split"]["done"] == 1
+    checksum_calls = [c for c in harness.calls if c.task_id == "checksum.0"]
+    assert len(checksum_calls) == 1  # the duplicate did not dispatch a second checksum
+    harness.drain()
+    # a late duplicate after the job completed changes nothing
+    assert harness.answer(transcode)[1]["status"] == "duplicate"
+    job = harness.job(job_id)
+    assert job["state"] == "completed" and job["stages"]["merge"]["done"] == 1
+
+
+def test_merge_is_dispatched_exactly_once_under_duplicates(harness: Harness) -> None:
+    harness.submit()
+    merges = 0
+
+    def twice(call: Call) -> tuple[int, Any] | None:
+        nonlocal merges
+        if call.function == "merge":
+            merges += 1
+        if call.function == "checksum":
+            result = harness.result_for(call)
+            harness.answer(call, 200, result)
+            return (200, result)
+        return None
+
+    harness.drain(decide=twice)
+    assert merges == 1
+
+
+def test_checksum_mismatch_reruns_transcode_once(harness: Harness) -> None:
+    job_id = harness.submit()
+    seen: list[str] = []
+
+    def mismatch_first(call: Call) -> tuple[int, Any] | None:
+        seen.append(call.task_id)
+        if call.task_id == "checksum.1":
+            result = harness.result_for(call)
+            return (200, {**result, "ok": False, "reason": "90p: frame 3 differs"})
+        return None
+
+    harness.drain(decide=mismatch_first)
+    assert "transcode.1.r2" in seen and "checksum.1.r2" in seen
+    job = harness.job(job_id)
+    assert job["state"] == "completed"
+    manifest = harness.store.dag_get(job["manifest"])
+    assert [s["attempts"] for s in manifest["segments"]] == [1, 2, 1]
+
+
+def test_second_checksum_mismatch_fails_the_job_with_the_reason(harness: Harness) -> None:
+    job_id = harness.submit()
+
+    def always_mismatch(call: Call) -> tuple[int, Any] | None:
+        if call.function == "checksum" and call.task_id.startswith("checksum.0"):
+            result = harness.result_for(call)
+            return (200, {**result, "ok": False, "reason": "90p: black frames"})
+        return None
+
+    answered = harness.drain(decide=always_mismatch)
+    job = harness.job(job_id)
+    assert job["state"] == "failed"
+    assert "verification failed" in job["error"] and "black frames" in job["error"]
+    assert "merge" not in stages(answered)
+    assert job["tasks"]["leased"] == 0
+    assert not harness.store.pin_ls()
+
+
+def test_non_retryable_failure_fails_job_and_releases_leases(harness: Harness) -> None:
+    job_id = harness.submit()
+    split = harness.calls.pop(0)
+    error = {"error": "NotAVideo", "message": "no video stream", "retryable": False}
+    harness.answer(split, 400, error)
+    job = harness.job(job_id)
+    assert job["state"] == "failed" and "NotAVideo" in job["error"]
+    assert job["tasks"]["leased"] == 0
+    assert not harness.store.pin_ls()
+
+
+def test_retryable_failure_is_redispatched_with_the_next_attempt(harness: Harness) -> None:
+    job_id = harness.submit()
+    split = harness.calls.pop(0)
+    status, reply = harness.answer(split, 500, {"error": "MediaError", "message": "boom"})
+    assert reply["status"] == "retry"
+    harness.request("POST", "/tick")
+    retried = [c for c in harness.calls if c.task_id == "split"]
+    assert [c.attempt for c in retried] == [2]
+    harness.drain()
+    assert harness.job(job_id)["state"] == "completed"
+
+
+def test_task_failing_every_attempt_fails_job(harness: Harness) -> None:
+    job_id = harness.submit()
+    for attempt in (1, 2, 3):
+        call = harness.calls.pop(0)
+        assert (call.task_id, call.attempt) == ("split", attempt)
+        harness.answer(call, 500, {"error": "MediaError", "message": "ffmpeg died"})
+        harness.request("POST", "/tick")
+    job = harness.job(job_id)
+    assert job["state"] == "failed" and "ffmpeg died" in job["error"]
+    assert not harness.calls
+
+
+def test_expired_lease_is_redispatched_and_late_result_still_counts(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory(KINOIT_LEASE_SECONDS="0.1")
+    job_id = harness.submit()
+    lost = harness.calls.pop(0)
+    import time
+
+    time.sleep(0.2)  # the lease deadline is wall-clock time; nothing to await
+    harness.request("POST", "/tick")
+    retry = harness.calls.pop(0)
+    assert (retry.task_id, retry.attempt) == ("split", 2)
+    # the lost worker's answer arrives late: accepted once, the retry is then a duplicate
+    assert harness.answer(lost)[1]["status"] == "accepted"
+    assert harness.answer(retry)[1]["status"] == "duplicate"
+    assert harness.job(job_id)["stages"]["split"]["done"] == 1
+
+
+def test_resubmitting_the_same_source_reuses_the_manifest(harness: Harness) -> None:
+    first = harness.submit()
+    harness.drain()
+    manifest = harness.job(first)["manifest"]
+    second = harness.submit()
+    assert not harness.calls  # nothing recomputed
+    job = harness.job(second)
+    assert job["state"] == "completed" and job["manifest"] == manifest
+
+
+def test_jobs_run_one_at_a_time_in_fifo_order(harness: Harness) -> None:
+    sources = [harness.store.add_bytes(f"video {n}".encode(), pin=False) for n in range(3)]
+    ids = [harness.submit(source=source) for source in sources]
+    states = [harness.job(j)["state"] for j in ids]
+    assert states == ["running", "queued", "queued"]
+    order: list[str] = []
+
+    def track(call: Call) -> None:
+        if not order or order[-1] != call.job_id:
+            order.append(call.job_id)
+
+    harness.drain(decide=lambda c: track(c))
+    assert order == ids
+    assert [harness.job(j)["state"] for j in ids] == ["completed"] * 3
+
+
+def test_cancel_stops_fanout_and_ignores_late_callbacks(harness: Harness) -> None:
+    job_id = harness.submit()
+    split = harness.calls.pop(0)
+    harness.answer(split)
+    status, reply = harness.request("DELETE", f"/jobs/{job_id}")
+    assert status == 200 and reply["state"] == "cancelled"
+    assert reply["released"] > 0
+    pending = list(harness.calls)
+    harness.calls.clear()
+    for call in pending:
+        assert harness.answer(call)[1]["status"] in {"ignored", "duplicate"}
+    assert not harness.calls
+    job = harness.job(job_id)
+    assert job["state"] == "cancelled" and job["tasks"]["leased"] == 0
+    assert harness.request("DELETE", f"/jobs/{job_id}")[0] == 409
+
+
+def test_cancelled_job_frees_the_slot_for_the_next(harness: Harness) -> None:
+    first, second = harness.submit(), harness.submit(metadata={"k": 1})
+    assert harness.job(second)["state"] == "queued"
+    harness.request("DELETE", f"/jobs/{first}")
+    assert harness.job(second)["state"] == "running"
+
+
+def test_webhooks_are_queued_for_the_job_lifecycle(harness: Harness) -> None:
+    import json
+
+    import redis as redis_lib
+    from kinoit.jobs import keys
+
+    job_id = harness.submit(callback_url="http://127.0.0.1:9/hook")
+    harness.drain()
+    client = redis_lib.Redis.from_url(harness.service.settings.redis_url or "")
+    types = []
+    for msg_id in client.zrange(keys.WEBHOOK_DUE_KEY, 0, -1):
+        raw = client.hget(keys.WEBHOOK_MSG_KEY.format(msg_id=msg_id.decode()), "body")
+        body = json.loads(raw or b"{}")
+        assert body["data"]["job_id"] == job_id
+        types.append(body["type"])
+    assert types[0] == "job.accepted" and "job.started" in types
+    assert types[-1] == "job.completed"
+    client.close()
