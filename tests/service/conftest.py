@@ -152,7 +152,8 @@ class Harness:
                     "ok": True, "reason": "match"}  # fmt: skip
         if call.function == "merge":
             hls = s.dag_put({"type": "kinoit/directory", "entries": {}})
-            return {"plan": body["plan"], "mp4": {"90p": s.add_bytes(b"mp4" + body["plan"].encode(), pin=False)},
+            mp4 = s.add_bytes(b"mp4" + body["plan"].encode(), pin=False)
+            return {"plan": body["plan"], "mp4": {"90p": mp4},
                     "hls": hls, "storyboard": None, "storyboard_vtt": None}  # fmt: skip
         raise AssertionError(call.function)
 

@@ -132,7 +132,7 @@ def test_non_retryable_failure_fails_job_and_releases_leases(harness: Harness) -
 def test_retryable_failure_is_redispatched_with_the_next_attempt(harness: Harness) -> None:
     job_id = harness.submit()
     split = harness.calls.pop(0)
-    status, reply = harness.answer(split, 500, {"error": "MediaError", "message": "boom"})
+    _, reply = harness.answer(split, 500, {"error": "MediaError", "message": "boom"})
     assert reply["status"] == "retry"
     harness.request("POST", "/tick")
     retried = [c for c in harness.calls if c.task_id == "split"]
