@@ -95,6 +95,8 @@ def test_kubo_is_a_closed_cluster(helm: str) -> None:
     script = find(docs, "ConfigMap", "kinoit-kubo")["data"]["001-closed-cluster.sh"]
     for line in [
         "ipfs config --json Bootstrap '[]'",
+        "ipfs config --json AutoConf.Enabled false",
+        "ipfs config --json Routing.DelegatedRouters '[]'",
         "ipfs config Routing.Type none",
         "ipfs config --json Provide.Enabled false",
         "ipfs config --json Discovery.MDNS.Enabled false",
