@@ -132,7 +132,9 @@ class DevStack:
             "KINOIT_GATEWAY_URL": self.gateway_url,
             "KINOIT_SECRETS_DIR": str(self.secrets_dir),
             "KINOIT_FUNCTIONS_DIR": str(functions_dir),
-            "KINOIT_ALLOW_PRIVATE_CALLBACKS": "true",
+            # Local webhook receivers are the point of dev; an explicit "false" still wins.
+            "KINOIT_ALLOW_PRIVATE_CALLBACKS": os.environ.get("KINOIT_ALLOW_PRIVATE_CALLBACKS")
+            or "true",
         }
 
     def api_token(self) -> str:

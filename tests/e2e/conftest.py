@@ -1,0 +1,232 @@
+"""End-to-end fixtures: `kinoit dev` as a subprocess on a free port with a temp
+KINOIT_HOME, a local webhook receiver, and tiny clips with sound.
+
+Everything is driven over HTTP exactly as a client would; nothing in the product
+is patched. Test-only behaviour is switched on through KINOIT_TEST_* variables
+that the product reads through its settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import free_port, wait_for_port
+
+API_TOKEN = "e2e-api-token"
+WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWJ5dGVzLTEyMzQ="
+TINY_LADDER = {
+    "name": "tiny",
+    "rungs": [
+        {"name": "90p", "codec": "h264", "height": 90, "crf": 30, "preset": "ultrafast"},
+        {"name": "48p", "codec": "h264", "height": 48, "crf": 32, "preset": "ultrafast"},
+    ],
+}
+# Generous: the suite shares two cores with everything else.
+JOB_TIMEOUT = 240.0
+
+
+@dataclass
+class Webhook:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return dict(json.loads(self.body))
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server recording every webhook it receives."""
+
+    url: str
+    received: queue.Queue[Webhook] = field(default_factory=queue.Queue)
+    seen: list[Webhook] = field(default_factory=list)
+
+    def wait_for(self, job_id: str, types: set[str], timeout: float = JOB_TIMEOUT) -> Webhook:
+        """The first webhook of ``job_id`` whose type is in ``types`` (earlier ones kept)."""
+        for hook in self.seen:
+            if hook.payload["data"]["job_id"] == job_id and hook.payload["type"] in types:
+                return hook
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                got = [(h.payload["type"], h.payload["data"]["job_id"]) for h in self.seen]
+                raise TimeoutError(f"no {types} webhook for {job_id}; got {got}")
+            try:
+                hook = self.received.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.seen.append(hook)
+            if hook.payload["data"]["job_id"] == job_id and hook.payload["type"] in types:
+                return hook
+
+    def of(self, job_id: str) -> list[Webhook]:
+        """Every webhook received so far for ``job_id``."""
+        while True:
+            try:
+                self.seen.append(self.received.get_nowait())
+            except queue.Empty:
+                break
+        return [h for h in self.seen if h.payload["data"]["job_id"] == job_id]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on a free loopback port."""
+    hooks: queue.Queue[Webhook] = queue.Queue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            hooks.put(Webhook({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Receiver(f"http://127.0.0.1:{server.server_port}/hooks", hooks)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Dev:
+    """A running `kinoit dev` and a client for it."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    home: Path
+    env: dict[str, str]
+
+    @property
+    def orchestrate(self) -> str:
+        return f"{self.url}/function/orchestrate"
+
+    def call(
+        self, method: str, path: str = "", token: str | None = API_TOKEN, **kwargs: Any
+    ) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(
+            method, self.orchestrate + path, headers=headers, timeout=30, **kwargs
+        )
+
+    def submit(self, source: str, **fields: Any) -> str:
+        body = {"source": source, "ladder": TINY_LADDER, **fields}
+        response = self.call("POST", json=body)
+        assert response.status_code == 202, response.text
+        return str(response.json()["job_id"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.call("GET", f"/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_state(
+        self, job_id: str, states: set[str], timeout: float = JOB_TIMEOUT
+    ) -> dict[str, Any]:
+        """Poll the job until its state is one of ``states``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["state"] in states:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['state']}: {job}")
+            time.sleep(0.2)
+
+    def store(self) -> Any:
+        from kinoit.store import EmbeddedStore
+
+        return EmbeddedStore(self.home / "store")
+
+    def add(self, path: Path, pin: bool = True) -> str:
+        """Add a file to the stack's store, as `kinoit add` would."""
+        return str(self.store().add(path, pin=pin))
+
+    def redis_url(self) -> str:
+        return (self.home / "redis" / "url").read_text().strip()
+
+
+def _write_secrets(secrets: Path) -> None:
+    secrets.mkdir(parents=True, exist_ok=True)
+    (secrets / "kinoit-api-token").write_text(API_TOKEN + "\n")
+    (secrets / "kinoit-webhook-secret").write_text(WEBHOOK_SECRET + "\n")
+
+
+@pytest.fixture
+def dev_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Dev]]:
+    """Start `kinoit dev` subprocesses; keyword arguments become environment variables."""
+    started: list[Dev] = []
+
+    def start(workers: int = 2, **env: str) -> Dev:
+        root = tmp_path_factory.mktemp("dev")
+        home, secrets = root / "home", root / "secrets"
+        _write_secrets(secrets)
+        port = free_port()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("KINOIT_")}
+        full_env.update(
+            KINOIT_HOME=str(home),
+            KINOIT_SECRETS_DIR=str(secrets),
+            KINOIT_DISPATCH_WINDOW="4",
+            **env,
+        )
+        log = (root / "dev.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kinoit.cli", "dev", "--port", str(port),
+             "--workers", str(workers)],
+            env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        dev = Dev(process, f"http://127.0.0.1:{port}", home, full_env)
+        started.append(dev)
+        wait_for_port(port, timeout=60, proc=process)
+        return dev
+
+    yield start
+    for dev in started:
+        if dev.process.poll() is None:
+            dev.process.send_signal(signal.SIGTERM)
+            try:
+                dev.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(dev.process.pid, signal.SIGKILL)
+                dev.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny clips with sound: 2 s at 25 fps, 160x90; three distinct 1 s ones for the queue test."""
+    from kinoit.media.synth import make_clip
+
+    root = tmp_path_factory.mktemp("clips")
+    out = {"main": make_clip(root / "main.mp4", seconds=2, width=160, height=90, audio=True)}
+    for n in range(3):
+        out[f"short{n}"] = make_clip(
+            root / f"short{n}.mp4", seconds=1, width=96 + 16 * n, height=64, audio=True
+        )
+    return out
