@@ -60,6 +60,16 @@ _LABEL_VALUE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 # Field of the per-stage duration hash that holds the +Inf bucket.
 _INF_FIELD = "le:+Inf"
+# One finished task: KEYS = tasks hash, stages set, the stage's duration hash;
+# ARGV = "stage|state", stage, bucket field, seconds.
+_FINISH_SCRIPT = """
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+redis.call('HINCRBY', KEYS[3], 'count', 1)
+redis.call('HINCRBYFLOAT', KEYS[3], 'sum', ARGV[4])
+return 1
+"""
 
 
 def _label(kind: str, value: str) -> str:
@@ -124,15 +134,17 @@ class MetricKeys:
 class MetricsRecorder:
     """Counts events into Redis; cheap enough to call on every transition.
 
-    Each method takes an optional ``pipe``: pass the pipeline of the caller's own
-    transaction to record the event atomically with the state change (the
-    commands are queued, not executed). Without one the recorder runs its own
-    MULTI/EXEC so a scrape never sees half an update.
+    Every event is one Redis command (a finished task is one Lua script that
+    updates the counter and the histogram together), so a scrape never sees half
+    an update. Each method takes an optional ``pipe``: pass the pipeline of the
+    caller's own transaction to record the event with the state change and save
+    the round trip (the command is queued, not executed).
     """
 
     def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self._redis = client
         self.keys = MetricKeys(prefix)
+        self._finish = client.register_script(_FINISH_SCRIPT)
 
     def job_transition(self, state: str, pipe: Any = None) -> None:
         """A job entered ``state`` (queued, running, completed, failed, cancelled)."""
@@ -147,16 +159,9 @@ class MetricsRecorder:
             raise InvalidParameter("seconds", f"expected a finite duration >= 0, got {seconds!r}")
         bucket = next((b for b in DURATION_BUCKETS if seconds <= b), None)
         field_name = _bucket_field(bucket) if bucket is not None else _INF_FIELD
-        key = self.keys.duration(stage)
-
-        def write(p: Any) -> None:
-            p.hincrby(self.keys.tasks, f"{stage}|{state}", 1)
-            p.sadd(self.keys.stages, stage)
-            p.hincrby(key, field_name, 1)
-            p.hincrby(key, "count", 1)
-            p.hincrbyfloat(key, "sum", float(seconds))
-
-        self._run(pipe, write)
+        keys = [self.keys.tasks, self.keys.stages, self.keys.duration(stage)]
+        argv = [f"{stage}|{state}", stage, field_name, repr(float(seconds))]
+        self._run(pipe, lambda p: self._finish(keys=keys, args=argv, client=p))
 
     def task_retried(self, stage: str, pipe: Any = None) -> None:
         """A task of ``stage`` is dispatched again (lease expired or verification re-run)."""
@@ -177,9 +182,7 @@ class MetricsRecorder:
             write(pipe)
             return
         try:
-            with self._redis.pipeline(transaction=True) as own:
-                write(own)
-                own.execute()
+            write(self._redis)
         except redis.RedisError as exc:
             raise StateUnavailable(f"redis: cannot record a metric: {exc}") from exc
 
