@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from kinoit.errors import IntegrityError, InvalidCID
@@ -102,6 +102,8 @@ class CID:
     version: int
     codec: int
     digest: bytes
+    # The text form, computed once: base64's base32 is pure Python and shows in profiles.
+    _text: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.version not in (0, 1):
@@ -202,9 +204,14 @@ class CID:
         return encode_varint(1) + encode_varint(self.codec) + self.multihash
 
     def __str__(self) -> str:
-        if self.version == 0:
-            return _b58encode(self.multihash)
-        return "b" + _b32encode(bytes(self))
+        text = self._text
+        if text is None:
+            if self.version == 0:
+                text = _b58encode(self.multihash)
+            else:
+                text = "b" + _b32encode(bytes(self))
+            object.__setattr__(self, "_text", text)
+        return text
 
     def __repr__(self) -> str:
         return f"CID({str(self)!r})"

@@ -19,6 +19,7 @@ retries as the Kubo backend.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,8 +50,10 @@ def parse_expire_at(text: str | None) -> float | None:
     """Cluster's ``expire_at`` (RFC 3339, zero time = never) as a UNIX time."""
     if not text or text.startswith("0001-01-01"):
         return None
+    # Go writes up to nine fractional digits; Python reads at most six.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
 

@@ -27,9 +27,11 @@ import contextlib
 import ctypes
 import fcntl
 import io
+import itertools
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,22 +42,69 @@ from kinoit.store import car, dagcbor, unixfs
 from kinoit.store.base import Pin, iter_chunks
 from kinoit.store.cid import CID, DAG_CBOR, RAW, parse_cid
 
+# Linux's syncfs and sync_file_range through libc; None until first use, False if absent.
 _libc: Any = None
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _load_libc() -> Any:
+    global _libc
+    if _libc is None:
+        try:
+            lib = ctypes.CDLL(None, use_errno=True)
+            lib.syncfs.argtypes = [ctypes.c_int]
+            lib.sync_file_range.argtypes = [
+                ctypes.c_int,
+                ctypes.c_longlong,
+                ctypes.c_longlong,
+                ctypes.c_uint,
+            ]
+            _libc = lib
+        except (OSError, AttributeError):
+            _libc = False
+    return _libc
 
 
 def _syncfs(fd: int) -> None:
     """Flush every dirty page of the filesystem holding ``fd`` (Linux), else sync all."""
-    global _libc
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.syncfs  # noqa: B018 - probe that the symbol exists
-        except (OSError, AttributeError):
-            _libc = False
-    if _libc:
-        _libc.syncfs(fd)
+    lib = _load_libc()
+    if lib:
+        lib.syncfs(fd)
     else:
         os.sync()
+
+
+def _start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing this file out now, without waiting for it."""
+    lib = _load_libc()
+    if lib:
+        lib.sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+
+
+def _read_chunks(stream: IO[bytes], size: int) -> Iterator[memoryview]:
+    """Exactly ``size``-byte chunks (the last may be shorter) read into one reused buffer.
+
+    Each chunk is only valid until the next one is requested.
+    """
+    readinto = getattr(stream, "readinto", None)
+    if readinto is None:
+        for chunk in iter_chunks(stream, size):
+            yield memoryview(chunk)
+        return
+    buf = bytearray(size)
+    view = memoryview(buf)
+    while True:
+        filled = 0
+        while filled < size:
+            n = readinto(view[filled:])
+            if not n:
+                break
+            filled += n
+        if not filled:
+            return
+        yield view[:filled]
+        if filled < size:
+            return
 
 
 def _fsync_dir(path: Path) -> None:
@@ -79,7 +128,10 @@ class EmbeddedStore:
             directory.mkdir(parents=True, exist_ok=True)
         self._lock_path = self.root / "lock"
         self._lock_path.touch(exist_ok=True)
-        self._shards: set[str] = set()
+        self._blocks_prefix = f"{self._blocks}/"
+        self._tmp_prefix = f"{self._tmp}/"
+        self._counter = itertools.count()
+        self._shards: set[int] = set()
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.root)!r})"
@@ -96,32 +148,40 @@ class EmbeddedStore:
             os.close(fd)  # closing releases the flock
 
     def _path(self, cid: CID) -> Path:
-        return self._blocks / f"{cid.digest[0]:02x}" / str(cid.to_v1())
+        return Path(self._block_path(cid))
 
-    def _write_atomic(self, path: Path, data: bytes, fsync: bool) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self._tmp, suffix=".tmp")
+    def _block_path(self, cid: CID) -> str:
+        if cid.version == 0:
+            cid = cid.to_v1()
+        return f"{self._blocks_prefix}{cid.digest[0]:02x}/{cid}"
+
+    def _write_atomic(self, path: str | Path, data: bytes | memoryview, *, fsync: bool) -> None:
+        """Write to a fresh file in tmp/, then rename it over ``path``."""
+        tmp = f"{self._tmp_prefix}{os.getpid()}.{threading.get_ident()}.{next(self._counter)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
             while view:
-                written = os.write(fd, view)
-                view = view[written:]
+                view = view[os.write(fd, view) :]
             if fsync:
                 os.fsync(fd)
+            elif self.durable:
+                _start_writeback(fd)
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
             raise
         os.close(fd)
-        os.replace(tmp, path)
+        os.rename(tmp, path)
 
-    def _put_block(self, cid: CID, data: bytes) -> None:
+    def _put_block(self, cid: CID, data: bytes | memoryview) -> None:
         """Store one block (caller holds the shared lock and has computed ``cid``)."""
-        path = self._path(cid)
-        shard = path.parent.name
+        shard = cid.digest[0]
         if shard not in self._shards:
-            path.parent.mkdir(exist_ok=True)
+            os.makedirs(f"{self._blocks_prefix}{shard:02x}", exist_ok=True)
             self._shards.add(shard)
-        if path.exists():
+        path = self._block_path(cid)
+        if os.path.exists(path):
             return
         self._write_atomic(path, data, fsync=False)
 
@@ -159,7 +219,7 @@ class EmbeddedStore:
                 raise InvalidParameter("source", f"{source} is a directory") from None
         importer = unixfs.FileImporter()
         with self._locked():
-            for chunk in iter_chunks(source, unixfs.CHUNK_SIZE):
+            for chunk in _read_chunks(source, unixfs.CHUNK_SIZE):
                 for cid, data in importer.push(chunk):
                     self._put_block(cid, data)
             for cid, data in importer.finish():

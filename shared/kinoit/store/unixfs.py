@@ -29,7 +29,9 @@ TYPE_RAW = 0
 TYPE_DIRECTORY = 1
 TYPE_FILE = 2
 
-Block = tuple[CID, bytes]
+Block = tuple[CID, bytes | memoryview]
+"""A block as the importer emits it: its CID and its bytes (a raw leaf may be a
+memoryview of the caller's chunk, valid as long as the chunk is)."""
 
 
 # -- protobuf, by hand ------------------------------------------------------------------
@@ -197,7 +199,7 @@ class FileImporter:
         self.root: CID | None = None
         self.size = 0
 
-    def push(self, chunk: bytes) -> list[Block]:
+    def push(self, chunk: bytes | memoryview) -> list[Block]:
         """Add one chunk (every chunk but the last must be ``CHUNK_SIZE`` bytes)."""
         if self.root is not None:
             raise RuntimeError("importer already finished")
