@@ -1,3 +1,4 @@
+import itertools
 import json
 import subprocess
 from fractions import Fraction
@@ -5,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import merge_rung, package_hls, split_video, transcode_segment, verify_output
 from kinoit.media.merge import (
@@ -42,7 +42,13 @@ def job(clip, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             settings=settings,
         )  # fmt: skip
     renditions = rendition_segments(root / "rend", [s.path.stem for s in split.segments])
-    return {"src": src, "split": split, "renditions": renditions, "root": root, "settings": settings}
+    return {
+        "src": src,
+        "split": split,
+        "renditions": renditions,
+        "root": root,
+        "settings": settings,
+    }
 
 
 def video_pts(path: Path) -> list[float]:
@@ -67,7 +73,7 @@ def test_merged_rung_is_seamless_with_audio_in_sync(job: dict[str, Any], rung: s
     frame = 1001 / 30000
     # no gap, no overlap at the seams (Matroska rounds timestamps to the millisecond)
     assert len(pts) == 75
-    assert all(abs((b - a) - frame) <= 0.0011 for a, b in zip(pts, pts[1:], strict=False))
+    assert all(abs((b - a) - frame) <= 0.0011 for a, b in itertools.pairwise(pts))
     assert abs((pts[-1] - pts[0]) - 74 * frame) <= 0.0011
     with open(merged.path, "rb") as f:  # faststart: moov before mdat
         head = f.read(4096)
@@ -112,7 +118,9 @@ def test_hls_playlists_parse_and_every_file_exists(job: dict[str, Any]) -> None:
         for seg in parse_playlist_uris(body):
             assert (playlist.parent / seg).is_file()
             checked += 1
-        durations = [float(x.split(":")[1].rstrip(",")) for x in body.splitlines() if x.startswith("#EXTINF")]
+        durations = [
+            float(x.split(":")[1].rstrip(",")) for x in body.splitlines() if x.startswith("#EXTINF")
+        ]
         assert abs(sum(durations) - 75 * 1001 / 30000) < 0.05
     assert checked >= 3 * 3
     # the TS rendition segments are reused byte for byte, not re-encoded
@@ -130,9 +138,17 @@ def test_verify_output_catches_a_wrong_frame_count(job: dict[str, Any]) -> None:
 def test_merge_rejects_missing_or_mixed_segments(job: dict[str, Any], tmp_path: Path) -> None:
     r = job["renditions"]
     with pytest.raises(InvalidParameter, match="missing"):
-        merge_rung([tmp_path / "nope.ts"], None, tmp_path / "o.mp4", fps=Fraction(25), segment_frames=[1])
+        merge_rung(
+            [tmp_path / "nope.ts"], None, tmp_path / "o.mp4", fps=Fraction(25), segment_frames=[1]
+        )
     with pytest.raises(InvalidParameter, match="all .ts or all .mkv"):
-        merge_rung([r["90p"][0], r["vp9"][1]], None, tmp_path / "o.mp4", fps=Fraction(25), segment_frames=[1, 1])
+        merge_rung(
+            [r["90p"][0], r["vp9"][1]],
+            None,
+            tmp_path / "o.mp4",
+            fps=Fraction(25),
+            segment_frames=[1, 1],
+        )
 
 
 def test_media_playlist_target_duration_rounds_to_nearest() -> None:

@@ -1,3 +1,4 @@
+import itertools
 from fractions import Fraction
 
 import pytest
@@ -20,7 +21,7 @@ def test_segments_tile_frames_without_gap_or_overlap() -> None:
         (1, 25, 25),
         (2, 50, 12),
     ]
-    assert all(a.end_frame == b.start_frame for a, b in zip(plan, plan[1:], strict=False))
+    assert all(a.end_frame == b.start_frame for a, b in itertools.pairwise(plan))
 
 
 def test_shorter_than_one_segment_gives_one_short_segment() -> None:

@@ -4,7 +4,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-
 from kinoit.errors import InvalidParameter
 from kinoit.media import load_ladder, split_video, transcode_segment
 from kinoit.media.transcode import build_transcode_argv, plan_targets
@@ -29,8 +28,19 @@ def frames_of(path: Path) -> list[dict[str, str]]:
 def test_transcode_argv_is_one_decode_split_to_every_rung(tmp_path: Path) -> None:
     lad = load_ladder(LADDER)
     targets = plan_targets(lad, 160, 90, tmp_path, "00003")
-    argv = build_transcode_argv("seg.mkv", lad, targets, fps=Fraction(30000, 1001), start_frame=90, gop=30)
-    assert argv[:8] == ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", "seg.mkv"]
+    argv = build_transcode_argv(
+        "seg.mkv", lad, targets, fps=Fraction(30000, 1001), start_frame=90, gop=30
+    )
+    assert argv[:8] == [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        "seg.mkv",
+    ]
     graph = argv[argv.index("-filter_complex") + 1]
     assert graph == (
         "[0:v:0]settb=expr=1001/30000,setpts=N+90,split=2[s0][s1];"
@@ -54,10 +64,17 @@ def test_copy_mode_frame_range_becomes_a_trim(tmp_path: Path) -> None:
 
 
 def test_every_rendition_starts_with_an_idr_and_has_one_gop(clip, tmp_path: Path, settings) -> None:
-    split = split_video(clip(fps="30000/1001", gop=250, audio=False), tmp_path / "s", settings=settings)
+    split = split_video(
+        clip(fps="30000/1001", gop=250, audio=False), tmp_path / "s", settings=settings
+    )
     seg = split.segments[1]
     out = transcode_segment(
-        seg.path, LADDER, tmp_path / "r", fps=split.fps, start_frame=seg.start_frame, settings=settings
+        seg.path,
+        LADDER,
+        tmp_path / "r",
+        fps=split.fps,
+        start_frame=seg.start_frame,
+        settings=settings,
     )
     assert set(out) == {"90p", "48p"}
     assert (out["48p"].width, out["48p"].height) == (84, 48)
@@ -73,7 +90,9 @@ def test_every_rendition_starts_with_an_idr_and_has_one_gop(clip, tmp_path: Path
 
 
 def test_copy_mode_segment_is_trimmed_exactly(clip, tmp_path: Path, settings) -> None:
-    split = split_video(clip(seconds=3.0, gop=37, audio=False), tmp_path / "s", mode="copy", settings=settings)
+    split = split_video(
+        clip(seconds=3.0, gop=37, audio=False), tmp_path / "s", mode="copy", settings=settings
+    )
     seg = split.segments[2]
     assert seg.frame_range == (13, 38)
     out = transcode_segment(
@@ -86,7 +105,9 @@ def test_copy_mode_segment_is_trimmed_exactly(clip, tmp_path: Path, settings) ->
 def test_bad_frame_range_is_rejected(clip, tmp_path: Path, settings) -> None:
     split = split_video(clip(audio=False), tmp_path / "s", settings=settings)
     with pytest.raises(InvalidParameter, match="frame_range"):
-        transcode_segment(split.segments[0].path, LADDER, tmp_path / "r", frame_range=(5, 99), settings=settings)
+        transcode_segment(
+            split.segments[0].path, LADDER, tmp_path / "r", frame_range=(5, 99), settings=settings
+        )
 
 
 def test_other_codecs_render_from_one_decode(clip, tmp_path: Path, settings) -> None:
