@@ -30,10 +30,15 @@ _B58_INDEX: Final = {c: i for i, c in enumerate(_B58_ALPHABET)}
 _MAX_CID_TEXT = 256
 
 
+_SMALL_VARINTS: Final = [bytes((i,)) for i in range(0x80)]
+
+
 def encode_varint(value: int) -> bytes:
     """Unsigned LEB128, as multiformats and CAR use it."""
-    if value < 0:
-        raise ValueError("varint must be non-negative")
+    if value < 0x80:
+        if value < 0:
+            raise ValueError("varint must be non-negative")
+        return _SMALL_VARINTS[value]
     out = bytearray()
     while True:
         byte = value & 0x7F
