@@ -38,3 +38,11 @@ def helm() -> str:
     if binary is None:
         pytest.skip("helm not installed (scripts/install-deploy-tools installs it)")
     return binary
+
+
+@pytest.fixture(scope="session")
+def kubo_binary() -> str:
+    binary = go_binary("ipfs")
+    if binary is None:
+        pytest.skip("Kubo (ipfs) not installed (scripts/install installs it)")
+    return binary
