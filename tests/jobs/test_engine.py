@@ -496,3 +496,12 @@ def test_engine_works_with_a_decoding_client(redis_url: str) -> None:
         assert engine.list_jobs().jobs[0].job_id == job_id
     finally:
         conn.close()
+
+
+def test_lease_next_fills_its_limit_past_already_leased_tasks(engine: JobEngine) -> None:
+    job_id = running_job(engine, 4)
+    assert engine.lease(job_id, "s00000") is not None
+    assert [d.task_id for d in engine.lease_next(job_id, 2)] == ["s00001", "s00002"]
+    assert [d.task_id for d in engine.lease_next(job_id, 5)] == ["s00003"]
+    assert engine.lease_next(job_id, 5) == []
+    assert engine.get_job(job_id).counts["transcode"].leased == 4

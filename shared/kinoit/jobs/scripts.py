@@ -81,17 +81,25 @@ ADD_TASKS = (
 local st = redis.call('HGET', KEYS[1], 'state')
 if st ~= 'queued' and st ~= 'running' then return -1 end
 local stg = ARGV[1]
-local added = 0
+local fresh = enc('P', 1, stg, '')
+local new, pay = {}, {}
 for i = 2, #ARGV, 2 do
   local tid = ARGV[i]
-  if redis.call('HSETNX', KEYS[3], tid, enc('P', 1, stg, '')) == 1 then
-    added = added + 1
-    redis.call('RPUSH', KEYS[5], tid)
-    if ARGV[i + 1] ~= '' then redis.call('HSET', KEYS[4], tid, ARGV[i + 1]) end
+  if redis.call('HSETNX', KEYS[3], tid, fresh) == 1 then
+    new[#new + 1] = tid
+    if ARGV[i + 1] ~= '' then
+      pay[#pay + 1] = tid
+      pay[#pay + 1] = ARGV[i + 1]
+    end
   end
 end
-if added > 0 then cnt(KEYS[2], stg, 'total', added) end
-return added
+-- one bulk call each (batches are small enough for unpack)
+if #new > 0 then
+  redis.call('RPUSH', KEYS[5], unpack(new))
+  cnt(KEYS[2], stg, 'total', #new)
+end
+if #pay > 0 then redis.call('HSET', KEYS[4], unpack(pay)) end
+return #new
 """
 )
 
@@ -133,28 +141,39 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return out end
 local limit = tonumber(ARGV[3])
 local n = 0
 local per, order = {}, {}
+-- bulk pops, reads and writes: a handful of calls per batch instead of five per task
 while n < limit do
-  local tid = redis.call('LPOP', KEYS[5])
-  if not tid then break end
-  local v = redis.call('HGET', KEYS[3], tid)
-  if v then
-    local s, a, stg = parse(v)
-    if s == 'P' and (a == 1 or not redis.call('ZSCORE', KEYS[7], tid)) then
-      redis.call('HSET', KEYS[3], tid, enc('L', a, stg, ''))
-      redis.call('ZADD', KEYS[6], ARGV[1], tid)
-      local g = per[stg]
-      if not g then
-        g = {0, tid, tid}
-        per[stg] = g
-        table.insert(order, stg)
+  local ids = redis.call('LPOP', KEYS[5], limit - n)
+  if not ids then break end
+  local vals = redis.call('HMGET', KEYS[3], unpack(ids))
+  local hs, zs = {}, {}
+  for i, tid in ipairs(ids) do
+    local v = vals[i]
+    if v then
+      local s, a, stg = parse(v)
+      if s == 'P' and (a == 1 or not redis.call('ZSCORE', KEYS[7], tid)) then
+        hs[#hs + 1] = tid
+        hs[#hs + 1] = enc('L', a, stg, '')
+        zs[#zs + 1] = ARGV[1]
+        zs[#zs + 1] = tid
+        local g = per[stg]
+        if not g then
+          g = {0, tid, tid}
+          per[stg] = g
+          order[#order + 1] = stg
+        end
+        g[1] = g[1] + 1
+        g[3] = tid
+        out[#out + 1] = tid
+        out[#out + 1] = stg
+        out[#out + 1] = a
+        n = n + 1
       end
-      g[1] = g[1] + 1
-      g[3] = tid
-      table.insert(out, tid)
-      table.insert(out, stg)
-      table.insert(out, a)
-      n = n + 1
     end
+  end
+  if #hs > 0 then
+    redis.call('HSET', KEYS[3], unpack(hs))
+    redis.call('ZADD', KEYS[6], unpack(zs))
   end
 end
 for _, stg in ipairs(order) do
