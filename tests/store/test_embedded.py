@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from kinoit.config import load_settings
 from kinoit.errors import IntegrityError, InvalidCAR, InvalidCID, InvalidParameter, NotFound
-from kinoit.store import EmbeddedStore, open_store
+from kinoit.store import EmbeddedStore, Store, open_store
 from kinoit.store.car import CarReader, encode_header, encode_section
 from kinoit.store.cid import CID, DAG_PB, RAW
+from kinoit.store.cluster import ClusterStore
 from kinoit.store.kubo import KuboStore
 from kinoit.store.unixfs import CHUNK_SIZE
 
@@ -273,6 +274,13 @@ def test_gc_waits_for_an_add_in_flight(tmp_path: Path) -> None:
 
 
 # -- open_store -------------------------------------------------------------------------
+
+
+def test_every_backend_implements_the_store_protocol(tmp_path: Path) -> None:
+    kubo = KuboStore("http://127.0.0.1:9")
+    assert isinstance(EmbeddedStore(tmp_path / "s"), Store)
+    assert isinstance(kubo, Store)
+    assert isinstance(ClusterStore(kubo, "http://127.0.0.1:9"), Store)
 
 
 def test_open_store_picks_the_backend(kinoit_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kinoit.errors import IntegrityError, InvalidCAR, InvalidCID, NotFound, StoreUnavailable
@@ -21,39 +22,37 @@ pytestmark = pytest.mark.kubo
 EMPTY = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
 
-def kubo_only_hash(kubo: object, data: bytes, *extra: str) -> str:
-    out = kubo.cli(  # type: ignore[attr-defined]
-        "add", "-Q", "--only-hash", "--cid-version=1", *extra, input=data
-    )
+def kubo_only_hash(kubo: Any, data: bytes, *extra: str) -> str:
+    out = kubo.cli("add", "-Q", "--only-hash", "--cid-version=1", *extra, input=data)
     return str(out.decode().strip())
 
 
 @pytest.fixture
-def kubo_store(kubo: object) -> KuboStore:
-    return KuboStore(kubo.api_url, timeout=30, retries=1)  # type: ignore[attr-defined]
+def kubo_store(kubo: Any) -> KuboStore:
+    return KuboStore(kubo.api_url, timeout=30, retries=1)
 
 
 # -- CIDs identical to Kubo's -------------------------------------------------------------
 
 
-def test_kubo_vectors(kubo: object) -> None:
+def test_kubo_vectors(kubo: Any) -> None:
     assert kubo_only_hash(kubo, b"") == str(our_cid(b"")[0])
     assert kubo_only_hash(kubo, b"hello world\n") == str(our_cid(b"hello world\n")[0])
 
 
 @pytest.mark.parametrize("size", FILE_SIZES)
-def test_cid_matches_kubo(kubo: object, size: int) -> None:
+def test_cid_matches_kubo(kubo: Any, size: int) -> None:
     data = payload(size)
     assert kubo_only_hash(kubo, data) == str(our_cid(data)[0])
 
 
-def test_50mb_cid_matches_kubo(kubo: object, big_payload: bytes) -> None:
+def test_50mb_cid_matches_kubo(kubo: Any, big_payload: bytes) -> None:
     assert len(big_payload) == BIG_SIZE
     assert kubo_only_hash(kubo, big_payload) == str(our_cid(big_payload)[0])
 
 
 @pytest.mark.parametrize(("chunks", "links"), [(10, 3), (28, 3), (100, 4)])
-def test_multi_level_tree_matches_kubo(kubo: object, chunks: int, links: int) -> None:
+def test_multi_level_tree_matches_kubo(kubo: Any, chunks: int, links: int) -> None:
     # Kubo's default tree needs 174*174 chunks (7.9 GB) for a third level; with tiny
     # chunks and few links per node the same layout code builds it from a few KiB.
     data = payload(chunks * 64 - 5)
@@ -75,6 +74,16 @@ def test_add_and_cat_round_trip(kubo_store: KuboStore) -> None:
         assert cid == str(our_cid(data)[0])
         assert b"".join(kubo_store.cat(cid)) == data
         assert kubo_store.has(cid)
+
+
+def test_cat_of_a_cidv0_file_with_dag_pb_leaves(kubo_store: KuboStore, kubo: Any) -> None:
+    # Kubo's default add (CIDv0) puts the data inside dag-pb leaves; cat still verifies it.
+    data = payload(2 * 262144 + 99, seed=4)
+    v0 = kubo.cli("add", "-Q", "--pin=false", input=data).decode().strip()
+    assert v0.startswith("Qm")
+    assert b"".join(kubo_store.cat(v0)) == data
+    small = kubo.cli("add", "-Q", "--pin=false", input=b"tiny").decode().strip()
+    assert b"".join(kubo_store.cat(small)) == b"tiny"
 
 
 def test_add_from_path_and_get_file(kubo_store: KuboStore, tmp_path: Path) -> None:
@@ -106,10 +115,10 @@ def test_pins_with_names_and_expiry(kubo_store: KuboStore) -> None:
         kubo_store.pin_rm(cid)
 
 
-def test_gc_unpins_expired_pins_and_collects(kubo_store: KuboStore, kubo: object) -> None:
+def test_gc_unpins_expired_pins_and_collects(kubo_store: KuboStore, kubo: Any) -> None:
     cid = kubo_store.add_bytes(payload(300, seed=12), pin=False)
     # An expiry already in the past, written the way pin_add writes it.
-    kubo.cli("pin", "add", f"--name={encode_pin_name('old', 1.0)}", cid)  # type: ignore[attr-defined]
+    kubo.cli("pin", "add", f"--name={encode_pin_name('old', 1.0)}", cid)
     kept = kubo_store.add_bytes(payload(300, seed=13), name="kept")
     assert cid not in {p.cid for p in kubo_store.pin_ls()}
     assert kubo_store.gc() >= 1
@@ -137,9 +146,7 @@ def test_unknown_and_invalid_cids(kubo_store: KuboStore) -> None:
 # -- CARs both ways -----------------------------------------------------------------------
 
 
-def test_our_car_imported_by_ipfs_gives_the_same_root_and_bytes(
-    kubo: object, tmp_path: Path
-) -> None:
+def test_our_car_imported_by_ipfs_gives_the_same_root_and_bytes(kubo: Any, tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "s")
     data = payload(3 * 262144 + 77, seed=21)
     file_cid = store.add_bytes(data)
@@ -147,10 +154,10 @@ def test_our_car_imported_by_ipfs_gives_the_same_root_and_bytes(
     car = tmp_path / "x.car"
     with car.open("wb") as out:
         store.car_export(root, out)
-    out = kubo.cli("dag", "import", "--pin-roots", str(car)).decode()  # type: ignore[attr-defined]
+    out = kubo.cli("dag", "import", "--pin-roots", str(car)).decode()
     assert root in out
-    assert kubo.cli("cat", file_cid) == data  # type: ignore[attr-defined]
-    assert kubo.cli("pin", "ls", "--type=recursive", root).decode().startswith(root)  # type: ignore[attr-defined]
+    assert kubo.cli("cat", file_cid) == data
+    assert kubo.cli("pin", "ls", "--type=recursive", root).decode().startswith(root)
 
 
 def test_kubo_car_export_read_and_imported_here(kubo_store: KuboStore, tmp_path: Path) -> None:

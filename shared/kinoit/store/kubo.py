@@ -235,7 +235,12 @@ class KuboStore:
     # -- files ------------------------------------------------------------------------
 
     def add(self, source: IO[bytes] | Path, *, pin: bool = True, name: str = "") -> str:
-        """Send a file to Kubo as ``add --cid-version=1 --raw-leaves --chunker=size-262144``."""
+        """Send a file to Kubo as ``ipfs add --cid-version=1`` with the layout spelled out.
+
+        Chunker, raw leaves, links per node and the balanced layout are all sent
+        explicitly (a node's Import.* config cannot change the CID), and the CID
+        Kubo answers is checked against the one computed here while streaming.
+        """
         if isinstance(source, Path | str):
             try:
                 with open(source, "rb") as stream:
@@ -248,6 +253,8 @@ class KuboStore:
             "cid-version": "1",
             "raw-leaves": "true",
             "chunker": f"size-{unixfs.CHUNK_SIZE}",
+            "max-file-links": str(unixfs.MAX_LINKS),
+            "trickle": "false",
             "hash": "sha2-256",
             "pin": "true" if pin else "false",
             "quieter": "true",
