@@ -8,6 +8,7 @@ that the product reads through its settings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -87,8 +88,8 @@ class Receiver:
         return [h for h in self.seen if h.payload["data"]["job_id"] == job_id]
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextlib.contextmanager
+def serve_receiver() -> Iterator[Receiver]:
     """A webhook receiver on a free loopback port."""
     hooks: queue.Queue[Webhook] = queue.Queue()
 
@@ -111,6 +112,13 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver for one test."""
+    with serve_receiver() as r:
+        yield r
 
 
 @dataclass
@@ -179,43 +187,92 @@ def _write_secrets(secrets: Path) -> None:
     (secrets / "kinoit-webhook-secret").write_text(WEBHOOK_SECRET + "\n")
 
 
+def start_dev(root: Path, workers: int = 2, **env: str) -> Dev:
+    """Start `kinoit dev` on a free port with a fresh home under ``root``."""
+    home, secrets = root / "home", root / "secrets"
+    _write_secrets(secrets)
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KINOIT_")}
+    full_env.update(
+        {
+            "KINOIT_HOME": str(home),
+            "KINOIT_SECRETS_DIR": str(secrets),
+            "KINOIT_DISPATCH_WINDOW": "4",
+            **env,
+        }
+    )
+    log = (root / "dev.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kinoit.cli", "dev", "--port", str(port),
+         "--workers", str(workers)],
+        env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    dev = Dev(process, f"http://127.0.0.1:{port}", home, full_env)
+    try:
+        wait_for_port(port, timeout=60, proc=process)
+    except BaseException:
+        stop_dev(dev)
+        raise
+    return dev
+
+
+def stop_dev(dev: Dev) -> None:
+    """SIGTERM, then SIGKILL the whole process group if it does not stop."""
+    if dev.process.poll() is None:
+        dev.process.send_signal(signal.SIGTERM)
+        try:
+            dev.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.process.pid, signal.SIGKILL)
+            dev.process.wait(timeout=10)
+
+
 @pytest.fixture
 def dev_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Dev]]:
     """Start `kinoit dev` subprocesses; keyword arguments become environment variables."""
     started: list[Dev] = []
 
     def start(workers: int = 2, **env: str) -> Dev:
-        root = tmp_path_factory.mktemp("dev")
-        home, secrets = root / "home", root / "secrets"
-        _write_secrets(secrets)
-        port = free_port()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("KINOIT_")}
-        full_env.update(
-            KINOIT_HOME=str(home),
-            KINOIT_SECRETS_DIR=str(secrets),
-            KINOIT_DISPATCH_WINDOW="4",
-            **env,
-        )
-        log = (root / "dev.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kinoit.cli", "dev", "--port", str(port),
-             "--workers", str(workers)],
-            env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        dev = Dev(process, f"http://127.0.0.1:{port}", home, full_env)
+        dev = start_dev(tmp_path_factory.mktemp("dev"), workers, **env)
         started.append(dev)
-        wait_for_port(port, timeout=60, proc=process)
         return dev
 
     yield start
     for dev in started:
-        if dev.process.poll() is None:
-            dev.process.send_signal(signal.SIGTERM)
-            try:
-                dev.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(dev.process.pid, signal.SIGKILL)
-                dev.process.wait(timeout=10)
+        stop_dev(dev)
+
+
+@dataclass
+class ReferenceRun:
+    """One undisturbed job of the main clip, with everything a client saw."""
+
+    source: str
+    job: dict[str, Any]
+    hooks: list[Webhook]
+    out: Path
+
+
+@pytest.fixture(scope="session")
+def reference_run(
+    tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path]
+) -> Iterator[ReferenceRun]:
+    """Run the main clip once through a fresh `kinoit dev`, export its outputs."""
+    from kinoit.service.runner import export_outputs
+
+    root = tmp_path_factory.mktemp("reference")
+    with serve_receiver() as receiver:
+        dev = start_dev(root)
+        try:
+            source = dev.add(clips["main"])
+            job_id = dev.submit(source, callback_url=receiver.url, metadata={"title": "e2e"})
+            receiver.wait_for(job_id, {"job.completed", "job.failed"})
+            job = dev.wait_state(job_id, {"completed", "failed", "cancelled"})
+            out = root / "out"
+            if job["state"] == "completed":
+                export_outputs(dev.store(), job["manifest"], out)
+            yield ReferenceRun(source, job, receiver.of(job_id), out)
+        finally:
+            stop_dev(dev)
 
 
 @pytest.fixture(scope="session")

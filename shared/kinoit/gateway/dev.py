@@ -180,7 +180,8 @@ class DevStack:
             self._server = None
         for proc in self._procs:
             proc.terminate()
-        deadline = time.monotonic() + 10
+        # A worker finishes its current call before it stops; do not wait for long ones.
+        deadline = time.monotonic() + 3
         for proc in self._procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -324,6 +324,9 @@ class Pipeline:
 
     @staticmethod
     def _failure_reason(status: int, body: bytes) -> tuple[str, bool]:
+        """The reason text, and whether another attempt may succeed: a 4xx (bad input,
+        not a video) fails the same way again; a 5xx (ffmpeg killed, store down, crash)
+        may not, so it is retried up to the attempt limit."""
         text = body.decode("utf-8", "replace")[:1000]
         try:
             parsed = json.loads(text)
@@ -331,12 +334,9 @@ class Pipeline:
             parsed = None
         if isinstance(parsed, dict) and "message" in parsed:
             message = f"{parsed.get('error', 'Error')}: {parsed['message']}"
-            retryable = bool(parsed.get("retryable", status >= 500))
         else:
             message = f"HTTP {status}: {text.strip() or 'no body'}"
-            retryable = status >= 500
-        # A 4xx (e.g. not a video) will fail the same way again.
-        return message, retryable and (status >= 500 or status == 429)
+        return message, status >= 500 or status == 429
 
     def on_failure(
         self, job_id: str, task_id: str, attempt: int, reason: str, retryable: bool
@@ -351,7 +351,8 @@ class Pipeline:
                 return {"status": "ignored", "reason": "unknown task"}
             if info.state is not TaskState.LEASED or info.attempt != attempt:
                 return {"status": "ignored", "reason": "stale attempt"}
-            self._fail_job(job_id, f"{task_id}: {reason}")
+            failed = {"task": task_id, "stage": stage, "attempt": attempt, "reason": reason}
+            self._fail_job(job_id, f"{task_id}: {reason}", failed)
             return {"status": "job_failed", "reason": reason}
         outcome = self.engine.fail(job_id, task_id, attempt, reason)
         if outcome.job_failed:
@@ -398,7 +399,13 @@ class Pipeline:
         if stage == "checksum" and not result.get("ok"):
             self.metrics.verification_failed()
             if is_rerun(task_id):
-                self._fail_job(job_id, f"verification failed: {result.get('reason', task_id)}")
+                reason = (
+                    f"verification failed: segment {segment_of(task_id)}: {result.get('reason')}"
+                )
+                self._fail_job(
+                    job_id, reason, {"task": task_id, "stage": stage, "attempt": attempt,
+                                     "reason": reason},
+                )  # fmt: skip
                 return {"status": "job_failed"}
         if stage == "merge":
             self._finish(job_id, result)
@@ -569,20 +576,26 @@ class Pipeline:
         self.promote()
 
     # --------------------------------------------------------------- failure
-    def _fail_job(self, job_id: str, reason: str) -> None:
+    def _fail_job(
+        self, job_id: str, reason: str, failed_task: Mapping[str, Any] | None = None
+    ) -> None:
         try:
             self.engine.fail_job(job_id, reason)
         except Conflict:
             return
-        self._after_job_failed(job_id, reason)
+        self._after_job_failed(job_id, reason, failed_task)
 
-    def _after_job_failed(self, job_id: str, reason: str) -> None:
+    def _after_job_failed(
+        self, job_id: str, reason: str, failed_task: Mapping[str, Any] | None = None
+    ) -> None:
         self.metrics.job_transition(JobState.FAILED.value)
-        failed = [
+        failed: list[Mapping[str, Any]] = [
             {"task": t.task_id, "stage": t.stage, "attempt": t.attempt, "reason": t.reason}
             for t in self.engine.iter_tasks(job_id)
             if t.state is TaskState.FAILED
         ]
+        if failed_task is not None and not any(f["task"] == failed_task["task"] for f in failed):
+            failed.insert(0, dict(failed_task))
         spec = self.spec(job_id)
         self.notifier.notify(
             job_id,

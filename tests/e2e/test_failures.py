@@ -1,0 +1,126 @@
+"""What goes wrong, end to end: failing tasks, lost workers, cancel, the job queue."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.e2e.conftest import JOB_TIMEOUT, Dev, Receiver, ReferenceRun
+
+pytestmark = [pytest.mark.redis, pytest.mark.ffmpeg]
+
+
+def non_source_pins(dev: Dev, source: str) -> list[str]:
+    return [p.cid for p in dev.store().pin_ls() if p.cid != source]
+
+
+def test_task_that_always_fails_fails_the_job_with_the_reason(
+    dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path]
+) -> None:
+    dev = dev_factory(KINOIT_TEST_FAIL_STAGE="thumbnail", KINOIT_MAX_ATTEMPTS="2")
+    source = dev.add(clips["short0"])
+    job_id = dev.submit(source, callback_url=receiver.url)
+    failed = receiver.wait_for(job_id, {"job.failed", "job.completed"})
+    assert failed.payload["type"] == "job.failed"
+    assert "injected failure" in failed.payload["data"]["reason"]
+    assert failed.payload["data"]["failed_tasks"][0]["stage"] == "thumbnail"
+    job = dev.job(job_id)
+    assert job["state"] == "failed" and "injected failure" in job["error"]
+    assert job["stages"]["thumbnail"]["retries"] >= 1  # retried before giving up
+    assert job["tasks"]["leased"] == 0
+    assert non_source_pins(dev, source) == []
+
+
+def test_source_that_is_not_a_video_fails_without_retries(
+    dev_factory: Callable[..., Dev], receiver: Receiver, tmp_path: Path
+) -> None:
+    dev = dev_factory(workers=1)
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a video\n" * 100)
+    source = dev.add(text)
+    job_id = dev.submit(source, callback_url=receiver.url)
+    failed = receiver.wait_for(job_id, {"job.failed", "job.completed"})
+    assert failed.payload["type"] == "job.failed"
+    assert "NotAVideo" in failed.payload["data"]["reason"]
+    job = dev.job(job_id)
+    assert job["stages"]["split"]["retries"] == 0 and job["tasks"]["leased"] == 0
+    assert non_source_pins(dev, source) == []
+
+
+def _kill_worker_running(dev: Dev, function: str, timeout: float = JOB_TIMEOUT) -> int:
+    """SIGKILL the RQ worker process that is running ``function``; return its pid."""
+    from rq import Worker
+
+    connection = redis.Redis.from_url(dev.redis_url())
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for worker in Worker.all(connection=connection):
+                job = worker.get_current_job()
+                if job is not None and job.args and job.args[0].get("function") == function:
+                    os.kill(worker.pid, signal.SIGKILL)
+                    return int(worker.pid)
+            time.sleep(0.1)
+    finally:
+        connection.close()
+    raise TimeoutError(f"no worker ever ran {function}")
+
+
+@pytest.mark.slow
+def test_killed_worker_task_is_retried_and_the_manifest_is_unchanged(
+    dev_factory: Callable[..., Dev], clips: dict[str, Path], reference_run: ReferenceRun
+) -> None:
+    dev = dev_factory(
+        KINOIT_TEST_STAGE_DELAY="transcode:3",
+        KINOIT_LEASE_SECONDS="20",
+        KINOIT_DISPATCH_WINDOW="2",
+    )
+    source = dev.add(clips["main"])
+    job_id = dev.submit(source)
+    _kill_worker_running(dev, "transcode-segment")
+    job = dev.wait_state(job_id, {"completed", "failed"})
+    assert job["state"] == "completed", job
+    assert job["stages"]["transcode"]["retries"] >= 1
+    assert job["manifest"] == reference_run.job["manifest"]
+
+
+def test_cancel_stops_the_job_and_releases_everything(
+    dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path]
+) -> None:
+    dev = dev_factory(KINOIT_TEST_STAGE_DELAY="transcode:2")
+    source = dev.add(clips["short2"])
+    job_id = dev.submit(source, callback_url=receiver.url)
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while dev.job(job_id)["stages"].get("transcode", {}).get("leased", 0) == 0:
+        assert time.monotonic() < deadline, "transcode never started"
+        time.sleep(0.1)
+    response = dev.call("DELETE", f"/jobs/{job_id}")
+    assert response.status_code == 200 and response.json()["state"] == "cancelled"
+    receiver.wait_for(job_id, {"job.cancelled"})
+    job = dev.job(job_id)
+    assert job["state"] == "cancelled" and job["tasks"]["leased"] == 0
+    assert dev.call("DELETE", f"/jobs/{job_id}").status_code == 409
+    assert non_source_pins(dev, source) == []
+
+
+@pytest.mark.slow
+def test_three_jobs_queue_and_run_one_at_a_time_in_order(
+    dev_factory: Callable[..., Dev], clips: dict[str, Path]
+) -> None:
+    dev = dev_factory()
+    sources = [dev.add(clips[f"short{n}"]) for n in range(3)]
+    ids = [dev.submit(source) for source in sources]
+    states = [dev.job(j)["state"] for j in ids]
+    assert states[0] == "running" and states[1:] == ["queued", "queued"]
+    jobs = [dev.wait_state(j, {"completed", "failed"}) for j in ids]
+    assert [j["state"] for j in jobs] == ["completed"] * 3
+    for earlier, later in zip(jobs, jobs[1:], strict=False):
+        assert earlier["finished_at"] <= later["started_at"]
+    listed = dev.call("GET", "/jobs").json()["jobs"]
+    assert [j["job_id"] for j in listed] == list(reversed(ids))
