@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -120,7 +121,7 @@ def test_three_jobs_queue_and_run_one_at_a_time_in_order(
     assert states[0] == "running" and states[1:] == ["queued", "queued"]
     jobs = [dev.wait_state(j, {"completed", "failed"}) for j in ids]
     assert [j["state"] for j in jobs] == ["completed"] * 3
-    for earlier, later in zip(jobs, jobs[1:], strict=False):
+    for earlier, later in itertools.pairwise(jobs):
         assert earlier["finished_at"] <= later["started_at"]
     listed = dev.call("GET", "/jobs").json()["jobs"]
     assert [j["job_id"] for j in listed] == list(reversed(ids))
