@@ -27,11 +27,12 @@ class ChecksumRequest:
 
 def parse_request(body: dict[str, Any]) -> ChecksumRequest:
     """Validate a checksum request."""
+    segment = require_cid(body, "segment")
     raw = require_mapping(body, "renditions")
     if not raw:
         raise InvalidParameter("renditions", "expected at least one rendition")
     renditions = {str(rung): require_cid(raw, rung) for rung in sorted(raw)}
-    return ChecksumRequest(require_cid(body, "segment"), renditions)
+    return ChecksumRequest(segment, renditions)
 
 
 def run(request: ChecksumRequest, settings: Settings) -> dict[str, Any]:

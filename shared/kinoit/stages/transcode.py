@@ -32,6 +32,7 @@ def parse_request(body: dict[str, Any]) -> TranscodeRequest:
     """Validate a transcode request (the ladder fully, before any work)."""
     from kinoit.media.ladder import parse_ladder
 
+    segment = require_cid(body, "segment")
     ladder = parse_ladder(require_mapping(body, "ladder")).to_json()
     fps_raw = body.get("fps")
     fps: Fraction | None = None
@@ -42,9 +43,7 @@ def parse_request(body: dict[str, Any]) -> TranscodeRequest:
             raise InvalidParameter("fps", f"not a frame rate: {fps_raw!r}") from None
         if fps <= 0:
             raise InvalidParameter("fps", "must be positive")
-    return TranscodeRequest(
-        require_cid(body, "segment"), ladder, optional_int(body, "start_frame", 0), fps
-    )
+    return TranscodeRequest(segment, ladder, optional_int(body, "start_frame", 0), fps)
 
 
 def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
