@@ -433,7 +433,8 @@ class JobEngine:
         while remaining > 0:
             n = min(remaining, self.config.batch_size)
             res = self._lease_next(keys=jkeys, args=[repr(deadline), self.config.events_maxlen, n])
-            got = [(_s(res[i]), _s(res[i + 1]), int(res[i + 2])) for i in range(0, len(res), 3)]
+            lines = _s(res).split("\n") if res else []
+            got = [(t, stage, int(a)) for t, stage, a in (line.split("|") for line in lines)]
             leased += got
             remaining -= n
             if len(got) < n:

@@ -131,13 +131,13 @@ return out
 )
 
 # KEYS: 8 job keys. ARGV: deadline, maxlen, limit.
-# Leases the next never-dispatched tasks in insertion order: flat {task, stage, attempt}.
+# Leases the next never-dispatched tasks in insertion order; returns lines "task|stage|attempt".
 # One 'task.leased' event per stage and call (count, first, last) keeps fan-out cheap.
 LEASE_NEXT = (
     PRELUDE
     + r"""
 local out = {}
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return out end
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return '' end
 local limit = tonumber(ARGV[3])
 local n = 0
 local per, order = {}, {}
@@ -164,9 +164,7 @@ while n < limit do
         end
         g[1] = g[1] + 1
         g[3] = tid
-        out[#out + 1] = tid
-        out[#out + 1] = stg
-        out[#out + 1] = a
+        out[#out + 1] = tid .. '|' .. stg .. '|' .. a
         n = n + 1
       end
     end
@@ -182,7 +180,8 @@ for _, stg in ipairs(order) do
   ev(KEYS[8], ARGV[2], 'type', 'task.leased', 'stage', stg, 'count', g[1], 'first', g[2],
      'last', g[3])
 end
-return out
+-- one string, not a RESP array of 3 x n items: much cheaper for the client to parse
+return table.concat(out, '\n')
 """
 )
 

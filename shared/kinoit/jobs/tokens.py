@@ -32,7 +32,7 @@ def _key(secret: str | bytes) -> bytes:
 def callback_token(secret: str | bytes, job_id: str, task_id: str, attempt: int) -> str:
     """HMAC-SHA256 of (job, task, attempt), base64url without padding (43 characters)."""
     message = f"{job_id}\n{task_id}\n{int(attempt)}".encode()
-    digest = hmac.new(_key(secret), message, hashlib.sha256).digest()
+    digest = hmac.digest(_key(secret), message, "sha256")
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
