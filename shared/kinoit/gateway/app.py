@@ -44,7 +44,6 @@ def create_gateway_app(functions_dir: Path, queue: Any) -> Flask:
         return Response("OK", status=200)
 
     @app.route("/function/<name>", methods=_METHODS, defaults={"rest": ""})
-    @app.route("/function/<name>/", methods=_METHODS, defaults={"rest": ""})
     @app.route("/function/<name>/<path:rest>", methods=_METHODS)
     def sync_call(name: str, rest: str) -> Response:
         try:
@@ -62,7 +61,6 @@ def create_gateway_app(functions_dir: Path, queue: Any) -> Flask:
         return Response(result.body, status=result.status, headers=result.headers)
 
     @app.route("/async-function/<name>", methods=["POST"], defaults={"rest": ""})
-    @app.route("/async-function/<name>/", methods=["POST"], defaults={"rest": ""})
     @app.route("/async-function/<name>/<path:rest>", methods=["POST"])
     def async_call(name: str, rest: str) -> Response:
         try:
