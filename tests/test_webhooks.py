@@ -317,3 +317,17 @@ def test_progress_throttle_has_one_winner_under_concurrency(client: redis.Redis)
     for t in threads:
         t.join(timeout=10)
     assert wins.count(True) == 1
+
+
+def test_queue_with_redis_down_is_state_unavailable() -> None:
+    from kinoit.errors import StateUnavailable
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from tests.conftest import free_port
+
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    with pytest.raises(StateUnavailable):
+        webhooks.enqueue_webhook(dead, "https://hooks.example.com/", "job.started", "J1")
+    with pytest.raises(StateUnavailable):
+        webhooks.deliver_pending(dead, SECRET)

@@ -505,3 +505,15 @@ def test_lease_next_fills_its_limit_past_already_leased_tasks(engine: JobEngine)
     assert [d.task_id for d in engine.lease_next(job_id, 5)] == ["s00003"]
     assert engine.lease_next(job_id, 5) == []
     assert engine.get_job(job_id).counts["transcode"].leased == 4
+
+
+def test_connect_checks_the_url(redis_url: str) -> None:
+    from kinoit.jobs import connect
+
+    from tests.conftest import free_port
+
+    assert connect(redis_url).ping()
+    with pytest.raises(StateUnavailable):
+        connect(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(InvalidParameter):
+        connect("nonsense://x")
