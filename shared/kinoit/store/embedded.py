@@ -11,11 +11,12 @@ On disk::
 Every write goes to ``tmp/`` and is renamed into place, so a reader never sees
 a partial block or pin. Durability is tied to pins, batched: blocks are not
 fsynced one by one (that costs a disk flush per 256 KiB and caps adds far below
-200 MB/s); each block file is handed to the kernel's writeback at once
-(``sync_file_range``), and one ``syncfs`` of the store's filesystem runs before
-any pin record is written, so a pin on disk only ever refers to blocks on disk.
-An unpinned add (``pin=False``) does not wait for the disk: gc may delete its
-blocks anyway until something pins them. Pin records are fsynced individually.
+200 MB/s); one ``syncfs`` of the store's filesystem runs before any pin record
+is written, so a pin on disk only ever refers to blocks on disk. A pinned add
+keeps a background thread flushing while it streams, so that final ``syncfs``
+has little left to do; an unpinned add (``pin=False``) does not wait for the
+disk at all: gc may delete its blocks anyway until something pins them. Pin
+records are fsynced individually.
 Every block read is hashed and compared to its CID (IntegrityError if not).
 
 Several processes may share one store: every operation that writes blocks or
@@ -46,11 +47,12 @@ from kinoit.store import car, dagcbor, unixfs
 from kinoit.store.base import Pin
 from kinoit.store.cid import CID, DAG_CBOR, RAW, parse_cid
 
-# Linux's syncfs and sync_file_range through libc; None until first use, False if absent.
+# Linux's syncfs through libc; None until first use, False where it is absent.
 _libc: Any = None
-_SYNC_FILE_RANGE_WRITE = 2
 # Chunk buffers in flight between the hashing and the writing thread of one add.
 _RING = 8
+# While a pinned add streams in, flush the filesystem this often (seconds).
+_FLUSH_INTERVAL_SECONDS = 0.25
 
 
 def _load_libc() -> Any:
@@ -59,12 +61,6 @@ def _load_libc() -> Any:
         try:
             lib = ctypes.CDLL(None, use_errno=True)
             lib.syncfs.argtypes = [ctypes.c_int]
-            lib.sync_file_range.argtypes = [
-                ctypes.c_int,
-                ctypes.c_longlong,
-                ctypes.c_longlong,
-                ctypes.c_uint,
-            ]
             _libc = lib
         except (OSError, AttributeError):
             _libc = False
@@ -78,13 +74,6 @@ def _syncfs(fd: int) -> None:
         lib.syncfs(fd)
     else:
         os.sync()
-
-
-def _start_writeback(fd: int) -> None:
-    """Ask the kernel to start writing this file out now, without waiting for it."""
-    lib = _load_libc()
-    if lib:
-        lib.sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
 
 def _fill(stream: IO[bytes], view: memoryview) -> int:
@@ -102,6 +91,32 @@ def _fill(stream: IO[bytes], view: memoryview) -> int:
             break
         filled += n
     return filled
+
+
+class _BackgroundFlusher:
+    """A thread calling ``syncfs`` on a filesystem every so often until the block ends."""
+
+    def __init__(self, root: Path, interval: float = _FLUSH_INTERVAL_SECONDS) -> None:
+        self._root = root
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kinoit-flush", daemon=True)
+
+    def _run(self) -> None:
+        fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            while not self._stop.wait(self._interval):
+                _syncfs(fd)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> _BackgroundFlusher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -162,8 +177,6 @@ class EmbeddedStore:
                 view = view[os.write(fd, view) :]
             if fsync:
                 os.fsync(fd)
-            elif self.durable:
-                _start_writeback(fd)
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
@@ -215,18 +228,24 @@ class EmbeddedStore:
             except IsADirectoryError:
                 raise InvalidParameter("source", f"{source} is a directory") from None
         with self._locked():
-            root = self._import(source)
+            root = self._import(source, flush_early=pin and self.durable)
             if pin:
                 self._ensure_pin(root, name)
         return str(root)
 
-    def _import(self, source: IO[bytes]) -> CID:
+    def _import(self, source: IO[bytes], *, flush_early: bool = False) -> CID:
         """Chunk, hash and store a file; return its root.
 
         Reading and hashing happen on this thread while a second thread writes the
         blocks (both release the GIL), through a small ring of reused chunk buffers,
-        so memory stays at ``_RING`` chunks whatever the file size.
+        so memory stays at ``_RING`` chunks whatever the file size. With
+        ``flush_early`` a third thread keeps flushing the filesystem while the file
+        streams in, so the ``syncfs`` before the pin has little left to wait for.
         """
+        with _BackgroundFlusher(self.root) if flush_early else contextlib.nullcontext():
+            return self._import_chunks(source)
+
+    def _import_chunks(self, source: IO[bytes]) -> CID:
         importer = unixfs.FileImporter()
         buffers = [memoryview(bytearray(unixfs.CHUNK_SIZE)) for _ in range(_RING)]
         pending: list[Future[None] | None] = [None] * _RING
