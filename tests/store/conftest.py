@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import random
+import shutil
 import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from kinoit.store.base import iter_chunks
 from kinoit.store.cid import CID
 from kinoit.store.unixfs import CHUNK_SIZE, import_chunks
@@ -43,3 +53,77 @@ def free_port_closed() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    api_url: str
+    kubo_api_url: str
+
+
+def _find_go_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidate = Path(os.environ.get("GOPATH", Path.home() / "go")) / "bin" / name
+    return str(candidate) if candidate.exists() else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def cluster(kubo: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A one-peer IPFS Cluster (crdt) on loopback, driving the session's Kubo."""
+    binary = _find_go_binary("ipfs-cluster-service")
+    if binary is None:
+        pytest.skip("ipfs-cluster-service not installed (scripts/install builds it)")
+    repo = tmp_path_factory.mktemp("cluster-repo")
+    env = dict(os.environ, IPFS_CLUSTER_PATH=str(repo))
+    subprocess.run(
+        [binary, "init", "--consensus", "crdt"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    config_path = repo / "service.json"
+    config = json.loads(config_path.read_text())
+    kubo_addr = f"/ip4/127.0.0.1/tcp/{kubo.api_port}"
+    rest_port = _free_port()
+    config["cluster"]["listen_multiaddress"] = [f"/ip4/127.0.0.1/tcp/{_free_port()}"]
+    config["cluster"]["mdns_interval"] = "0s"
+    config["api"]["restapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{rest_port}"
+    config["api"]["ipfsproxy"]["listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{_free_port()}"
+    config["api"]["ipfsproxy"]["node_multiaddress"] = kubo_addr
+    config["api"]["pinsvcapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{_free_port()}"
+    config["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = kubo_addr
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [binary, "daemon"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{rest_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ipfs-cluster-service exited with {proc.returncode}")
+            try:
+                if requests.get(f"{url}/id", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("IPFS Cluster did not answer on /id within 60s")
+            time.sleep(0.1)
+        yield Cluster(url, kubo.api_url)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
