@@ -59,7 +59,7 @@ def measure(cost: Cost) -> Iterator[None]:
 def baseline_argv(
     src: Path, ladder: Ladder, width: int, height: int, gop: int, outdir: Path
 ) -> list[str]:
-    """One plain ffmpeg: one decode, split to every rung, same encoder arguments, audio per output."""
+    """One plain ffmpeg: one decode split to every rung, same encoder arguments, audio per output."""
     n = len(ladder.rungs)
     graph = "[0:v:0]split=" + str(n) + "".join(f"[s{i}]" for i in range(n))
     for i, rung in enumerate(ladder.rungs):
@@ -108,7 +108,8 @@ def segment_path(src: Path, mode: str, work: Path, ladder: Ladder, jobs: int) ->
             seg = split.segments[i]
             transcode_segment(
                 seg.path, ladder, out / "rend", fps=split.fps, start_frame=seg.start_frame,
-                frame_range=seg.frame_range, settings=settings,
+                frame_range=seg.frame_range, size=(split.width, split.height),
+                frames=None if seg.frame_range else seg.frames, settings=settings,
             )  # fmt: skip
 
         with measure(costs["transcode"]), ThreadPoolExecutor(jobs) as pool:

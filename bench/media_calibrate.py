@@ -79,8 +79,8 @@ def build_corpus(work: Path) -> list[dict[str, Any]]:
     splits = {}
     for name, graph in SOURCES.items():
         src = work / f"{name}.mp4"
-        ffmpeg("-f", "lavfi", "-i", f"{graph},format=yuv420p", "-t", str(SECONDS), "-c:v", "libx264",
-               "-preset", "veryfast", "-crf", "16", str(src))  # fmt: skip
+        ffmpeg("-f", "lavfi", "-i", f"{graph},format=yuv420p", "-t", str(SECONDS),
+               "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", str(src))  # fmt: skip
         splits[name] = split_video(src, work / f"split-{name}", settings=settings)
     hashes = {
         (name, seg.index): checksum_video(seg.path, settings=settings)
@@ -93,8 +93,10 @@ def build_corpus(work: Path) -> list[dict[str, Any]]:
             ref = hashes[(name, seg.index)]
             out = transcode_segment(seg.path, LADDER, work / f"rend-{name}", settings=settings)
             for rung, rendition in out.items():
-                cases.append({"source": name, "kind": "legit", "what": rung,
-                              "cand": checksum_video(rendition.path, settings=settings), "ref": ref})  # fmt: skip
+                cand = checksum_video(rendition.path, settings=settings)
+                cases.append(
+                    {"source": name, "kind": "legit", "what": rung, "cand": cand, "ref": ref}
+                )
             other_seg = (seg.index + 1) % len(split.segments)
             cases.append({"source": name, "kind": "bad", "what": "wrong segment",
                           "cand": hashes[(name, other_seg)], "ref": ref})  # fmt: skip
@@ -105,8 +107,10 @@ def build_corpus(work: Path) -> list[dict[str, Any]]:
                 bad = work / f"bad-{name}-{seg.index}-{what}.mkv"
                 ffmpeg("-i", str(seg.path), "-vf", f"{vf},trim=end_frame={seg.frames}",
                        "-c:v", "ffv1", str(bad))  # fmt: skip
-                cases.append({"source": name, "kind": "bad", "what": what,
-                              "cand": checksum_video(bad, settings=settings), "ref": ref})  # fmt: skip
+                cand = checksum_video(bad, settings=settings)
+                cases.append(
+                    {"source": name, "kind": "bad", "what": what, "cand": cand, "ref": ref}
+                )
             cases.append({"source": name, "kind": "bad", "what": "truncated",
                           "cand": ref[: len(ref) // 2], "ref": ref})  # fmt: skip
     return cases
@@ -146,7 +150,8 @@ def report(cases: list[dict[str, Any]]) -> str:
         maxes = [v[0] for v in values]
         means = [v[1] for v in values]
         lines.append(
-            f"| {kind} | {what} | {len(values)} | {min(maxes)}..{statistics.median(maxes):g}..{max(maxes)}"
+            f"| {kind} | {what} | {len(values)} "
+            f"| {min(maxes)}..{statistics.median(maxes):g}..{max(maxes)}"
             f" | {min(means):.2f}..{statistics.median(means):.2f}..{max(means):.2f} |"
         )
     lines += ["", "### Threshold sweep", "",

@@ -64,8 +64,8 @@ def test_checksum_files_compare_and_mismatch_exits_1(
     ref = tmp_path / "ref.json"
     ref.write_text(json.dumps(doc))
     flipped = tmp_path / "flipped.mkv"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(src), "-vf", "hflip", "-c:v", "ffv1", str(flipped)],
-                   check=True, timeout=60)  # fmt: skip
+    argv = ["ffmpeg", "-v", "error", "-i", str(src), "-vf", "hflip", "-c:v", "ffv1", str(flipped)]
+    subprocess.run(argv, check=True, timeout=60)
     assert run(capsys, "compare", str(ref), str(src))[0] == 0
     code, result = run(capsys, "compare", str(ref), str(flipped))
     assert code == 1 and isinstance(result, dict) and result["verdict"] == "mismatch"

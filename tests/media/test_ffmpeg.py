@@ -26,7 +26,7 @@ def test_failure_carries_command_and_stderr_tail() -> None:
 
 
 def test_timeout_kills_and_raises() -> None:
-    with pytest.raises(MediaError, match="timed out after 0.2s"):
+    with pytest.raises(MediaError, match=r"timed out after 0\.2s"):
         ffmpeg.run([sys.executable, "-c", "import time; time.sleep(30)"], 0.2)
 
 

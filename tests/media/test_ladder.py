@@ -20,7 +20,8 @@ def ladder(**overrides: Any) -> dict[str, Any]:
 def test_default_ladder_has_four_h264_rungs() -> None:
     lad = load_ladder("default")
     assert [(r.name, r.codec, r.height) for r in lad.rungs] == [
-        ("1080p", "h264", 1080), ("720p", "h264", 720), ("480p", "h264", 480), ("360p", "h264", 360),
+        ("1080p", "h264", 1080), ("720p", "h264", 720),
+        ("480p", "h264", 480), ("360p", "h264", 360),
     ]  # fmt: skip
 
 

@@ -141,7 +141,7 @@ def test_merge_rejects_missing_or_mixed_segments(job: dict[str, Any], tmp_path: 
         merge_rung(
             [tmp_path / "nope.ts"], None, tmp_path / "o.mp4", fps=Fraction(25), segment_frames=[1]
         )
-    with pytest.raises(InvalidParameter, match="all .ts or all .mkv"):
+    with pytest.raises(InvalidParameter, match=r"all \.ts or all \.mkv"):
         merge_rung(
             [r["90p"][0], r["vp9"][1]],
             None,

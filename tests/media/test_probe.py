@@ -67,7 +67,8 @@ def test_audio_only_is_not_a_video(tmp_path: Path, settings) -> None:
 
     audio = tmp_path / "tone.m4a"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=0.5", "-c:a", "aac", str(audio)],
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=0.5", "-c:a", "aac",
+         str(audio)],
         check=True, timeout=60,
     )  # fmt: skip
     with pytest.raises(NotAVideo, match="no video stream"):

@@ -36,7 +36,7 @@ def test_transcode_argv_is_one_decode_split_to_every_rung(tmp_path: Path) -> Non
         "-hide_banner",
         "-nostdin",
         "-loglevel",
-        "error",
+        "verbose",
         "-y",
         "-i",
         "seg.mkv",
@@ -125,3 +125,15 @@ def test_other_codecs_render_from_one_decode(clip, tmp_path: Path, settings) -> 
     }  # fmt: skip
     for rendition in out.values():
         assert frames_of(rendition.path)[0]["key_frame"] == 1
+
+
+def test_muxed_frame_counts_are_read_from_ffmpeg_summary() -> None:
+    from kinoit.media.transcode import muxed_frames
+
+    stderr = (
+        "Output file #0 (a.ts):\n"
+        "  Output stream #0:0 (video): 30 frames encoded; 30 packets muxed (1 bytes);\n"
+        "Output file #1 (b.ts):\n"
+        "  Output stream #1:0 (video): 29 frames encoded; 29 packets muxed (1 bytes);\n"
+    )
+    assert muxed_frames(stderr) == {0: 30, 1: 29}

@@ -228,8 +228,14 @@ def check_limits(result: ProbeResult, settings: Settings) -> None:
         )
 
 
-def probe(path: str | Path, *, settings: Settings | None = None) -> ProbeResult:
-    """Probe ``path``: stream facts, counted frames, VFR detection; enforce the caps."""
+def probe(
+    path: str | Path, *, settings: Settings | None = None, detect_vfr: bool = True
+) -> ProbeResult:
+    """Probe ``path``: stream facts, counted frames, VFR detection; enforce the caps.
+
+    ``detect_vfr=False`` skips the timestamp scan (one ffprobe instead of two) for
+    files kinoit wrote itself at a constant rate.
+    """
     settings = settings or load_settings()
     p = Path(path)
     if not p.is_file():
@@ -245,8 +251,11 @@ def probe(path: str | Path, *, settings: Settings | None = None) -> ProbeResult:
         doc = json.loads(out.stdout or b"{}")
     except json.JSONDecodeError:
         raise NotAVideo(f"{p}: ffprobe printed no JSON", argv) from None
-    ts = ffmpeg.run(build_timestamps_argv(p), settings.ffmpeg_timeout_seconds, what="probe")
-    pts = [int(x) for x in ts.stdout.decode().split() if x.strip().lstrip("-").isdigit()]
+    pts: list[int] = []
+    if detect_vfr:
+        ts = ffmpeg.run(build_timestamps_argv(p), settings.ffmpeg_timeout_seconds, what="probe")
+        words = (x.strip(",") for x in ts.stdout.decode().split())
+        pts = [int(x) for x in words if x.lstrip("-").isdigit()]
     result = parse_probe(doc, str(p), pts)
     check_limits(result, settings)
     return result

@@ -12,6 +12,7 @@ concatenable), Matroska for VP9/AV1 (MPEG-TS cannot carry them).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -83,7 +84,9 @@ def build_transcode_argv(
     start_frame: int, gop: int, frame_range: tuple[int, int] | None = None,
 ) -> list[str]:  # fmt: skip
     """One ffmpeg, one decode, one output per rung (exact argv; tested)."""
-    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(segment)]
+    # verbose: ffmpeg then reports frames muxed per output, so no extra process counts them.
+    argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "verbose", "-y"]
+    argv += ["-i", str(segment)]
     argv += ["-filter_complex", build_filtergraph(targets, ladder, fps, start_frame, frame_range)]
     for i, target in enumerate(targets):
         rung = ladder.rungs[target.rung_index]
@@ -108,6 +111,14 @@ def plan_targets(
         )
         for i, rung in enumerate(ladder.rungs)
     ]
+
+
+MUXED = re.compile(r"Output stream #(\d+):\d+ \(video\): \d+ frames encoded; (\d+) packets muxed")
+
+
+def muxed_frames(stderr: str) -> dict[int, int]:
+    """Video packets muxed per output file, from ffmpeg's verbose summary (pure)."""
+    return {int(m.group(1)): int(m.group(2)) for m in MUXED.finditer(stderr)}
 
 
 def count_frames_argv(path: str | Path) -> list[str]:
@@ -137,6 +148,8 @@ def transcode_segment(
     start_frame: int = 0,
     frame_range: tuple[int, int] | None = None,
     gop: int | None = None,
+    frames: int | None = None,
+    size: tuple[int, int] | None = None,
     settings: Settings | None = None,
 ) -> dict[str, RenditionFile]:
     """Render every rung (those that fit the segment's size) into ``outdir/<rung>/``.
@@ -144,15 +157,23 @@ def transcode_segment(
     ``start_frame`` is the segment's first frame in the source (from segments.json):
     it makes timestamps continuous across segments. ``frame_range`` is copy
     mode's trim. ``gop`` defaults to the segment's frame count (one GOP per segment).
+    Given ``fps``, ``size`` and ``frames`` (frames in the file) or ``frame_range``
+    (all in segments.json), the segment is not probed: one ffmpeg process is all a
+    segment costs.
     """
     settings = settings or load_settings()
     ladder = load_ladder(ladder)
     if start_frame < 0:
         raise InvalidParameter("start_frame", f"must be >= 0, got {start_frame}")
     src = Path(segment_path)
-    info = probe(src, settings=settings)
-    fps = fps or info.fps
-    available = info.frames
+    known = frames if frames is not None else (frame_range[1] if frame_range else None)
+    if known is not None and size is not None and fps is not None:
+        # Known from segments.json: no probe. A short file still fails the frame check below.
+        available, (width, height) = known, size
+    else:
+        info = probe(src, settings=settings, detect_vfr=False)
+        fps = fps or info.fps
+        available, width, height = info.frames, info.display_width, info.display_height
     if frame_range is not None:
         first, end = frame_range
         if not 0 <= first < end <= available:
@@ -163,27 +184,30 @@ def transcode_segment(
     else:
         expected = available
     gop = gop or expected
-    fitted = ladder.for_source(info.display_width, info.display_height)
+    fitted = ladder.for_source(width, height)
     out = Path(outdir)
-    targets = plan_targets(fitted, info.display_width, info.display_height, out, src.stem)
+    targets = plan_targets(fitted, width, height, out, src.stem)
     for t in targets:
         t.path.parent.mkdir(parents=True, exist_ok=True)
     argv = build_transcode_argv(
         src, fitted, targets, fps=fps, start_frame=start_frame, gop=gop, frame_range=frame_range
     )
     try:
-        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="transcode")
+        done = ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="transcode")
+        muxed = muxed_frames(done.stderr)
         results: dict[str, RenditionFile] = {}
-        for t in targets:
+        for i, t in enumerate(targets):
             rung = fitted.rungs[t.rung_index]
-            frames = count_frames(t.path, settings.ffmpeg_timeout_seconds)
-            if frames != expected:
+            count = muxed.get(i)
+            if count is None:  # ffmpeg did not report it: count by demuxing
+                count = count_frames(t.path, settings.ffmpeg_timeout_seconds)
+            if count != expected:
                 raise MediaError(
-                    f"transcode: rung {rung.name} has {frames} frames, expected {expected}", argv
+                    f"transcode: rung {rung.name} has {count} frames, expected {expected}", argv
                 )
             results[rung.name] = RenditionFile(
                 rung=rung.name, path=t.path, codec=rung.codec, width=t.width, height=t.height,
-                frames=frames, start_frame=start_frame, bytes=t.path.stat().st_size,
+                frames=count, start_frame=start_frame, bytes=t.path.stat().st_size,
             )  # fmt: skip
     except BaseException:
         for t in targets:
