@@ -59,7 +59,7 @@ def measure(cost: Cost) -> Iterator[None]:
 def baseline_argv(
     src: Path, ladder: Ladder, width: int, height: int, gop: int, outdir: Path
 ) -> list[str]:
-    """One plain ffmpeg: one decode split to every rung, same encoder arguments, audio per output."""
+    """One plain ffmpeg: one decode, split to every rung, the same encoder arguments."""
     n = len(ladder.rungs)
     graph = "[0:v:0]split=" + str(n) + "".join(f"[s{i}]" for i in range(n))
     for i, rung in enumerate(ladder.rungs):
