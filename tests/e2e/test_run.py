@@ -1,0 +1,63 @@
+"""`kinoit run` as a user runs it: a file in, outputs on disk, job id and manifest out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import TINY_LADDER
+
+pytestmark = [pytest.mark.redis, pytest.mark.ffmpeg]
+
+
+def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINOIT_")}
+    env.update(KINOIT_HOME=str(tmp_path / "home"), KINOIT_SECRETS_DIR=str(tmp_path / "none"))
+    return subprocess.run(
+        [sys.executable, "-m", "kinoit.cli", *args],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_run_writes_playable_outputs(tmp_path: Path, clips: dict[str, Path]) -> None:
+    ladder = tmp_path / "tiny.json"
+    ladder.write_text(json.dumps(TINY_LADDER))
+    out = tmp_path / "out"
+    result = run_cli(
+        tmp_path, "run", str(clips["main"]), "--ladder", str(ladder), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert lines["manifest"].startswith("bafy") and len(lines["job"]) == 26
+    assert (
+        "split 1/1" in result.stderr and "transcode 2/2" in result.stderr
+    )  # plain progress lines when stderr is not a TTY
+    assert sorted(p.name for p in out.glob("*.mp4")) == ["48p.mp4", "90p.mp4"]
+    assert (out / "hls" / "master.m3u8").is_file()
+    assert (out / "hls" / "90p" / "index.m3u8").is_file()
+    assert list((out / "thumbs").glob("*.jpg")) and (out / "storyboard.jpg").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert list(manifest["segments"][0]) and manifest["outputs"]["mp4"]["90p"]["/"]
+    # the generated secrets are where `kinoit dev` would put them
+    assert (tmp_path / "home" / "secrets" / "kinoit-api-token").is_file()
+
+
+def test_run_failure_gives_the_reason_and_a_nonzero_exit(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n" * 50)
+    result = run_cli(tmp_path, "run", str(text), "--out", str(tmp_path / "out"))
+    assert result.returncode != 0
+    assert "failed" in result.stderr and "NotAVideo" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_with_an_unknown_cid_is_refused_before_starting(tmp_path: Path) -> None:
+    cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+    result = run_cli(tmp_path, "run", cid)
+    assert result.returncode == 2 and "does not hold" in result.stderr
+    assert "Traceback" not in result.stderr
