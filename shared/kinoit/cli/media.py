@@ -134,7 +134,13 @@ def _merge(args: argparse.Namespace) -> int:
     thumbs = None
     if args.thumbnails:
         tdir = Path(args.thumbnails)
-        thumbs = sorted(p for p in tdir.iterdir() if p.suffix.lower() in (".jpg", ".webp", ".png"))
+        thumbs = []
+        for stem in stems:
+            found = [tdir / f"{stem}{ext}" for ext in (".jpg", ".webp", ".png")]
+            match = next((p for p in found if p.is_file()), None)
+            if match is None:
+                raise InvalidParameter("thumbnails", f"no thumbnail {stem}.jpg|webp|png in {tdir}")
+            thumbs.append(match)
     result = merge_job(
         renditions, split.audio, args.outdir, fps=split.fps,
         segment_frames=[s.frames for s in split.segments], thumbnails=thumbs,
