@@ -45,6 +45,14 @@ def test_run_writes_playable_outputs(tmp_path: Path, clips: dict[str, Path]) -> 
     assert list(manifest["segments"][0]) and manifest["outputs"]["mp4"]["90p"]["/"]
     # the generated secrets are where `kinoit dev` would put them
     assert (tmp_path / "home" / "secrets" / "kinoit-api-token").is_file()
+    # the job stays inspectable after `kinoit run` stopped its private redis
+    job_id = lines["job"]
+    status = run_cli(tmp_path, "status", job_id)
+    assert status.returncode == 0 and json.loads(status.stdout)["manifest"] == lines["manifest"]
+    watch = run_cli(tmp_path, "watch", job_id, "--timeout", "30")
+    assert watch.returncode == 0 and "job.completed" in watch.stdout
+    listing = run_cli(tmp_path, "jobs")
+    assert job_id in listing.stdout and "completed" in listing.stdout
 
 
 def test_run_failure_gives_the_reason_and_a_nonzero_exit(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Print one job as JSON."""
     from kinoit.service.runner import local_engine
 
-    record = local_engine(load_settings()).get_job(args.job)
+    with local_engine(load_settings()) as engine:
+        record = engine.get_job(args.job)
     print(json.dumps(record.to_dict(), indent=2))
     return 0
 
@@ -111,7 +113,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     """Follow the job's progress stream until it ends; exit 1 unless it completed."""
     from kinoit.service.runner import local_engine, watch_job
 
-    state = watch_job(local_engine(load_settings()), args.job, sys.stdout, args.timeout)
+    with local_engine(load_settings()) as engine:
+        state = watch_job(engine, args.job, sys.stdout, args.timeout)
     return 0 if state == "completed" else 1
 
 
@@ -119,7 +122,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     """A table of recent jobs."""
     from kinoit.service.runner import local_engine
 
-    page = local_engine(load_settings()).list_jobs(limit=max(1, min(args.limit, 1000)))
+    with local_engine(load_settings()) as engine:
+        page = engine.list_jobs(limit=max(1, min(args.limit, 1000)))
     print(f"{'JOB':<28} {'STATE':<10} {'DONE':>11}  MANIFEST")
     for r in page.jobs:
         done = f"{r.total.done}/{r.total.total}"
@@ -129,12 +133,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel a job through the same code path as DELETE /jobs/<id>."""
-    from dataclasses import replace
-
     from kinoit.service import build_service
-    from kinoit.service.runner import local_redis_url
+    from kinoit.service.runner import local_redis
+
+    from kinoit.gateway.dev import ensure_dev_secrets
 
     settings = load_settings()
-    settings = replace(settings, redis_url=local_redis_url(settings))
-    print(json.dumps(build_service(settings).pipeline.cancel(args.job)))
+    settings = replace(settings, secrets_dir=ensure_dev_secrets(settings))
+    with local_redis(settings) as url:
+        service = build_service(replace(settings, redis_url=url))
+        print(json.dumps(service.pipeline.cancel(args.job)))
     return 0

@@ -7,9 +7,10 @@ writes the outputs to a directory. Also the local readers behind
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -190,30 +191,35 @@ def run_job(
 
 
 # ------------------------------------------------------------ local readers
-def local_redis_url(settings: Settings) -> str:
-    """``KINOIT_REDIS_URL``, or the private redis of this KINOIT_HOME when it runs."""
-    import redis
+@contextlib.contextmanager
+def local_redis(settings: Settings) -> Iterator[str]:
+    """``KINOIT_REDIS_URL``, or this KINOIT_HOME's private redis, started for the
+    duration when nothing runs it (its AOF keeps every job)."""
+    from kinoit.gateway.redis_server import ensure_private_redis
 
     if settings.redis_url:
-        return settings.redis_url
-    url_file = settings.home / "redis" / "url"
-    if url_file.exists():
-        url = url_file.read_text().strip()
-        try:
-            if redis.Redis.from_url(url, socket_timeout=1).ping():
-                return url
-        except redis.RedisError:
-            pass
-    raise StateUnavailable(
-        f"no Redis: set KINOIT_REDIS_URL or start `kinoit dev` with KINOIT_HOME={settings.home}"
-    )
+        yield settings.redis_url
+        return
+    if not (settings.home / "redis").is_dir():
+        raise StateUnavailable(f"no jobs under KINOIT_HOME={settings.home}: nothing ran here yet")
+    private = ensure_private_redis(settings.home)
+    try:
+        yield private.url
+    finally:
+        private.stop()
 
 
-def local_engine(settings: Settings) -> Any:
-    """A job engine on the local Redis."""
+@contextlib.contextmanager
+def local_engine(settings: Settings) -> Iterator[Any]:
+    """A job engine on :func:`local_redis`."""
     from kinoit.jobs import EngineConfig, JobEngine, connect
 
-    return JobEngine(connect(local_redis_url(settings)), EngineConfig.from_settings(settings))
+    with local_redis(settings) as url:
+        connection = connect(url)
+        try:
+            yield JobEngine(connection, EngineConfig.from_settings(settings))
+        finally:
+            connection.close()
 
 
 def watch_job(engine: Any, job_id: str, stream: IO[str], timeout: float | None = None) -> str:
