@@ -133,10 +133,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel a job through the same code path as DELETE /jobs/<id>."""
+    from kinoit.gateway.dev import ensure_dev_secrets
     from kinoit.service import build_service
     from kinoit.service.runner import local_redis
-
-    from kinoit.gateway.dev import ensure_dev_secrets
 
     settings = load_settings()
     settings = replace(settings, secrets_dir=ensure_dev_secrets(settings))
