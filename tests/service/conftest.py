@@ -139,7 +139,8 @@ class Harness:
                     "source": source}  # fmt: skip
         if call.function == "transcode-segment":
             rendition = s.add_bytes(f"90p of {body['segment']}".encode(), pin=False)
-            return {"segment": body["segment"], "renditions": {"90p": rendition}}
+            return {"segment": body["segment"], "renditions": {"90p": rendition},
+                    "start_frame": body["start_frame"], "fps": body["fps"]}  # fmt: skip
         if call.function == "thumbnail":
             return {
                 "segment": body["segment"],

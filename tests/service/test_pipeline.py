@@ -92,8 +92,10 @@ def test_checksum_mismatch_reruns_transcode_once(harness: Harness) -> None:
             return (200, {**result, "ok": False, "reason": "90p: frame 3 differs"})
         return None
 
-    harness.drain(decide=mismatch_first)
+    answered = harness.drain(decide=mismatch_first)
     assert "transcode.1.r2" in seen and "checksum.1.r2" in seen
+    rerun = next(c for c in answered if c.task_id == "transcode.1.r2")
+    assert (rerun.body["start_frame"], rerun.body["fps"]) == (25, "25/1")
     job = harness.job(job_id)
     assert job["state"] == "completed"
     manifest = harness.store.dag_get(job["manifest"])

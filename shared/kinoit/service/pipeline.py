@@ -424,7 +424,12 @@ class Pipeline:
             if key in result:
                 payload[key] = result[key]
         if stage_of(task_id) == "transcode":
-            payload = self._transcode_payload(job_id, segment_of(task_id), str(result["segment"]))
+            # transcode echoes its inputs, so the cache key needs no index lookup
+            payload = {
+                "segment": result["segment"],
+                "start": int(result.get("start_frame", 0)),
+                "fps": result.get("fps"),
+            }
         return Dispatch(job_id, task_id, stage_of(task_id), 0, 0.0, payload)
 
     def _prepare_followups(self, job_id: str, task_id: str, result: Mapping[str, Any]) -> None:
@@ -448,17 +453,14 @@ class Pipeline:
         elif stage == "checksum" and not result.get("ok") and not is_rerun(task_id):
             i = segment_of(task_id)
             self.engine.emit(job_id, "task.verify_failed", task=task_id)
-            payload = self._transcode_payload(job_id, i, str(result["segment"]))
+            first = self.engine.task(job_id, f"transcode.{i}").result or {}
+            payload = {
+                "segment": result["segment"],
+                "i": i,
+                "start": int(first.get("start_frame", 0)),
+                "fps": first.get("fps"),
+            }
             self.engine.add_tasks(job_id, "transcode", [(f"transcode.{i}{RERUN_SUFFIX}", payload)])
-
-    def _transcode_payload(self, job_id: str, i: int, segment: str) -> dict[str, Any]:
-        """Frame offset and rate of segment ``i`` (for a re-run, or a cache key)."""
-        split = self.engine.task(job_id, "split").result or {}
-        fps = str(split["source"]["fps"])
-        for seg in self.read_index(str(split["index"])):
-            if seg.index == i:
-                return {"segment": segment, "i": i, "start": seg.start_frame, "fps": fps}
-        raise NotFound(f"segment {i} is not in the split index")
 
     # ----------------------------------------------------------------- index
     def read_index(self, index_cid: str) -> Iterable[SegmentRef]:

@@ -65,4 +65,11 @@ def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
         )
         renditions = {name: store.add(f.path, pin=False) for name, f in sorted(files.items())}
         frames = {name: f.frames for name, f in files.items()}
-    return {"segment": request.segment, "renditions": renditions, "frames": frames}
+    fps = f"{request.fps.numerator}/{request.fps.denominator}" if request.fps else None
+    return {
+        "segment": request.segment,
+        "start_frame": request.start_frame,
+        "fps": fps,
+        "renditions": renditions,
+        "frames": frames,
+    }
