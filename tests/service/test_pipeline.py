@@ -241,3 +241,17 @@ def test_webhooks_are_queued_for_the_job_lifecycle(harness: Harness) -> None:
     assert types[0] == "job.accepted" and "job.started" in types
     assert types[-1] == "job.completed"
     client.close()
+
+
+def test_cached_results_are_not_reused_when_their_cids_are_gone(
+    harness_factory: Callable[..., Harness], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    first = harness_factory()
+    first.submit()
+    first.drain()
+    # same Redis (and so the same result cache), but an empty store
+    second = harness_factory(KINOIT_HOME=str(tmp_path_factory.mktemp("empty-home")))
+    job_id = second.submit()
+    answered = second.drain()
+    assert stages(answered).count("transcode") == 3 and "merge" in stages(answered)
+    assert second.job(job_id)["state"] == "completed"

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -62,6 +63,20 @@ PAGE_SIZE = 1024
 RERUN_SUFFIX = ".r2"
 # Job-level reuse: results recorded under this pseudo-stage in the result cache.
 JOB_CACHE_STAGE = "job"
+# Result fields that name a single output CID (checked before a cached result is reused).
+OUTPUT_KEYS = ("index", "audio", "thumbnail", "hls", "storyboard", "storyboard_vtt")
+# Per-job facts kept in memory by one orchestrate process (bounded; Redis is the truth).
+MEMO_SIZE = 4096
+
+
+class BoundedMemo(OrderedDict[Any, Any]):
+    """A dict that forgets its oldest entries beyond ``MEMO_SIZE``."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > MEMO_SIZE:
+            self.popitem(last=False)
 
 
 class Notifier(Protocol):
@@ -146,8 +161,8 @@ class Pipeline:
         self.window = int(settings.extra.get("KINOIT_DISPATCH_WINDOW") or DEFAULT_DISPATCH_WINDOW)
         public = settings.public_url or settings.gateway_url.rstrip("/") + "/function/orchestrate"
         self.callback_base = public.rstrip("/")
-        self._specs: dict[str, JobSpec] = {}
-        self._dispatched_at: dict[tuple[str, str], float] = {}
+        self._specs: BoundedMemo = BoundedMemo()
+        self._dispatched_at: BoundedMemo = BoundedMemo()
 
     # ------------------------------------------------------------------ jobs
     def spec(self, job_id: str) -> JobSpec:
@@ -290,9 +305,12 @@ class Pipeline:
         return False
 
     def _cached_result_usable(self, stage: str, result: Mapping[str, Any]) -> bool:
+        """Replay a cached result only if every CID it names is still in the store."""
         if stage == "checksum":
             return bool(result.get("ok"))  # a mismatch is re-checked, never replayed
-        cids = [v for k, v in result.items() if k in ("index", "thumbnail", "plan", "hls")]
+        cids = [result.get(k) for k in OUTPUT_KEYS if result.get(k)]
+        for key in ("renditions", "mp4"):
+            cids += list(dict(result.get(key) or {}).values())
         return all(self._have(c) for c in cids)
 
     # ------------------------------------------------------------- callbacks
