@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from kinoit.cli import main
+from kinoit.cli import store as cli_store
 from kinoit.store.unixfs import CHUNK_SIZE
 
 from .conftest import free_port_closed, payload
@@ -152,3 +153,30 @@ def test_the_installed_program(kinoit_home: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert bad.stderr.decode().startswith("kinoit: not a CID")
     assert b"Traceback" not in bad.stderr
+
+
+class _FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_for_big_files_on_a_tty(
+    kinoit_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    monkeypatch.setattr(cli_store, "PROGRESS_MIN_BYTES", 2 * CHUNK_SIZE)
+    big = tmp_path / "big.bin"
+    big.write_bytes(payload(3 * CHUNK_SIZE))
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"tiny")
+    tty = _FakeTTY()
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert main(["add", str(small)]) == 0
+    assert tty.getvalue() == ""
+    assert main(["add", str(big)]) == 0
+    drawn = tty.getvalue()
+    assert "adding [" in drawn and "100%" in drawn and drawn.endswith("\n")
+    out = capsysbinary.readouterr().out.decode().split()
+    assert out[1].startswith("bafybei")  # stdout still holds the CID alone

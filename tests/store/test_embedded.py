@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -152,6 +153,22 @@ def test_gc_keeps_pinned_dags_and_drops_the_rest(store: EmbeddedStore) -> None:
     with pytest.raises(NotFound):
         b"".join(store.cat(dropped))
     assert store.gc() == 0
+
+
+def test_gc_grace_period_keeps_young_unpinned_blocks(store: EmbeddedStore) -> None:
+    cid = store.add_bytes(payload(2 * CHUNK_SIZE + 1, seed=5), pin=False)
+    assert store.gc(min_age=3600) == 0
+    assert b"".join(store.cat(cid)) == payload(2 * CHUNK_SIZE + 1, seed=5)
+    # Make the blocks old, then add the same file again: that refreshes them.
+    for block in (store.root / "blocks").glob("*/*"):
+        os.utime(block, (1, 1))
+    store.add_bytes(payload(2 * CHUNK_SIZE + 1, seed=5), pin=False)
+    assert store.gc(min_age=3600) == 0
+    for block in (store.root / "blocks").glob("*/*"):
+        os.utime(block, (1, 1))
+    assert store.gc(min_age=3600) == 4
+    with pytest.raises(InvalidParameter):
+        store.gc(min_age=-1)
 
 
 def test_expired_pins_do_not_protect(store: EmbeddedStore) -> None:

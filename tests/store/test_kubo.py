@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kinoit.errors import IntegrityError, InvalidCAR, InvalidCID, NotFound, StoreUnavailable
+from kinoit.errors import (
+    IntegrityError,
+    InvalidCAR,
+    InvalidCID,
+    InvalidParameter,
+    NotFound,
+    StoreUnavailable,
+)
 from kinoit.store import EmbeddedStore
 from kinoit.store.base import iter_chunks
 from kinoit.store.car import CarReader, encode_header, encode_section
@@ -124,6 +131,11 @@ def test_gc_unpins_expired_pins_and_collects(kubo_store: KuboStore, kubo: Any) -
     assert kubo_store.gc() >= 1
     assert not kubo_store.has(cid)
     assert kubo_store.has(kept)
+
+
+def test_gc_grace_period_is_refused_by_kubo(kubo_store: KuboStore) -> None:
+    with pytest.raises(InvalidParameter, match="grace"):
+        kubo_store.gc(min_age=60)
 
 
 def test_pin_name_encoding() -> None:

@@ -142,8 +142,7 @@ def cmd_pin_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    del args
-    removed = _store().gc()
+    removed = _store().gc(min_age=args.min_age)
     print(f"removed {removed} blocks")
     return 0
 
@@ -221,6 +220,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     pin_ls.set_defaults(handler=cmd_pin_ls)
 
     gc = sub.add_parser("gc", help="delete blocks that no live pin reaches")
+    gc.add_argument(
+        "--min-age",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep unpinned blocks younger than this (embedded store)",
+    )
     gc.set_defaults(handler=cmd_gc)
 
     car = sub.add_parser("car", help="CAR v1 export and import")

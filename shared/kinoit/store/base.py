@@ -75,8 +75,12 @@ class Store(Protocol):
         """Every pin, in CID order."""
         ...
 
-    def gc(self) -> int:
-        """Delete blocks no live pin reaches; return how many were removed."""
+    def gc(self, *, min_age: float = 0.0) -> int:
+        """Delete blocks no live pin reaches; return how many were removed.
+
+        ``min_age``: keep unpinned blocks written less than that many seconds ago
+        (embedded store only; Kubo's repo/gc has no such grace period).
+        """
         ...
 
     def car_export(self, root: str, out: IO[bytes]) -> None:

@@ -277,9 +277,9 @@ class ClusterStore:
     def has(self, cid: str) -> bool:
         return self.kubo.has(cid)
 
-    def gc(self) -> int:
+    def gc(self, *, min_age: float = 0.0) -> int:
         """Collect the local Kubo node (Cluster itself drops expired pins)."""
-        return self.kubo.gc()
+        return self.kubo.gc(min_age=min_age)
 
     def car_export(self, root: str, out: IO[bytes]) -> None:
         self.kubo.car_export(root, out)

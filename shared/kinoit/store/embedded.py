@@ -191,8 +191,11 @@ class EmbeddedStore:
             os.makedirs(f"{self._blocks_prefix}{shard:02x}", exist_ok=True)
             self._shards.add(shard)
         path = self._block_path(cid)
-        if os.path.exists(path):
+        try:
+            os.utime(path)  # already stored: mark it fresh for gc's grace period
             return
+        except FileNotFoundError:
+            pass
         self._write_atomic(path, data, fsync=False)
 
     def _flush(self) -> None:
@@ -427,8 +430,14 @@ class EmbeddedStore:
 
     # -- gc ---------------------------------------------------------------------------
 
-    def gc(self) -> int:
-        """Delete blocks no live pin reaches (and expired pin records); return blocks removed."""
+    def gc(self, *, min_age: float = 0.0) -> int:
+        """Delete blocks no live pin reaches (and expired pin records); return blocks removed.
+
+        Blocks written (or added again) less than ``min_age`` seconds ago are kept
+        even when unpinned: a grace period for work that adds first and pins later.
+        """
+        if not min_age >= 0:
+            raise InvalidParameter("min_age", f"must be >= 0 seconds, got {min_age}")
         with self._locked(exclusive=True):
             now = time.time()
             live: set[str] = set()
@@ -442,11 +451,13 @@ class EmbeddedStore:
                 for cid, _ in self._walk_tolerant(CID.parse(pin.cid)):
                     live.add(str(cid))
             removed = 0
+            young = now - min_age
             for shard in self._blocks.iterdir():
                 for block in shard.iterdir():
-                    if block.name not in live:
-                        block.unlink()
-                        removed += 1
+                    if block.name in live or (min_age and block.stat().st_mtime > young):
+                        continue
+                    block.unlink()
+                    removed += 1
             for leftover in self._tmp.iterdir():  # from writers that died mid-write
                 leftover.unlink()
         return removed

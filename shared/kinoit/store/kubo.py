@@ -426,8 +426,10 @@ class KuboStore:
         now = time.time()
         return [p for p in self._kubo_pins() if p.expires_at is None or p.expires_at > now]
 
-    def gc(self) -> int:
+    def gc(self, *, min_age: float = 0.0) -> int:
         """Unpin expired pins, then run Kubo's ``repo/gc``; return how many blocks it removed."""
+        if min_age:
+            raise InvalidParameter("min_age", "Kubo's repo/gc has no grace period")
         now = time.time()
         for pin in self._kubo_pins():
             if pin.expires_at is not None and pin.expires_at <= now:
