@@ -30,7 +30,20 @@ def test_job_runs_split_fanout_checksum_merge_then_completes(harness: Harness) -
     assert [s["index"] for s in manifest["segments"]] == [0, 1, 2]
     assert all(s["attempts"] == 1 for s in manifest["segments"])
     assert set(manifest["outputs"]["mp4"]) == {"90p"}
-    assert any(p.cid == job["manifest"] for p in harness.store.pin_ls())
+    # one pin per job root; the intermediates held while running are released
+    assert [p.cid for p in harness.store.pin_ls()] == [job["manifest"]]
+
+
+def test_intermediates_are_pinned_while_running_and_kept_on_request(harness: Harness) -> None:
+    job_id = harness.submit(keep_intermediates=True)
+    split = harness.calls.pop(0)
+    result = harness.result_for(split)
+    harness.answer(split, 200, result)
+    assert [p.cid for p in harness.store.pin_ls()] == [result["index"]]
+    harness.drain()
+    pins = {p.name for p in harness.store.pin_ls()}
+    assert pins == {f"kinoit-job-{job_id}", f"kinoit-job-{job_id}-segments",
+                    f"kinoit-job-{job_id}-renditions"}  # fmt: skip
 
 
 def test_checksum_is_dispatched_only_after_its_transcode(harness: Harness) -> None:
@@ -214,6 +227,7 @@ def test_cancel_stops_fanout_and_ignores_late_callbacks(harness: Harness) -> Non
     job = harness.job(job_id)
     assert job["state"] == "cancelled" and job["tasks"]["leased"] == 0
     assert harness.request("DELETE", f"/jobs/{job_id}")[0] == 409
+    assert not harness.store.pin_ls()
 
 
 def test_cancelled_job_frees_the_slot_for_the_next(harness: Harness) -> None:

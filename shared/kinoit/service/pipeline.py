@@ -65,6 +65,10 @@ RERUN_SUFFIX = ".r2"
 JOB_CACHE_STAGE = "job"
 # Result fields that name a single output CID (checked before a cached result is reused).
 OUTPUT_KEYS = ("index", "audio", "thumbnail", "hls", "storyboard", "storyboard_vtt")
+# Set of the CIDs a job pinned while it runs (released when it ends).
+PINS_KEY = "kinoit:job:{job_id}:pins"
+# The record outlives any job; it only matters while the job runs.
+PINS_RETENTION_SECONDS = 7 * 24 * 3600
 # Per-job facts kept in memory by one orchestrate process (bounded; Redis is the truth).
 MEMO_SIZE = 4096
 
@@ -218,6 +222,7 @@ class Pipeline:
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running job (Conflict when it already ended)."""
         report = self.engine.cancel(job_id)
+        self._release(job_id)
         self.metrics.job_transition(JobState.CANCELLED.value)
         spec = self.spec(job_id)
         self.notifier.notify(job_id, spec.callback_url, "job.cancelled", self._data(job_id))
@@ -425,6 +430,8 @@ class Pipeline:
                                      "reason": reason},
                 )  # fmt: skip
                 return {"status": "job_failed"}
+        if stage == "split":
+            self._hold(job_id, str(result["index"]), "segments")
         if stage == "merge":
             self._finish(job_id, result)
         elif completion.all_done:
@@ -546,6 +553,7 @@ class Pipeline:
             "pages": pages,
         }
         plan_cid = self.store.dag_put(plan)
+        self._hold(job_id, plan_cid, "renditions")
         self.engine.emit(job_id, "job.merge", plan=plan_cid)
         self.engine.add_tasks(job_id, "merge", [("merge", {"plan": plan_cid})])
 
@@ -570,8 +578,6 @@ class Pipeline:
         manifest_cid = self.store.dag_put(manifest)
         # One recursive pin per job root: the manifest reaches every output.
         self.store.pin_add(manifest_cid, name=f"kinoit-job-{job_id}")
-        if spec.keep_intermediates:
-            self.store.pin_add(str(split["index"]), name=f"kinoit-job-{job_id}-index")
         self.cache.put(
             JOB_CACHE_STAGE,
             spec.source,
@@ -581,12 +587,16 @@ class Pipeline:
         self._complete_job(job_id, manifest_cid, outputs)
 
     def _complete_job(self, job_id: str, manifest_cid: str, outputs: Mapping[str, Any]) -> None:
+        spec = self.spec(job_id)
         try:
             self.engine.complete_job(job_id, manifest=manifest_cid, outputs=outputs)
-        except Conflict:
-            return  # cancelled while merging
+        except Conflict:  # cancelled while merging: keep nothing
+            self._unpin(manifest_cid)
+            self._release(job_id)
+            return
+        if not spec.keep_intermediates:
+            self._release(job_id)
         self.metrics.job_transition(JobState.COMPLETED.value)
-        spec = self.spec(job_id)
         self.notifier.notify(
             job_id,
             spec.callback_url,
@@ -594,6 +604,29 @@ class Pipeline:
             self._data(job_id, manifest=manifest_cid, outputs=dict(outputs)),
         )
         self.promote()
+
+    # ------------------------------------------------------------------ pins
+    def _pins_key(self, job_id: str) -> str:
+        return PINS_KEY.format(job_id=job_id)
+
+    def _hold(self, job_id: str, cid: str, what: str) -> None:
+        """Pin an intermediate DAG (segments, renditions) while the job needs it."""
+        self.store.pin_add(cid, name=f"kinoit-job-{job_id}-{what}")
+        pipe = self.engine.redis.pipeline(transaction=False)
+        pipe.sadd(self._pins_key(job_id), cid)
+        pipe.expire(self._pins_key(job_id), PINS_RETENTION_SECONDS)
+        pipe.execute()
+
+    def _unpin(self, cid: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.store.pin_rm(cid)
+
+    def _release(self, job_id: str) -> None:
+        """Unpin every intermediate the job held."""
+        key = self._pins_key(job_id)
+        for raw in self.engine.redis.smembers(key):
+            self._unpin(raw.decode() if isinstance(raw, bytes) else str(raw))
+        self.engine.redis.delete(key)
 
     # --------------------------------------------------------------- failure
     def _fail_job(
@@ -608,6 +641,7 @@ class Pipeline:
     def _after_job_failed(
         self, job_id: str, reason: str, failed_task: Mapping[str, Any] | None = None
     ) -> None:
+        self._release(job_id)
         self.metrics.job_transition(JobState.FAILED.value)
         failed: list[Mapping[str, Any]] = [
             {"task": t.task_id, "stage": t.stage, "attempt": t.attempt, "reason": t.reason}
