@@ -517,3 +517,14 @@ def test_connect_checks_the_url(redis_url: str) -> None:
         connect(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(InvalidParameter):
         connect("nonsense://x")
+
+
+def test_bulk_add_and_lease_in_many_small_batches(client: redis.Redis) -> None:
+    engine = JobEngine(client, EngineConfig(batch_size=2))
+    job_id = engine.create_job({})
+    engine.promote()
+    assert engine.add_tasks(job_id, "transcode", ((f"s{i:05d}", None) for i in range(41))) == 41
+    assert engine.add_tasks(job_id, "transcode", ((f"s{i:05d}", None) for i in range(45))) == 4
+    leased = engine.lease_next(job_id, 100)
+    assert [d.task_id for d in leased] == [f"s{i:05d}" for i in range(45)]
+    assert engine.get_job(job_id).counts["transcode"].total == 45

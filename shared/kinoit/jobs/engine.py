@@ -67,6 +67,8 @@ DEFAULT_EVENTS_MAXLEN = 100_000
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
 # Tasks written per Lua call when adding or leasing in bulk (keeps each call < ~10 ms).
 DEFAULT_BATCH_SIZE = 1000
+# Lua batches sent per pipeline round trip when adding tasks.
+_PIPELINE_CALLS = 8
 # Largest number of expired leases (and of due retries) one sweep handles per job.
 DEFAULT_SWEEP_LIMIT = 1000
 
@@ -348,6 +350,7 @@ class JobEngine:
         batch: list[str] = []
         pipe = self.redis.pipeline(transaction=False)
         calls = 0
+        results: list[int] = []
         for task_id, payload in tasks:
             check_task_id(task_id)
             batch.append(task_id)
@@ -356,10 +359,13 @@ class JobEngine:
                 self._add(keys=jkeys, args=[stage, *batch], client=pipe)
                 calls += 1
                 batch = []
+                if calls % _PIPELINE_CALLS == 0:
+                    # bounded client memory however many tasks come in
+                    results += [int(x) for x in pipe.execute()]
         if batch:
             self._add(keys=jkeys, args=[stage, *batch], client=pipe)
             calls += 1
-        results = [int(x) for x in pipe.execute()] if calls else []
+        results += [int(x) for x in pipe.execute()] if calls else []
         if any(r < 0 for r in results):
             raise Conflict(f"job {job_id} has ended; no tasks can be added")
         return sum(results)
