@@ -27,7 +27,9 @@ def segments(clip, tmp_path_factory: pytest.TempPathFactory):
     from kinoit.config import load_settings
 
     root = tmp_path_factory.mktemp("ck")
-    split = split_video(clip(seconds=2.0, audio=False), root / "s", settings=load_settings({}))
+    split = split_video(
+        clip(seconds=2.0, audio=False), root / "s", mode="lossless", settings=load_settings({})
+    )
     return root, split
 
 

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 from kinoit.errors import InvalidParameter, MediaError
-from kinoit.media import merge_rung, package_hls, split_video, transcode_segment, verify_output
+from kinoit.media import (
+    merge_rung,
+    package_hls,
+    split_video,
+    transcode_split_segment,
+    verify_output,
+)
 from kinoit.media.merge import (
     HlsVariant,
     StreamFacts,
@@ -36,11 +42,9 @@ def job(clip, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("job")
     src = clip(fps="30000/1001", seconds=2.5, gop=45)
     split = split_video(src, root / "split", settings=settings)
+    assert split.mode == "copy"  # auto picks copy for this short-GOP source
     for seg in split.segments:
-        transcode_segment(
-            seg.path, LADDER, root / "rend", fps=split.fps, start_frame=seg.start_frame,
-            settings=settings,
-        )  # fmt: skip
+        transcode_split_segment(split, seg.index, LADDER, root / "rend", settings=settings)
     renditions = rendition_segments(root / "rend", [s.path.stem for s in split.segments])
     return {
         "src": src,

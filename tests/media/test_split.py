@@ -137,3 +137,27 @@ def test_decode_split_argv_cuts_at_planned_frames(tmp_path: Path) -> None:
     assert argv[argv.index("-segment_frames") + 1] == "25,50"
     assert argv[argv.index("-c:v") + 1] == "ffv1" and "-g" in argv
     assert "-vf" not in argv
+
+
+def test_auto_mode_copies_short_gops_and_decodes_long_ones(clip, tmp_path: Path, settings) -> None:
+    short = split_video(clip(seconds=2.0, gop=25, audio=False), tmp_path / "a", settings=settings)
+    assert short.mode == "copy"
+    assert json.loads(short.manifest.read_text())["mode"] == "copy"
+    long = split_video(clip(seconds=3.0, gop=75, audio=False), tmp_path / "b", settings=settings)
+    assert long.mode == "lossless"
+    vfr = split_video(clip(vfr=True, audio=False), tmp_path / "c", settings=settings)
+    assert vfr.mode == "lossless"
+
+
+def test_choose_mode_is_pure() -> None:
+    from fractions import Fraction
+
+    from kinoit.media.probe import ProbeResult
+    from kinoit.media.split import KeyframeScan, choose_mode
+
+    info = ProbeResult("x", "mp4", "h264", 4.0, Fraction(25), 100, 64, 36, "yuv420p", 0, False)
+    assert choose_mode(info, KeyframeScan(list(range(100)), [0, 50], Fraction(1, 25)), 1) == "copy"
+    assert (
+        choose_mode(info, KeyframeScan(list(range(100)), [0, 60], Fraction(1, 25)), 1) == "lossless"
+    )
+    assert choose_mode(info, None, 1) == "lossless"

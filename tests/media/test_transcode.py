@@ -111,7 +111,9 @@ def test_bad_frame_range_is_rejected(clip, tmp_path: Path, settings) -> None:
 
 
 def test_other_codecs_render_from_one_decode(clip, tmp_path: Path, settings) -> None:
-    split = split_video(clip(seconds=1.0, audio=False), tmp_path / "s", settings=settings)
+    split = split_video(
+        clip(seconds=1.0, audio=False), tmp_path / "s", mode="lossless", settings=settings
+    )
     ladder = {
         "rungs": [
             {"name": "hevc", "codec": "hevc", "height": 90, "crf": 28, "preset": "ultrafast"},
@@ -137,3 +139,13 @@ def test_muxed_frame_counts_are_read_from_ffmpeg_summary() -> None:
         "  Output stream #1:0 (video): 29 frames encoded; 29 packets muxed (1 bytes);\n"
     )
     assert muxed_frames(stderr) == {0: 30, 1: 29}
+
+
+def test_threads_are_capped_per_encoder(tmp_path: Path) -> None:
+    lad = load_ladder(LADDER)
+    targets = plan_targets(lad, 160, 90, tmp_path, "x")
+    argv = build_transcode_argv(
+        "seg.mkv", lad, targets, fps=Fraction(25), start_frame=0, gop=25, threads=1
+    )
+    assert argv.count("-threads") == 2
+    assert argv[argv.index("-threads") - 2 :][:3] == ["-pix_fmt", "yuv420p", "-threads"]

@@ -8,7 +8,8 @@ handlers and the CLI:
 - :func:`plan_segments` → list of :class:`SegmentPlan` (pure)
 - :func:`split_video` → :class:`SplitResult` (writes OUTDIR/segments.json); :func:`load_split`
 - :func:`load_ladder` → :class:`Ladder` (``ladder.for_source(w, h)``)
-- :func:`transcode_segment` → ``{rung: RenditionFile}``
+- :func:`transcode_segment` → ``{rung: RenditionFile}``; :func:`transcode_split_segment`
+  (the same, with fps/start_frame/frame_range taken from a SplitResult)
 - :func:`make_thumbnail`, :func:`make_storyboard`
 - :func:`checksum_video` → hex hashes; :func:`compare_checksums` → :class:`Comparison`
 - :func:`merge_rung` → :class:`MergedRung`; :func:`package_hls` → master playlist path;
@@ -30,7 +31,7 @@ from kinoit.media.split import (
 )
 from kinoit.media.synth import make_clip
 from kinoit.media.thumbnail import make_storyboard, make_thumbnail
-from kinoit.media.transcode import RenditionFile, transcode_segment
+from kinoit.media.transcode import RenditionFile, transcode_segment, transcode_split_segment
 
 __all__ = [
     "ALGORITHM",
@@ -59,5 +60,6 @@ __all__ = [
     "probe",
     "split_video",
     "transcode_segment",
+    "transcode_split_segment",
     "verify_output",
 ]

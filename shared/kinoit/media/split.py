@@ -12,6 +12,9 @@ Modes (measured in docs/benchmarks.md, "## Media"):
   end; ``frame_range`` tells transcode which decoded frames to keep. Needs
   closed GOPs (the norm); long GOPs make segments overlap.
 
+- ``auto`` (default): copy when the source has a constant frame rate and no
+  GOP longer than two segments, lossless otherwise.
+
 Variable frame rate sources are resampled to a constant rate (their average)
 by the fps filter, which reads real timestamps, so no timing is lost.
 The audio is encoded once, from the whole source, to AAC and padded or cut to
@@ -23,6 +26,7 @@ from __future__ import annotations
 import bisect
 import csv
 import io
+import itertools
 import json
 import shutil
 import tempfile
@@ -38,10 +42,14 @@ from kinoit.media import ffmpeg
 from kinoit.media.plan import SegmentPlan, frames_per_segment, plan_segments
 from kinoit.media.probe import ProbeResult, probe
 
-SplitMode = Literal["raw", "lossless", "copy"]
-SPLIT_MODES: tuple[SplitMode, ...] = ("raw", "lossless", "copy")
-# Chosen by the split benchmark (docs/benchmarks.md): see the module docstring.
-DEFAULT_SPLIT_MODE: SplitMode = "lossless"
+SplitMode = Literal["auto", "raw", "lossless", "copy"]
+SPLIT_MODES: tuple[SplitMode, ...] = ("auto", "raw", "lossless", "copy")
+# Chosen by the split benchmark (docs/benchmarks.md, "## Media"): copy is the
+# fastest and smallest; auto falls back to lossless where copy would be wasteful.
+DEFAULT_SPLIT_MODE: SplitMode = "auto"
+# auto uses copy only when no GOP is longer than this many segments: each copy
+# segment is decoded from its keyframe, so long GOPs multiply decoding work.
+COPY_MAX_GOP_SEGMENTS = 2
 SEGMENTS_JSON = "segments.json"
 AUDIO_NAME = "audio.m4a"
 # AAC-LC stereo at 128 kbit/s: transparent enough for previews, what HLS players expect.
@@ -233,11 +241,23 @@ def _split_decoded(
     return segments, total
 
 
-def _split_copy(
-    src: Path, outdir: Path, info: ProbeResult, seconds: float, settings: Settings
-) -> tuple[list[Segment], int]:
-    if info.vfr:
-        raise InvalidParameter("mode", "copy mode needs a constant frame rate source; use lossless")
+@dataclass(frozen=True)
+class KeyframeScan:
+    """Packet timestamps (sorted) and keyframe positions of the source's video stream."""
+
+    pts: list[int]
+    keys: list[int]
+    time_base: Fraction
+
+    @property
+    def longest_gop(self) -> int:
+        """Frames in the longest run between keyframes (to the end for the last)."""
+        edges = [*self.keys, len(self.pts)]
+        return max((b - a for a, b in itertools.pairwise(edges)), default=len(self.pts))
+
+
+def scan_keyframes(src: Path, settings: Settings) -> KeyframeScan:
+    """Demux the video stream once: every packet's pts and keyframe flag."""
     out = ffmpeg.run(build_keyframes_argv(src), settings.ffmpeg_timeout_seconds, what="split")
     doc = json.loads(out.stdout or b"{}")
     packets = [
@@ -247,9 +267,26 @@ def _split_copy(
     ]
     stream = (doc.get("streams") or [{}])[0]
     time_base = Fraction(str(stream.get("time_base", "1/1")))
-    pts_sorted = sorted(p for p, _ in packets)
-    keys = keyframe_indices(packets)
-    total = len(packets)
+    return KeyframeScan(sorted(p for p, _ in packets), keyframe_indices(packets), time_base)
+
+
+def choose_mode(info: ProbeResult, scan: KeyframeScan | None, seconds: float) -> SplitMode:
+    """auto: copy for constant-rate sources with short GOPs, else lossless (pure)."""
+    if info.vfr or scan is None or not scan.keys or scan.keys[0] != 0:
+        return "lossless"
+    k = frames_per_segment(info.fps, seconds)
+    return "copy" if scan.longest_gop <= COPY_MAX_GOP_SEGMENTS * k else "lossless"
+
+
+def _split_copy(
+    src: Path, outdir: Path, info: ProbeResult, seconds: float, settings: Settings,
+    scan: KeyframeScan | None = None,
+) -> tuple[list[Segment], int]:  # fmt: skip
+    if info.vfr:
+        raise InvalidParameter("mode", "copy mode needs a constant frame rate source; use lossless")
+    scan = scan or scan_keyframes(src, settings)
+    pts_sorted, keys, time_base = scan.pts, scan.keys, scan.time_base
+    total = len(pts_sorted)
     plan = plan_segments(total, info.fps, seconds)
     cuts = plan_copy_cuts(plan, keys, total)
     start_pts = pts_sorted[0] if pts_sorted else 0
@@ -284,9 +321,13 @@ def split_video(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("[0-9][0-9][0-9][0-9][0-9].*"):
         stale.unlink()
+    scan = None
+    if mode == "auto":
+        scan = None if info.vfr else scan_keyframes(src, settings)
+        mode = choose_mode(info, scan, seconds)
     try:
         if mode == "copy":
-            segments, total = _split_copy(src, out, info, seconds, settings)
+            segments, total = _split_copy(src, out, info, seconds, settings, scan)
         else:
             segments, total = _split_decoded(src, out, info, mode, seconds, settings)
         audio = None

@@ -24,6 +24,10 @@ from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
 from kinoit.media.ladder import Ladder, encoder_args, load_ladder
 from kinoit.media.probe import probe
+from kinoit.media.split import SplitResult
+
+# More encoder threads than this per rung only adds synchronisation.
+MAX_THREADS = 64
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ def build_filtergraph(
 def build_transcode_argv(
     segment: str | Path, ladder: Ladder, targets: list[RenditionTarget], *, fps: Fraction,
     start_frame: int, gop: int, frame_range: tuple[int, int] | None = None,
+    threads: int | None = None,
 ) -> list[str]:  # fmt: skip
     """One ffmpeg, one decode, one output per rung (exact argv; tested)."""
     # verbose: ffmpeg then reports frames muxed per output, so no extra process counts them.
@@ -91,6 +96,8 @@ def build_transcode_argv(
     for i, target in enumerate(targets):
         rung = ladder.rungs[target.rung_index]
         argv += ["-map", f"[o{i}]", *encoder_args(rung, gop)]
+        if threads is not None:
+            argv += ["-threads", str(threads)]
         argv += ["-r", _rate(fps), "-fps_mode", "passthrough", "-an", "-sn", "-dn"]
         argv += ["-map_metadata", "-1"]
         if rung.container == "ts":
@@ -150,6 +157,7 @@ def transcode_segment(
     gop: int | None = None,
     frames: int | None = None,
     size: tuple[int, int] | None = None,
+    threads: int | None = None,
     settings: Settings | None = None,
 ) -> dict[str, RenditionFile]:
     """Render every rung (those that fit the segment's size) into ``outdir/<rung>/``.
@@ -159,12 +167,15 @@ def transcode_segment(
     mode's trim. ``gop`` defaults to the segment's frame count (one GOP per segment).
     Given ``fps``, ``size`` and ``frames`` (frames in the file) or ``frame_range``
     (all in segments.json), the segment is not probed: one ffmpeg process is all a
-    segment costs.
+    segment costs. ``threads`` caps each encoder's threads (default: ffmpeg's choice);
+    1 is the cheapest in CPU when segments already run in parallel on every core.
     """
     settings = settings or load_settings()
     ladder = load_ladder(ladder)
     if start_frame < 0:
         raise InvalidParameter("start_frame", f"must be >= 0, got {start_frame}")
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise InvalidParameter("threads", f"must be in [1, {MAX_THREADS}], got {threads}")
     src = Path(segment_path)
     known = frames if frames is not None else (frame_range[1] if frame_range else None)
     if known is not None and size is not None and fps is not None:
@@ -190,8 +201,9 @@ def transcode_segment(
     for t in targets:
         t.path.parent.mkdir(parents=True, exist_ok=True)
     argv = build_transcode_argv(
-        src, fitted, targets, fps=fps, start_frame=start_frame, gop=gop, frame_range=frame_range
-    )
+        src, fitted, targets, fps=fps, start_frame=start_frame, gop=gop, frame_range=frame_range,
+        threads=threads,
+    )  # fmt: skip
     try:
         done = ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="transcode")
         muxed = muxed_frames(done.stderr)
@@ -214,3 +226,33 @@ def transcode_segment(
             t.path.unlink(missing_ok=True)
         raise
     return results
+
+
+def transcode_split_segment(
+    split: SplitResult,
+    index: int,
+    ladder: Ladder | str | Path | Mapping[str, Any],
+    outdir: str | Path,
+    *,
+    path: str | Path | None = None,
+    threads: int | None = None,
+    settings: Settings | None = None,
+) -> dict[str, RenditionFile]:
+    """transcode_segment with everything segments.json knows about segment ``index``.
+
+    ``path`` overrides where the segment file is (e.g. fetched from IPFS to a
+    temporary file); fps, start_frame, copy mode's frame_range, frame count and
+    size come from ``split`` (see :func:`kinoit.media.load_split`).
+    """
+    try:
+        seg = split.segments[index]
+    except IndexError:
+        raise InvalidParameter(
+            "index", f"no segment {index} (there are {len(split.segments)})"
+        ) from None
+    return transcode_segment(
+        path or seg.path, ladder, outdir, fps=split.fps, start_frame=seg.start_frame,
+        frame_range=seg.frame_range, frames=None if seg.frame_range else seg.frames,
+        size=(split.width, split.height) if split.width else None, threads=threads,
+        settings=settings,
+    )  # fmt: skip
