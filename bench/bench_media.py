@@ -9,7 +9,7 @@
    with getrusage(RUSAGE_CHILDREN): every ffmpeg/ffprobe the path starts counts.
 
     .venv/bin/python bench/bench_media.py [--seconds 30] [--size 1920x1080] [--fps 25]
-        [--source-gop 50] [--modes raw,lossless,copy] [--path-modes lossless,copy]
+        [--source-gop 50] [--modes raw,lossless,copy] [--path-modes auto,lossless] [--threads 1]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from kinoit.media.plan import frames_per_segment
 class Cost:
     wall: float = 0.0
     cpu: float = 0.0
+    name: str = ""
 
 
 def _children_cpu() -> float:
@@ -57,8 +58,9 @@ def measure(cost: Cost) -> Iterator[None]:
 
 
 def baseline_argv(
-    src: Path, ladder: Ladder, width: int, height: int, gop: int, outdir: Path
-) -> list[str]:
+    src: Path, ladder: Ladder, width: int, height: int, gop: int, outdir: Path,
+    threads: int | None = None,
+) -> list[str]:  # fmt: skip
     """One plain ffmpeg: one decode, split to every rung, the same encoder arguments."""
     n = len(ladder.rungs)
     graph = "[0:v:0]split=" + str(n) + "".join(f"[s{i}]" for i in range(n))
@@ -68,7 +70,10 @@ def baseline_argv(
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(src)]
     argv += ["-filter_complex", graph]
     for i, rung in enumerate(ladder.rungs):
-        argv += ["-map", f"[o{i}]", *encoder_args(rung, gop), "-map", "0:a:0", "-c:a", "aac"]
+        argv += ["-map", f"[o{i}]", *encoder_args(rung, gop)]
+        if threads is not None:
+            argv += ["-threads", str(threads)]
+        argv += ["-map", "0:a:0", "-c:a", "aac"]
         argv += ["-b:a", "128k", "-movflags", "+faststart", str(outdir / f"{rung.name}.mp4")]
     return argv
 
@@ -95,7 +100,9 @@ def bench_split(src: Path, seconds: float, modes: list[str], work: Path) -> list
     return rows
 
 
-def segment_path(src: Path, mode: str, work: Path, ladder: Ladder, jobs: int) -> dict[str, Cost]:
+def segment_path(
+    src: Path, mode: str, work: Path, ladder: Ladder, jobs: int, threads: int | None
+) -> dict[str, Cost]:
     """split -> parallel transcode -> merge (MP4 per rung + HLS); cost per stage."""
     settings = load_settings()
     costs = {"split": Cost(), "transcode": Cost(), "merge": Cost(), "total": Cost()}
@@ -109,7 +116,8 @@ def segment_path(src: Path, mode: str, work: Path, ladder: Ladder, jobs: int) ->
             transcode_segment(
                 seg.path, ladder, out / "rend", fps=split.fps, start_frame=seg.start_frame,
                 frame_range=seg.frame_range, size=(split.width, split.height),
-                frames=None if seg.frame_range else seg.frames, settings=settings,
+                frames=None if seg.frame_range else seg.frames, threads=threads,
+                settings=settings,
             )  # fmt: skip
 
         with measure(costs["transcode"]), ThreadPoolExecutor(jobs) as pool:
@@ -121,16 +129,19 @@ def segment_path(src: Path, mode: str, work: Path, ladder: Ladder, jobs: int) ->
                 segment_frames=[s.frames for s in split.segments], settings=settings,
             )  # fmt: skip
     costs["bytes"] = Cost(wall=dir_bytes(out / "merged", "*.mp4"))
+    costs["mode"] = Cost(name=mode if mode != "auto" else f"auto ({split.mode})")
     shutil.rmtree(out)
     return costs
 
 
-def baseline(src: Path, work: Path, ladder: Ladder, gop: int) -> tuple[Cost, int]:
+def baseline(
+    src: Path, work: Path, ladder: Ladder, gop: int, threads: int | None = None
+) -> tuple[Cost, int]:
     info = probe(src)
     out = work / "baseline"
     out.mkdir(parents=True, exist_ok=True)
     cost = Cost()
-    argv = baseline_argv(src, ladder, info.display_width, info.display_height, gop, out)
+    argv = baseline_argv(src, ladder, info.display_width, info.display_height, gop, out, threads)
     with measure(cost):
         subprocess.run(argv, check=True, timeout=24 * 3600)
     size = dir_bytes(out, "*.mp4")
@@ -154,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", default="25")
     parser.add_argument("--source-gop", type=int, default=50)
     parser.add_argument("--modes", default="raw,lossless,copy")
-    parser.add_argument("--path-modes", default="lossless,copy")
+    parser.add_argument("--path-modes", default="auto,lossless")
+    parser.add_argument("--threads", type=int, default=1, help="encoder threads per segment")
     parser.add_argument("--ladder", default="default")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-split", action="store_true")
@@ -183,15 +195,21 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\n### per-segment path vs one ffmpeg ({args.size}, {args.seconds:g} s, "
             f"ladder {[r.name for r in ladder.rungs]}, {args.jobs} parallel)\n")  # fmt: skip
         base, base_bytes = baseline(src, work, ladder, gop)
+        b1, b1_bytes = baseline(src, work, ladder, gop, args.threads)
         rows2 = [["one ffmpeg (baseline)", f"{base.cpu:.1f}", f"{base.wall:.1f}", "1.00", "1.00",
                   f"{base_bytes / 1e6:.1f}", "-"]]  # fmt: skip
+        rows2.append([
+            f"one ffmpeg, encoder threads={args.threads}", f"{b1.cpu:.1f}", f"{b1.wall:.1f}",
+            f"{b1.cpu / base.cpu:.2f}", f"{b1.wall / base.wall:.2f}", f"{b1_bytes / 1e6:.1f}", "-",
+        ])  # fmt: skip
         for mode in args.path_modes.split(","):
-            c = segment_path(src, mode, work, ladder, args.jobs)
+            c = segment_path(src, mode, work, ladder, args.jobs, args.threads)
             detail = ", ".join(
                 f"{k} {c[k].cpu:.1f}/{c[k].wall:.1f}" for k in ("split", "transcode", "merge")
             )
             rows2.append([
-                f"per-segment, split={mode}", f"{c['total'].cpu:.1f}", f"{c['total'].wall:.1f}",
+                f"per-segment, split={c['mode'].name}",
+                f"{c['total'].cpu:.1f}", f"{c['total'].wall:.1f}",
                 f"{c['total'].cpu / base.cpu:.2f}", f"{c['total'].wall / base.wall:.2f}",
                 f"{c['bytes'].wall / 1e6:.1f}", detail,
             ])  # fmt: skip
