@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter, NotAVideo
 from kinoit.stages.common import fetch, inject_test_faults, require_cid, scratch_dir
 
+# Self-contained, bit-exact FFV1 segments (see run()).
+SPLIT_MODE: Final = "lossless"
 # Segments per index page: keeps every block far below the 1 MiB block limit.
 INDEX_PAGE_SIZE = 1024
 
@@ -51,7 +53,11 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
         src = fetch(store, request.source, work / "source")
         # split_video computes with Fractions inside; an exact 1/3 s must not be rounded.
         seconds: Any = request.segment_seconds
-        result = split_video(src, work / "segments", seconds=seconds, settings=settings)
+        # Lossless segments hold exactly their frames (copy mode's overlap would need a
+        # frame range in every later stage), and their CIDs name exactly that content.
+        result = split_video(
+            src, work / "segments", seconds=seconds, mode=SPLIT_MODE, settings=settings
+        )
         if not result.segments:
             raise NotAVideo("split: the source has no video frames")
         entries = []
