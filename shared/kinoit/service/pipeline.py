@@ -268,6 +268,9 @@ class Pipeline:
                 "start_frame": start,
                 "fps": fps,
             }
+            if d.payload.get("n") and d.payload.get("size"):
+                body["frames"] = int(d.payload["n"])
+                body["width"], body["height"] = (int(v) for v in d.payload["size"])
             return body, segment, {"ladder": spec.ladder, "start": start, "fps": fps}
         if stage == "thumbnail":
             segment = str(d.payload["segment"])
@@ -464,8 +467,19 @@ class Pipeline:
             if not segments:
                 raise InputError("the source has no video frames")
             fps = str(result["source"]["fps"])
+            size = [int(result["source"]["width"]), int(result["source"]["height"])]
             payloads = [
-                (s.index, {"segment": s.cid, "i": s.index, "start": s.start_frame, "fps": fps})
+                (
+                    s.index,
+                    {
+                        "segment": s.cid,
+                        "i": s.index,
+                        "start": s.start_frame,
+                        "n": s.end_frame - s.start_frame,
+                        "fps": fps,
+                        "size": size,
+                    },
+                )
                 for s in segments
             ]
             self.engine.add_tasks(job_id, "transcode", ((f"transcode.{i}", p) for i, p in payloads))

@@ -26,6 +26,9 @@ class TranscodeRequest:
     ladder: dict[str, Any]
     start_frame: int
     fps: Fraction | None
+    # Known from the split index: with all three the segment is not probed again.
+    frames: int | None = None
+    size: tuple[int, int] | None = None
 
 
 def parse_request(body: dict[str, Any]) -> TranscodeRequest:
@@ -43,7 +46,12 @@ def parse_request(body: dict[str, Any]) -> TranscodeRequest:
             raise InvalidParameter("fps", f"not a frame rate: {fps_raw!r}") from None
         if fps <= 0:
             raise InvalidParameter("fps", "must be positive")
-    return TranscodeRequest(segment, ladder, optional_int(body, "start_frame", 0), fps)
+    frames = optional_int(body, "frames", 0, 0) or None
+    width, height = optional_int(body, "width", 0, 0), optional_int(body, "height", 0, 0)
+    size = (width, height) if width and height else None
+    return TranscodeRequest(
+        segment, ladder, optional_int(body, "start_frame", 0), fps, frames, size
+    )
 
 
 def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
@@ -61,6 +69,8 @@ def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
             work / "out",
             fps=request.fps,
             start_frame=request.start_frame,
+            frames=request.frames,
+            size=request.size,
             settings=settings,
         )
         renditions = {name: store.add(f.path, pin=False) for name, f in sorted(files.items())}
