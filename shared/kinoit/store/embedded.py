@@ -287,7 +287,10 @@ class EmbeddedStore:
         return unixfs.iter_file(lambda block, _size: self._get(block), root)
 
     def get_file(self, cid: str, dest: Path) -> Path:
-        """Write a UnixFS file to ``dest`` atomically and return ``dest``."""
+        """Write a UnixFS file to ``dest`` atomically and return ``dest``.
+
+        Not fsynced: ``dest`` is a working copy that can always be fetched again.
+        """
         dest = Path(dest)
         chunks = self.cat(cid)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -295,8 +298,6 @@ class EmbeddedStore:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
                     out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

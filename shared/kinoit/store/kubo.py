@@ -330,15 +330,16 @@ class KuboStore:
             response.close()
 
     def get_file(self, cid: str, dest: Path) -> Path:
-        """Write a UnixFS file to ``dest`` atomically and return ``dest``."""
+        """Write a UnixFS file to ``dest`` atomically and return ``dest``.
+
+        Not fsynced: ``dest`` is a working copy that can always be fetched again.
+        """
         dest = Path(dest)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in self.cat(cid):
                     out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
