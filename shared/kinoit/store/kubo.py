@@ -316,9 +316,11 @@ class KuboStore:
                     raise IntegrityError(f"Kubo cat of {root} ended early")
                 cid.verify(data)
                 return data
+            # An inner node, or a leaf of unknown size: fetch it, and skip the bytes it
+            # holds itself (a raw leaf, or data inline in a dag-pb leaf) in the stream.
             data = self.block_get(str(cid))
-            inline = len(data) if cid.codec == RAW else _inline_size(cid, data)
-            if inline and stream.read(inline) != _inline_bytes(cid, data):
+            content = _content_of(cid, data)
+            if content and stream.read(len(content)) != content:
                 raise IntegrityError(f"Kubo cat of {root} disagrees with block {cid}")
             return data
 
@@ -486,17 +488,11 @@ class KuboStore:
         return [str(r.to_v1()) for r in reader.roots]
 
 
-def _unixfs_inline(cid: CID, data: bytes) -> bytes:
+def _content_of(cid: CID, data: bytes) -> bytes:
+    """The file bytes a block holds itself: all of a raw leaf, a dag-pb node's inline data."""
+    if cid.codec == RAW:
+        return data
     try:
-        node = unixfs.decode_pbnode(data)
-        return unixfs.decode_unixfs(node.data or b"").data
+        return unixfs.decode_unixfs(unixfs.decode_pbnode(data).data or b"").data
     except ValueError:
-        return b""
-
-
-def _inline_size(cid: CID, data: bytes) -> int:
-    return len(_unixfs_inline(cid, data))
-
-
-def _inline_bytes(cid: CID, data: bytes) -> bytes:
-    return data if cid.codec == RAW else _unixfs_inline(cid, data)
+        return b""  # iter_file reports the malformed node
