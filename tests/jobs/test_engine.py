@@ -528,3 +528,14 @@ def test_bulk_add_and_lease_in_many_small_batches(client: redis.Redis) -> None:
     leased = engine.lease_next(job_id, 100)
     assert [d.task_id for d in leased] == [f"s{i:05d}" for i in range(45)]
     assert engine.get_job(job_id).counts["transcode"].total == 45
+
+
+def test_iterating_tasks_with_redis_down_is_state_unavailable() -> None:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from tests.conftest import free_port
+
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    with pytest.raises(StateUnavailable):
+        list(JobEngine(dead).iter_results("01ARZ3NDEKTSV4RRFFQ69G5FAV"))

@@ -31,7 +31,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis
 
@@ -611,14 +611,22 @@ class JobEngine:
             raise NotFound(f"no task {task_id!r} in job {job_id!r}")
         return self._task_info(job_id, task_id, _s(raw))
 
-    @translate_redis_errors
     def iter_tasks(self, job_id: str, stage: str | None = None) -> Iterator[TaskInfo]:
         """Every task of the job (optionally of one stage), in no particular order."""
         key = keys.JOB_TASKS_KEY.format(job_id=job_id)
-        for task_id, raw in self.redis.hscan_iter(key, count=1000):
-            info = self._task_info(job_id, _s(task_id), _s(raw))
-            if stage is None or info.stage == stage:
-                yield info
+        cursor = 0
+        while True:
+            # the decorator cannot reach inside a generator: translate each page's call
+            cursor, page = cast(
+                "tuple[int, dict[Any, Any]]",
+                translate_redis_errors(self.redis.hscan)(key, cursor, count=1000),
+            )
+            for task_id, raw in page.items():
+                info = self._task_info(job_id, _s(task_id), _s(raw))
+                if stage is None or info.stage == stage:
+                    yield info
+            if int(cursor) == 0:
+                return
 
     def iter_results(self, job_id: str, stage: str | None = None) -> Iterator[TaskInfo]:
         """Done tasks with their results (for merge, and for unpinning after cancel)."""
