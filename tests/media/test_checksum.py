@@ -105,3 +105,12 @@ def test_checksum_of_not_a_video(tmp_path: Path, settings) -> None:
     bad.write_bytes(b"nope" * 50)
     with pytest.raises(NotAVideo):
         checksum_video(bad, settings=settings)
+
+
+def test_frame_range_keeps_a_copy_segments_own_frames(segments, settings) -> None:
+    _, split = segments
+    path = split.segments[0].path
+    everything = checksum_video(path, settings=settings)
+    assert checksum_video(path, frame_range=(5, 10), settings=settings) == everything[5:10]
+    with pytest.raises(InvalidParameter, match="frame_range"):
+        checksum_video(path, frame_range=(5, 500), settings=settings)

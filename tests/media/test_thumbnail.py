@@ -62,3 +62,13 @@ def test_storyboard_rejects_bad_input(tmp_path: Path) -> None:
     junk.write_bytes(b"not an image")
     with pytest.raises(InvalidParameter, match="not a readable image"):
         make_storyboard([junk], tmp_path)
+
+
+def test_thumbnail_frame_range_trims_first(clip, tmp_path: Path, settings) -> None:
+    argv = build_thumbnail_argv("v.mkv", "t.webp", width=64, batch=5, frame_range=(20, 25))
+    assert argv[argv.index("-vf") + 1].startswith("trim=start_frame=20:end_frame=25,thumbnail=n=5,")
+    assert make_thumbnail(
+        clip(), tmp_path / "t.png", width=64, frame_range=(20, 25), settings=settings
+    )
+    with pytest.raises(InvalidParameter, match="frame_range"):
+        make_thumbnail(clip(), tmp_path / "u.png", frame_range=(20, 900), settings=settings)

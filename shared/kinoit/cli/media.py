@@ -96,13 +96,18 @@ def _transcode(args: argparse.Namespace) -> int:
 
 
 def _thumbnail(args: argparse.Namespace) -> int:
-    path = make_thumbnail(args.video, args.out, width=args.width, settings=load_settings())
+    frame_range = args.frame_range or _segment_context(Path(args.video)).get("frame_range")
+    path = make_thumbnail(
+        args.video, args.out, width=args.width, frame_range=frame_range, settings=load_settings()
+    )
     _print({"path": str(path), "bytes": path.stat().st_size})
     return 0
 
 
 def _checksum(args: argparse.Namespace) -> int:
-    _print({"algorithm": ALGORITHM, "frames": checksum_video(args.video, settings=load_settings())})
+    frame_range = args.frame_range or _segment_context(Path(args.video)).get("frame_range")
+    hashes = checksum_video(args.video, frame_range=frame_range, settings=load_settings())
+    _print({"algorithm": ALGORITHM, "frames": hashes})
     return 0
 
 
@@ -196,10 +201,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("video")
     p.add_argument("out")
     p.add_argument("--width", type=int, default=DEFAULT_THUMBNAIL_WIDTH)
+    p.add_argument("--frame-range", type=_frame_range, help="only frames FIRST:END")
     p.set_defaults(handler=_thumbnail)
 
     p = sub.add_parser("checksum", help="perceptual hash of every frame (JSON)")
     p.add_argument("video")
+    p.add_argument("--frame-range", type=_frame_range, help="only frames FIRST:END")
     p.set_defaults(handler=_checksum)
 
     p = sub.add_parser("compare", help="compare two videos' (or checksum files') hashes")

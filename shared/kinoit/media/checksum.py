@@ -88,12 +88,28 @@ def hash_gray_frames(raw: bytes) -> list[str]:
     return [hash_gray_frame(raw[i : i + size]) for i in range(0, len(raw), size)]
 
 
-def checksum_video(path: str | Path, *, settings: Settings | None = None) -> list[str]:
-    """One 64-bit perceptual hash (hex) per frame of ``path``, in presentation order."""
+def checksum_video(
+    path: str | Path,
+    *,
+    frame_range: tuple[int, int] | None = None,
+    settings: Settings | None = None,
+) -> list[str]:
+    """One 64-bit perceptual hash (hex) per frame of ``path``, in presentation order.
+
+    ``frame_range`` keeps frames [first, end) only (a copy-mode segment's own frames).
+    """
     settings = settings or load_settings()
-    probe(path, settings=settings)
+    probe(path, settings=settings, detect_vfr=False)  # clear errors for non-videos
     out = ffmpeg.run(build_hash_frames_argv(path), settings.ffmpeg_timeout_seconds, what="checksum")
-    return hash_gray_frames(out.stdout)
+    hashes = hash_gray_frames(out.stdout)
+    if frame_range is not None:
+        first, end = frame_range
+        if not 0 <= first < end <= len(hashes):
+            raise InvalidParameter(
+                "frame_range", f"[{first}, {end}) is outside {len(hashes)} frames"
+            )
+        hashes = hashes[first:end]
+    return hashes
 
 
 def hamming(a: str, b: str) -> int:

@@ -30,13 +30,15 @@ VTT_NAME = "storyboard.vtt"
 
 
 def build_thumbnail_argv(
-    video: str | Path, out: str | Path, *, width: int, batch: int
-) -> list[str]:
+    video: str | Path, out: str | Path, *, width: int, batch: int,
+    frame_range: tuple[int, int] | None = None,
+) -> list[str]:  # fmt: skip
     """ffmpeg: the most representative of the first ``batch`` frames, ``width`` wide (pure)."""
     fmt = THUMBNAIL_FORMATS[Path(out).suffix.lower()]
+    trim = f"trim=start_frame={frame_range[0]}:end_frame={frame_range[1]}," if frame_range else ""
     argv = [
         ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(video), "-map", "0:v:0",
-        "-vf", f"thumbnail=n={batch},scale={width}:-2:flags=bicubic", "-frames:v", "1",
+        "-vf", f"{trim}thumbnail=n={batch},scale={width}:-2:flags=bicubic", "-frames:v", "1",
         "-update", "1", "-an", "-map_metadata", "-1",
     ]  # fmt: skip
     if fmt == "jpg":
@@ -53,20 +55,30 @@ def make_thumbnail(
     out_path: str | Path,
     *,
     width: int = DEFAULT_THUMBNAIL_WIDTH,
+    frame_range: tuple[int, int] | None = None,
     settings: Settings | None = None,
 ) -> Path:
-    """Write a poster frame of ``video`` to ``out_path`` (.jpg, .webp or .png)."""
+    """Write a poster frame of ``video`` to ``out_path`` (.jpg, .webp or .png).
+
+    ``frame_range`` limits the choice to frames [first, end) (copy-mode segments).
+    """
     settings = settings or load_settings()
     out = Path(out_path)
     if out.suffix.lower() not in THUMBNAIL_FORMATS:
         raise InvalidParameter("out", f"expected a .jpg, .webp or .png path, got {out.name!r}")
     if isinstance(width, bool) or not MIN_WIDTH <= width <= MAX_WIDTH or width % 2:
         raise InvalidParameter("width", f"expected an even width in [{MIN_WIDTH}, {MAX_WIDTH}]")
-    info = probe(video, settings=settings)
+    info = probe(video, settings=settings, detect_vfr=False)
     out.parent.mkdir(parents=True, exist_ok=True)
+    frames = info.frames
+    if frame_range is not None:
+        if not 0 <= frame_range[0] < frame_range[1] <= frames:
+            raise InvalidParameter("frame_range", f"{frame_range} is outside {frames} frames")
+        frames = frame_range[1] - frame_range[0]
     argv = build_thumbnail_argv(
-        video, out, width=width, batch=max(1, min(info.frames, MAX_THUMBNAIL_BATCH))
-    )
+        video, out, width=width, batch=max(1, min(frames, MAX_THUMBNAIL_BATCH)),
+        frame_range=frame_range,
+    )  # fmt: skip
     try:
         ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="thumbnail")
     except BaseException:
