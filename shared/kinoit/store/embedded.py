@@ -51,6 +51,8 @@ from kinoit.store.cid import CID, DAG_CBOR, RAW, parse_cid
 _libc: Any = None
 # Chunk buffers in flight between the hashing and the writing thread of one add.
 _RING = 8
+# Threads writing block files (the part that waits on the kernel most).
+_WRITERS = 2
 # While a pinned add streams in, flush the filesystem this often (seconds).
 _FLUSH_INTERVAL_SECONDS = 0.25
 
@@ -239,9 +241,9 @@ class EmbeddedStore:
     def _import(self, source: IO[bytes], *, flush_early: bool = False) -> CID:
         """Chunk, hash and store a file; return its root.
 
-        Reading and hashing happen on this thread while a second thread writes the
-        blocks (both release the GIL), through a small ring of reused chunk buffers,
-        so memory stays at ``_RING`` chunks whatever the file size. With
+        Reading and hashing happen on this thread while ``_WRITERS`` threads write
+        the block files (all of it releases the GIL), through a small ring of reused
+        chunk buffers, so memory stays at ``_RING`` chunks whatever the file size. With
         ``flush_early`` a third thread keeps flushing the filesystem while the file
         streams in, so the ``syncfs`` before the pin has little left to wait for.
         """
@@ -252,7 +254,7 @@ class EmbeddedStore:
         importer = unixfs.FileImporter()
         buffers = [memoryview(bytearray(unixfs.CHUNK_SIZE)) for _ in range(_RING)]
         pending: list[Future[None] | None] = [None] * _RING
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kinoit-store") as writer:
+        with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="kinoit-store") as writer:
             try:
                 for n in itertools.count():
                     slot = n % _RING
