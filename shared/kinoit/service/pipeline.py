@@ -37,7 +37,10 @@ from kinoit.jobs import (
     JobState,
     ResultCache,
     TaskState,
+    cache_digest,
     callback_token,
+    canonical_json,
+    keys,
 )
 from kinoit.manifest import build_manifest, build_segment_entry
 from kinoit.service.spec import JobSpec
@@ -235,13 +238,21 @@ class Pipeline:
         }
 
     # -------------------------------------------------------------- dispatch
-    def pump(self, job_id: str) -> None:
-        """Lease and send tasks until the job's in-flight window is full."""
+    def pump(self, job_id: str, freed: int | None = None) -> None:
+        """Lease and send tasks until the job's in-flight window is full.
+
+        ``freed``: how many slots one completion just freed; then no counts are
+        read (one round trip). The tick refills every window in full each second,
+        so an estimate that is off by one is corrected there.
+        """
         while True:
-            record = self.engine.get_job(job_id)
-            if record.state is not JobState.RUNNING:
-                return
-            room = self.window - record.total.leased
+            if freed is None:
+                record = self.engine.get_job(job_id)
+                if record.state is not JobState.RUNNING:
+                    return
+                room = self.window - record.total.leased
+            else:
+                room, freed = freed, None
             if room <= 0:
                 return
             dispatches = self.engine.lease_next(job_id, room)
@@ -333,7 +344,11 @@ class Pipeline:
                 result = None
             if isinstance(result, dict):
                 outcome = self.on_result(job_id, task_id, attempt, result)
-                self.pump_if_running(job_id)
+                if outcome["status"] == "accepted":
+                    # one slot freed; a split opens the whole fan-out
+                    freed = None if stage_of(task_id) == "split" else 1
+                    with contextlib.suppress(NotFound, Conflict):
+                        self.pump(job_id, freed)
                 return outcome
             reason, retryable = "function returned a body that is not a JSON object", True
         else:
@@ -402,12 +417,15 @@ class Pipeline:
     ) -> dict[str, Any]:
         """Record a task's result and start whatever it unlocks."""
         stage = stage_of(task_id)
-        try:
-            info = self.engine.task(job_id, task_id)
-        except NotFound:
-            return {"status": "ignored", "reason": "unknown task"}
-        if info.state is TaskState.DONE:
-            return {"status": "duplicate"}
+        if stage in ("split", "merge"):
+            # their follow-ups read the store: skip them for duplicates (other stages'
+            # follow-ups are idempotent task additions, cheaper than this check)
+            try:
+                info = self.engine.task(job_id, task_id)
+            except NotFound:
+                return {"status": "ignored", "reason": "unknown task"}
+            if info.state is TaskState.DONE:
+                return {"status": "duplicate"}
         try:
             self._prepare_followups(job_id, task_id, result)
         except Conflict:
@@ -417,10 +435,13 @@ class Pipeline:
         completion = self.engine.complete(job_id, task_id, attempt, result)
         if not completion.accepted:
             return {"status": "duplicate" if completion.duplicate else "ignored"}
-        self.metrics.task_finished(stage, "done", self._elapsed(job_id, task_id))
+        pipe = self.engine.redis.pipeline(transaction=False)
+        self.metrics.task_finished(stage, "done", self._elapsed(job_id, task_id), pipe=pipe)
         if not from_cache and not (stage == "checksum" and not result.get("ok")):
             _, input_cid, params = self.request_body(self._as_dispatch(job_id, task_id, result))
-            self.cache.put(stage, input_cid, params, result)
+            digest = cache_digest(stage, input_cid, params)
+            pipe.set(keys.CACHE_KEY.format(digest=digest), canonical_json(dict(result)))
+        pipe.execute()
         spec = self.spec(job_id)
         if stage == "checksum" and not result.get("ok"):
             self.metrics.verification_failed()
@@ -683,8 +704,6 @@ class Pipeline:
             record = self.engine.get_job(job_id)
             self._after_job_failed(job_id, record.error or "a task ran out of attempts")
         self.promote()
-        from kinoit.jobs import keys
-
         running = [
             x.decode() if isinstance(x, bytes) else str(x)
             for x in self.engine.redis.smembers(keys.JOBS_RUNNING_KEY)
