@@ -8,7 +8,9 @@ could not build ipfs-cluster-service).
 
 from __future__ import annotations
 
+import io
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from kinoit.store.cluster import (
     pin_from_json,
     pin_query,
 )
+from kinoit.store.embedded import EmbeddedStore
 from kinoit.store.kubo import KuboStore
 
 from .conftest import Cluster
@@ -197,6 +200,20 @@ def test_real_cluster_expiry_replication_and_unpin(cluster_store: ClusterStore) 
     assert cid not in {p.cid for p in cluster_store.pin_ls()}
     with pytest.raises(NotFound, match="not part of the pinset"):
         cluster_store.pin_rm(cid)
+
+
+@pytest.mark.kubo
+def test_real_cluster_car_import_pins_the_roots(
+    cluster_store: ClusterStore, tmp_path: Path
+) -> None:
+    source = EmbeddedStore(tmp_path / "s")
+    data = b"from a CAR\n" * 50_000
+    cid = source.add_bytes(data)
+    car = io.BytesIO()
+    source.car_export(cid, car)
+    assert cluster_store.car_import(io.BytesIO(car.getvalue())) == [cid]
+    wait_pinned(cluster_store, cid)
+    assert b"".join(cluster_store.cat(cid)) == data
 
 
 @pytest.mark.kubo

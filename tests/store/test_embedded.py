@@ -105,6 +105,14 @@ def test_dag_put_get_with_links(store: EmbeddedStore) -> None:
         store.dag_put({"x": float("nan")})
 
 
+def test_block_put_stores_any_codec_verbatim(store: EmbeddedStore) -> None:
+    raw = store.block_put(b"hello world\n")
+    assert raw == HELLO
+    cbor = store.block_put(b"\xa1\x61\x61\x01", codec=0x71)
+    assert store.dag_get(cbor) == {"a": 1}
+    assert store.block_get(cbor) == b"\xa1\x61\x61\x01"
+
+
 def test_dag_put_pin_requires_the_linked_blocks(store: EmbeddedStore) -> None:
     missing = CID.for_block(RAW, b"never stored")
     with pytest.raises(NotFound, match="not found"):
