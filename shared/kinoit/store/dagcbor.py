@@ -127,23 +127,33 @@ def encode(value: Any) -> bytes:
 
 
 class _Decoder:
+    """Strict decoder; the common cases (small heads, short keys) are inlined for speed."""
+
     def __init__(self, data: bytes) -> None:
         self.data = data
+        self.end = len(data)
         self.pos = 0
 
     def _take(self, n: int) -> bytes:
-        end = self.pos + n
-        if end > len(self.data):
+        start = self.pos
+        stop = start + n
+        if stop > self.end:
             raise _fail("truncated data")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
+        self.pos = stop
+        return self.data[start:stop]
+
+    def _byte(self) -> int:
+        pos = self.pos
+        if pos >= self.end:
+            raise _fail("truncated data")
+        self.pos = pos + 1
+        return self.data[pos]
 
     def _argument(self, info: int) -> int:
         if info < 24:
             return info
         if info == 24:
-            value = self._take(1)[0]
+            value = self._byte()
             if value < 24:
                 raise _fail("non-canonical integer encoding")
             return value
@@ -160,7 +170,7 @@ class _Decoder:
     def value(self, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise _fail(f"nested deeper than {MAX_DEPTH} levels")
-        initial = self._take(1)[0]
+        initial = self._byte()
         major, info = initial >> 5, initial & 0x1F
         if major == 7:
             if info == 20:
@@ -177,41 +187,26 @@ class _Decoder:
             if info in (25, 26):
                 raise _fail("floats must be 64-bit")
             raise _fail(f"simple value {info} is not allowed")
-        argument = self._argument(info)
+        argument = info if info < 24 else self._argument(info)
         if major == 0:
             return argument
-        if major == 1:
-            return -1 - argument
-        if major == 2:
-            return self._take(argument)
         if major == 3:
             try:
                 return self._take(argument).decode("utf-8")
             except UnicodeDecodeError:
                 raise _fail("string is not valid UTF-8") from None
+        if major == 5:
+            return self._map(argument, depth)
         if major == 4:
             return [self.value(depth + 1) for _ in range(argument)]
-        if major == 5:
-            mapping: dict[str, Any] = {}
-            previous: bytes | None = None
-            for _ in range(argument):
-                key_head = self._take(1)[0]
-                if key_head >> 5 != 3:
-                    raise _fail("map keys must be strings")
-                raw_key = self._take(self._argument(key_head & 0x1F))
-                if previous is not None and (len(previous), previous) >= (len(raw_key), raw_key):
-                    raise _fail("map keys are duplicated or not in canonical order")
-                previous = raw_key
-                try:
-                    key = raw_key.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise _fail("map key is not valid UTF-8") from None
-                mapping[key] = self.value(depth + 1)
-            return mapping
+        if major == 1:
+            return -1 - argument
+        if major == 2:
+            return self._take(argument)
         # major == 6: tags
         if argument != 42:
             raise _fail(f"tag {argument} is not allowed (only 42, CID links)")
-        link_head = self._take(1)[0]
+        link_head = self._byte()
         if link_head >> 5 != 2:
             raise _fail("tag 42 must wrap a byte string")
         raw = self._take(self._argument(link_head & 0x1F))
@@ -221,6 +216,28 @@ class _Decoder:
             return CID.from_bytes(raw[1:])
         except InvalidCID as exc:
             raise _fail(f"bad CID link: {exc.message}") from None
+
+    def _map(self, count: int, depth: int) -> dict[str, Any]:
+        mapping: dict[str, Any] = {}
+        previous = b""
+        for index in range(count):
+            key_head = self._byte()
+            if key_head >> 5 != 3:
+                raise _fail("map keys must be strings")
+            info = key_head & 0x1F
+            raw_key = self._take(info if info < 24 else self._argument(info))
+            if index and (
+                len(previous) > len(raw_key)
+                or (len(previous) == len(raw_key) and previous >= raw_key)
+            ):
+                raise _fail("map keys are duplicated or not in canonical order")
+            previous = raw_key
+            try:
+                key = raw_key.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _fail("map key is not valid UTF-8") from None
+            mapping[key] = self.value(depth + 1)
+        return mapping
 
 
 def decode(data: bytes) -> Any:
