@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +52,8 @@ from kinoit.service.spec import JobSpec, parse_job_spec
 from kinoit.stages.http import Reply, json_reply
 
 __all__ = ["HttpRequest", "OrchestrateService", "get_service", "reset_service"]
+
+log = logging.getLogger(__name__)
 
 API_TOKEN_FILE = "kinoit-api-token"
 _CALLBACK = re.compile(r"^/callback/([0-9A-Z]{26})/([A-Za-z0-9_.:-]{1,128})/([0-9]{1,6})/?$")
@@ -285,12 +289,34 @@ def build_service(settings: Settings) -> OrchestrateService:
     return OrchestrateService(settings, pipeline, connection)
 
 
+# Sweep leases, start queued jobs and deliver webhooks this often in every orchestrate
+# process, so nothing waits for the cron-connector's once-a-minute tick.
+DEFAULT_TICK_SECONDS = 2.0
+
+
+def _tick_forever(service: OrchestrateService, interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        try:
+            service.pipeline.tick()
+        except Exception:
+            log.warning("background tick failed", exc_info=True)
+
+
 def get_service() -> OrchestrateService:
-    """The process-wide service, built on first use from the environment."""
+    """The process-wide service, built on first use from the environment; it also
+    starts a daemon thread that ticks every ``KINOIT_TICK_SECONDS`` (0 disables)."""
     global _service
     with _lock:
         if _service is None:
-            _service = build_service(load_settings())
+            settings = load_settings()
+            _service = build_service(settings)
+            interval = float(settings.extra.get("KINOIT_TICK_SECONDS") or DEFAULT_TICK_SECONDS)
+            if interval > 0:
+                threading.Thread(
+                    target=_tick_forever, args=(_service, interval), daemon=True,
+                    name="kinoit-orchestrate-tick",
+                ).start()  # fmt: skip
         return _service
 
 
