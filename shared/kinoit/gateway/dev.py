@@ -174,6 +174,9 @@ class DevStack:
     def stop(self) -> None:
         """Stop the tick, the gateway, the workers and a private redis we started."""
         self._stop.set()
+        from kinoit.service import reset_service
+
+        reset_service()  # the in-process orchestrate stops ticking against this stack
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

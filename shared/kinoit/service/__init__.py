@@ -22,7 +22,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +109,8 @@ class OrchestrateService:
         self.settings = settings
         self.pipeline = pipeline
         self.redis = connection
+        # Set by reset_service(): ends the background tick of this instance.
+        self.stopped = threading.Event()
 
     # ---------------------------------------------------------------- routing
     def handle(self, request: HttpRequest) -> Reply:
@@ -295,8 +296,7 @@ DEFAULT_TICK_SECONDS = 2.0
 
 
 def _tick_forever(service: OrchestrateService, interval: float) -> None:
-    while True:
-        time.sleep(interval)
+    while not service.stopped.wait(interval):
         try:
             service.pipeline.tick()
         except Exception:
@@ -324,6 +324,8 @@ def reset_service() -> None:
     """Forget the process-wide service (tests, settings changes)."""
     global _service
     with _lock:
+        if _service is not None:
+            _service.stopped.set()
         _service = None
 
 
