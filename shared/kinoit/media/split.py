@@ -28,9 +28,11 @@ import csv
 import io
 import itertools
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -292,13 +294,39 @@ def _split_copy(
     start_pts = pts_sorted[0] if pts_sorted else 0
     half_frame = float(1 / info.fps) / 2
     segments = []
+    # Segments inside the same GOP run get the same bytes: cut once, link the rest.
+    first_of: dict[tuple[int, int], Path] = {}
+    jobs: list[tuple[list[str], Path]] = []
+    links: list[tuple[Path, Path]] = []
     for seg, cut in zip(plan, cuts, strict=True):
         path = outdir / f"{seg.index:05d}.mkv"
-        seek = float((pts_sorted[cut.first_key] - start_pts) * time_base) + half_frame
-        argv = build_copy_argv(src, path, seek if cut.first_key else 0.0, cut.packets)
-        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="split")
+        key = (cut.first_key, cut.packets)
+        if key in first_of:
+            links.append((first_of[key], path))
+        else:
+            first_of[key] = path
+            seek = float((pts_sorted[cut.first_key] - start_pts) * time_base) + half_frame
+            jobs.append(
+                (build_copy_argv(src, path, seek if cut.first_key else 0.0, cut.packets), path)
+            )
         segments.append(Segment(seg.index, seg.start_frame, seg.frames, path, cut.frame_range))
+    with ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        for done in pool.map(
+            lambda job: ffmpeg.run(job[0], settings.ffmpeg_timeout_seconds, what="split"), jobs
+        ):
+            del done
+    for original, copy in links:
+        _link(original, copy)
     return segments, total
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Hard-link when possible (same bytes, no copy), else copy."""
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def split_video(
