@@ -117,3 +117,24 @@ def test_list_jobs_newest_first(harness: Harness) -> None:
     assert status == 200
     assert [j["job_id"] for j in body["jobs"]] == [second, first]
     assert harness.request("GET", "/jobs?limit=x")[0] == 400
+
+
+def test_task_duration_comes_from_the_queue_worker_header(harness: Harness) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    harness.submit()
+    call = harness.calls.pop(0)
+    path = f"/callback/{call.job_id}/{call.task_id}/{call.attempt}?token={call.token}"
+    body = harness.result_for(call)
+    status, _ = harness.request(
+        "POST", path, body, token=None, x_function_status="200", x_duration_seconds="7.5"
+    )
+    assert status == 200
+    _, text = harness.request("GET", "/metrics", token=None)
+    sums = {
+        s.labels.get("stage"): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "kinoit_task_duration_seconds_sum"
+    }
+    assert sums["split"] == pytest.approx(7.5, abs=0.5)

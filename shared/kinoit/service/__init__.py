@@ -227,7 +227,13 @@ class OrchestrateService:
             raise InvalidParameter(
                 "X-Function-Status", f"expected a status code, got {raw_status!r}"
             ) from None
-        return json_reply(self.pipeline.on_callback(job_id, task_id, attempt, status, request.body))
+        try:
+            duration: float | None = float(request.headers.get("x-duration-seconds", ""))
+        except ValueError:
+            duration = None
+        return json_reply(
+            self.pipeline.on_callback(job_id, task_id, attempt, status, request.body, duration)
+        )
 
     def metrics(self) -> Reply:
         """Prometheus text: counters from Redis plus gauges read now."""

@@ -334,9 +334,20 @@ class Pipeline:
 
     # ------------------------------------------------------------- callbacks
     def on_callback(
-        self, job_id: str, task_id: str, attempt: int, status: int, body: bytes
+        self,
+        job_id: str,
+        task_id: str,
+        attempt: int,
+        status: int,
+        body: bytes,
+        duration: float | None = None,
     ) -> dict[str, Any]:
-        """A function's result arrived (duplicates and stale attempts are harmless)."""
+        """A function's result arrived (duplicates and stale attempts are harmless).
+
+        ``duration`` is the queue-worker's ``X-Duration-Seconds`` (the function's own
+        run time, whichever replica dispatched the task)."""
+        if duration is not None and 0.0 <= duration < 1e6:  # also rejects NaN
+            self._dispatched_at[(job_id, task_id)] = self.clock() - duration
         if 200 <= status < 300:
             try:
                 result = json.loads(body or b"{}")
