@@ -155,3 +155,20 @@ def test_gateway_routes_sync_and_async_calls(dev_factory: Callable[..., Dev]) ->
     too_big = requests.post(f"{dev.url}/async-function/thumbnail", data=b"x" * 256_001, timeout=30)
     assert too_big.status_code == 413
     assert requests.post(f"{dev.url}/function/nope", timeout=30).status_code == 404
+
+
+@pytest.mark.kubo
+def test_a_job_on_kubo_gives_the_same_manifest_cid(
+    dev_factory: Callable[..., Dev], clips: dict[str, Path], kubo: Any, reference_run: ReferenceRun
+) -> None:
+    from kinoit.config import load_settings
+    from kinoit.store import open_store
+
+    dev = dev_factory(KINOIT_IPFS_API=kubo.api_url)
+    store = open_store(load_settings({"KINOIT_IPFS_API": kubo.api_url}))
+    source = store.add(clips["main"])
+    assert source == reference_run.source  # same CID from Kubo and the embedded store
+    job = dev.wait_state(dev.submit(source), {"completed", "failed"})
+    assert job["state"] == "completed", job
+    assert job["manifest"] == reference_run.job["manifest"]
+    assert any(p.cid == job["manifest"] for p in store.pin_ls())
