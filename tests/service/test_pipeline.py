@@ -269,3 +269,33 @@ def test_cached_results_are_not_reused_when_their_cids_are_gone(
     answered = second.drain()
     assert stages(answered).count("transcode") == 3 and "merge" in stages(answered)
     assert second.job(job_id)["state"] == "completed"
+
+
+def test_a_lost_merge_step_is_redone_by_tick(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kinoit.errors import StoreUnavailable
+
+    job_id = harness.submit()
+    real_dag_put = harness.store.dag_put
+    failures = []
+
+    def flaky_dag_put(value: Any, **kwargs: Any) -> str:
+        if isinstance(value, dict) and "pages" in value and "ladder" in value and not failures:
+            failures.append(1)
+            raise StoreUnavailable("store went away")
+        return real_dag_put(value, **kwargs)
+
+    monkeypatch.setattr(harness.store, "dag_put", flaky_dag_put)
+    answered = harness.drain()
+    assert failures and "merge" not in stages(answered)
+    assert harness.job(job_id)["state"] == "running"
+    now = [harness.pipeline.clock()]
+    harness.pipeline.clock = lambda: now[0]
+    harness.request("POST", "/tick")
+    assert not harness.calls  # not yet: it might still be in progress elsewhere
+    now[0] += 31
+    harness.request("POST", "/tick")
+    assert [c.function for c in harness.calls] == ["merge"]
+    harness.drain()
+    assert harness.job(job_id)["state"] == "completed"

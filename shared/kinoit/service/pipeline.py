@@ -72,6 +72,8 @@ OUTPUT_KEYS = ("index", "audio", "thumbnail", "hls", "storyboard", "storyboard_v
 PINS_KEY = "kinoit:job:{job_id}:pins"
 # The record outlives any job; it only matters while the job runs.
 PINS_RETENTION_SECONDS = 7 * 24 * 3600
+# A running job whose next step is missing this long gets that step re-done by tick.
+STUCK_SECONDS = 30.0
 # Per-job facts kept in memory by one orchestrate process (bounded; Redis is the truth).
 MEMO_SIZE = 4096
 
@@ -170,6 +172,7 @@ class Pipeline:
         self.callback_base = public.rstrip("/")
         self._specs: BoundedMemo = BoundedMemo()
         self._dispatched_at: BoundedMemo = BoundedMemo()
+        self._stuck: BoundedMemo = BoundedMemo()
 
     # ------------------------------------------------------------------ jobs
     def spec(self, job_id: str) -> JobSpec:
@@ -208,6 +211,11 @@ class Pipeline:
         spec = self.spec(job_id)
         self.metrics.job_transition(JobState.RUNNING.value)
         self.notifier.notify(job_id, spec.callback_url, "job.started", self._data(job_id))
+        self._first_stage(job_id)
+
+    def _first_stage(self, job_id: str) -> None:
+        """Complete from the job-level cache, or add the split task and dispatch it."""
+        spec = self.spec(job_id)
         cached = self.cache.get(JOB_CACHE_STAGE, spec.source, spec.reuse_key())
         if cached and self._have(cached.get("manifest")):
             self.engine.emit(job_id, "job.reused", manifest=str(cached["manifest"]))
@@ -706,6 +714,34 @@ class Pipeline:
         self.promote()
 
     # ------------------------------------------------------------------ tick
+    def _recover(self, job_id: str) -> None:
+        """Resume a running job whose next step was lost (e.g. the store failed right
+        after the exactly-once "all done"): the step is re-done once the job has
+        looked stuck for ``STUCK_SECONDS``. Every step is idempotent."""
+        record = self.engine.get_job(job_id)
+        total = record.total
+        step = None
+        if record.state is JobState.RUNNING and total.total == 0:
+            step = "start"
+        elif record.state is JobState.RUNNING and total.done == total.total and not total.failed:
+            step = "finish" if "merge" in record.counts else "merge"
+        if step is None:
+            self._stuck.pop(job_id, None)
+            return
+        now = self.clock()
+        first = self._stuck.setdefault(job_id, now)
+        if now - first < STUCK_SECONDS:
+            return
+        self._stuck.pop(job_id, None)
+        log.warning("job %s looked stuck; redoing its %s step", job_id, step)
+        self.engine.emit(job_id, "job.recovered", step=step)
+        if step == "start":
+            self._first_stage(job_id)
+        elif step == "merge":
+            self._start_merge(job_id)
+        else:
+            self._finish(job_id, self.engine.task(job_id, "merge").result or {})
+
     def tick(self) -> dict[str, Any]:
         """Sweep expired leases, start queued jobs, refill windows, deliver webhooks."""
         report = self.engine.sweep()
@@ -720,7 +756,9 @@ class Pipeline:
             for x in self.engine.redis.smembers(keys.JOBS_RUNNING_KEY)
         ]
         for job_id in running:
-            self.pump(job_id)
+            with contextlib.suppress(NotFound, Conflict):
+                self._recover(job_id)
+                self.pump(job_id)
         self.notifier.drain()
         return {
             "redispatched": len(report.dispatches),
