@@ -644,9 +644,12 @@ class Pipeline:
         spec = self.spec(job_id)
         try:
             self.engine.complete_job(job_id, manifest=manifest_cid, outputs=outputs)
-        except Conflict:  # cancelled while merging: keep nothing
-            self._unpin(manifest_cid)
-            self._release(job_id)
+        except Conflict:
+            # Completed by a concurrent finish (keep its pins), or cancelled while
+            # merging (keep nothing).
+            if self.engine.get_job(job_id).state is not JobState.COMPLETED:
+                self._unpin(manifest_cid)
+                self._release(job_id)
             return
         if not spec.keep_intermediates:
             self._release(job_id)
