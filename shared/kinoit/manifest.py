@@ -10,7 +10,7 @@ workers are reported by ``GET /jobs/{id}``, not here.
 Shape::
 
     {"version": 1,
-     "source": {"cid", "frames", "fps", "width", "height", "duration"},
+     "source": {"cid", "frames", "fps", "width", "height", "duration", "bytes"},
      "segment_seconds": "1", "ladder": [rung, ...],
      "audio": CID | None,
      "segments": [{"index", "start_frame", "end_frame", "cid", "renditions": {rung: CID},
@@ -89,6 +89,7 @@ def build_manifest(
             "width": int(source["width"]),
             "height": int(source["height"]),
             "duration": float(source.get("duration", 0.0)),
+            "bytes": int(source.get("bytes", 0)),
         },
         "segment_seconds": segment_seconds,
         "ladder": [dict(rung) for rung in ladder],

@@ -38,7 +38,9 @@ def stream_durations(path: Path) -> dict[str, float]:
     return {s["codec_type"]: float(s["duration"]) for s in info["streams"]}
 
 
-def test_job_end_to_end_with_verified_webhooks(reference_run: ReferenceRun) -> None:
+def test_job_end_to_end_with_verified_webhooks(
+    reference_run: ReferenceRun, clips: dict[str, Path]
+) -> None:
     job, hooks, out, source = (
         reference_run.job,
         reference_run.hooks,
@@ -63,6 +65,8 @@ def test_job_end_to_end_with_verified_webhooks(reference_run: ReferenceRun) -> N
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"]["cid"] == {"/": source}
     assert manifest["source"]["frames"] == 50
+    assert manifest["source"]["bytes"] == clips["main"].stat().st_size
+    assert manifest["source"]["fps"] == "25/1"
     assert [s["index"] for s in manifest["segments"]] == [0, 1]
     assert [(s["start_frame"], s["end_frame"]) for s in manifest["segments"]] == [(0, 25), (25, 50)]
     for rung in ("90p", "48p"):

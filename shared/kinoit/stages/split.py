@@ -51,6 +51,7 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
     store = open_store(settings)
     with scratch_dir("split") as work:
         src = fetch(store, request.source, work / "source")
+        source_bytes = src.stat().st_size
         # split_video computes with Fractions inside; an exact 1/3 s must not be rounded.
         seconds: Any = request.segment_seconds
         # Lossless segments hold exactly their frames (copy mode's overlap would need a
@@ -83,6 +84,7 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
         "width": result.width,
         "height": result.height,
         "duration": float(Fraction(result.frames) / result.fps),
+        "bytes": source_bytes,
     }
     index = {
         "source": source,
