@@ -23,6 +23,7 @@ def test_progress_line_shows_stages_in_order_and_an_eta() -> None:
     line = format_progress(job, 6.0)
     assert line.index("split 1/1") < line.index("transcode 2/4 (1 retrying)")
     assert line.endswith("ETA 6s")
+    assert line.startswith("[" + "#" * 10 + "." * 10 + "] running")
 
 
 def test_plain_progress_writes_lines_not_carriage_returns() -> None:

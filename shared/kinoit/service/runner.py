@@ -23,6 +23,8 @@ from kinoit.manifest import dumps_dag_json
 POLL_SECONDS = 0.25
 # Plain progress lines (not a TTY) at most this often.
 PLAIN_PROGRESS_SECONDS = 2.0
+# Characters of the progress bar (tasks done over tasks known so far).
+BAR_WIDTH = 20
 STAGE_ORDER = ("split", "transcode", "thumbnail", "checksum", "merge")
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -70,8 +72,10 @@ def format_progress(job: Mapping[str, Any], elapsed: float) -> str:
     eta = ""
     if 0 < done < total:
         eta = f" | ETA {elapsed * (total - done) / done:.0f}s"
+    filled = round(BAR_WIDTH * done / total) if total else 0
+    bar = "#" * filled + "." * (BAR_WIDTH - filled)
     label = job.get("state", "?")
-    return f"[{label} {elapsed:5.1f}s] " + (" | ".join(parts) or "waiting") + eta
+    return f"[{bar}] {label} {elapsed:5.1f}s  " + (" | ".join(parts) or "waiting") + eta
 
 
 class ProgressView:
