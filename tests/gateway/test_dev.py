@@ -1,0 +1,53 @@
+"""Pieces of `kinoit dev`: generated secrets and the shared private redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from kinoit.config import load_settings
+from kinoit.gateway.dev import ensure_dev_secrets, generate_webhook_secret
+from kinoit.gateway.redis_server import ensure_private_redis
+
+
+def test_complete_configured_secrets_are_used_as_they_are(tmp_path: Path) -> None:
+    secrets = tmp_path / "s"
+    secrets.mkdir()
+    (secrets / "kinoit-api-token").write_text("tok")
+    (secrets / "kinoit-webhook-secret").write_text(generate_webhook_secret())
+    settings = load_settings(
+        {"KINOIT_HOME": str(tmp_path / "h"), "KINOIT_SECRETS_DIR": str(secrets)}
+    )
+    assert ensure_dev_secrets(settings) == secrets
+
+
+def test_missing_secrets_are_generated_under_home_keeping_existing_ones(tmp_path: Path) -> None:
+    secrets = tmp_path / "s"
+    secrets.mkdir()
+    (secrets / "kinoit-api-token").write_text("mine\n")
+    settings = load_settings(
+        {"KINOIT_HOME": str(tmp_path / "h"), "KINOIT_SECRETS_DIR": str(secrets)}
+    )
+    target = ensure_dev_secrets(settings)
+    assert target == tmp_path / "h" / "secrets"
+    assert (target / "kinoit-api-token").read_text().strip() == "mine"
+    webhook = (target / "kinoit-webhook-secret").read_text().strip()
+    assert webhook.startswith("whsec_") and len(webhook) > 30
+    assert oct((target / "kinoit-webhook-secret").stat().st_mode & 0o777) == "0o600"
+    assert ensure_dev_secrets(settings) == target  # stable on the next start
+    assert (target / "kinoit-webhook-secret").read_text().strip() == webhook
+
+
+@pytest.mark.redis
+def test_private_redis_is_shared_and_stopped_only_by_its_starter(tmp_path: Path) -> None:
+    first = ensure_private_redis(tmp_path)
+    try:
+        second = ensure_private_redis(tmp_path)
+        assert second.url == first.url and second.process is None
+        second.stop()  # not its server: nothing happens
+        assert redis.Redis.from_url(first.url).ping()
+    finally:
+        first.stop()
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(first.url, socket_timeout=1).ping()
