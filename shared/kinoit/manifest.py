@@ -19,6 +19,10 @@ Shape::
                                 "rungs": {rung: {"max_distance", "mean_distance", "verdict"}}},
                    "attempts"}],
      "outputs": {"mp4": {rung: CID}, "hls": CID, "storyboard": CID, "storyboard_vtt": CID}}
+
+A long video's ``segments`` is instead a list of links to pages (lists of up to
+512 entries, in order), so no block outgrows the 1 MiB that Kubo accepts;
+:func:`expand_segments` gives the flat list either way.
 """
 
 from __future__ import annotations
@@ -94,7 +98,11 @@ def build_manifest(
         "segment_seconds": segment_seconds,
         "ladder": [dict(rung) for rung in ladder],
         "audio": link(audio) if audio else None,
-        "segments": sorted(segments, key=lambda s: int(s["index"])),
+        "segments": (
+            sorted(segments, key=lambda s: int(s["index"]))
+            if all(isinstance(s, Mapping) for s in segments)
+            else list(segments)  # links to pages, already in order
+        ),
         "outputs": {
             "mp4": {rung: link(cid) for rung, cid in sorted(dict(outputs["mp4"]).items())},
             **{
@@ -104,6 +112,17 @@ def build_manifest(
             },
         },
     }
+
+
+def expand_segments(manifest: Mapping[str, Any], dag_get: Callable[[str], Any]) -> list[Any]:
+    """Every segment entry in order, following page links when the manifest has them."""
+    entries: list[Any] = []
+    for item in manifest["segments"]:
+        if isinstance(item, Mapping):
+            entries.append(item)
+        else:
+            entries.extend(dag_get(str(item)))
+    return entries
 
 
 def to_dag_json_value(value: Any, is_link: Callable[[Any], bool] = lambda v: False) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -299,3 +300,28 @@ def test_a_lost_merge_step_is_redone_by_tick(
     assert [c.function for c in harness.calls] == ["merge"]
     harness.drain()
     assert harness.job(job_id)["state"] == "completed"
+
+
+def test_long_manifests_link_pages_and_export_expands_them(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import json
+
+    from kinoit.manifest import expand_segments
+    from kinoit.service import pipeline
+    from kinoit.service.runner import export_outputs
+    from kinoit.store.cid import CID
+
+    monkeypatch.setattr(pipeline, "MANIFEST_INLINE_SEGMENTS", 2)
+    monkeypatch.setattr(pipeline, "PAGE_SIZE", 2)
+    job_id = harness.submit()
+    harness.drain()
+    cid = harness.job(job_id)["manifest"]
+    manifest = harness.store.dag_get(cid)
+    assert len(manifest["segments"]) == 2 and all(isinstance(s, CID) for s in manifest["segments"])
+    entries = expand_segments(manifest, harness.store.dag_get)
+    assert [e["index"] for e in entries] == [0, 1, 2]
+    export_outputs(harness.store, cid, tmp_path / "out")
+    view = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [s["index"] for s in view["segments"]] == [0, 1, 2]
+    assert len(list((tmp_path / "out" / "thumbs").iterdir())) == 3

@@ -60,8 +60,11 @@ STAGE_FUNCTIONS = {
 DEFAULT_DISPATCH_WINDOW = 16
 # Posting to the gateway's async endpoint only enqueues; it should be quick.
 DISPATCH_TIMEOUT_SECONDS = 10.0
-# Segments per page of the split index and the merge plan (keeps blocks well under 1 MiB).
-PAGE_SIZE = 1024
+# Segment entries per page of the merge plan and of a long manifest: an entry with
+# its per-frame hashes is under 1 KB, so a page stays well under Kubo's 1 MiB block cap.
+PAGE_SIZE = 512
+# Manifests of up to this many segments list them inline; longer ones link pages.
+MANIFEST_INLINE_SEGMENTS = PAGE_SIZE
 # The suffix of a verification re-run.
 RERUN_SUFFIX = ".r2"
 # Job-level reuse: results recorded under this pseudo-stage in the result cache.
@@ -625,7 +628,7 @@ class Pipeline:
             segment_seconds=spec.segment_seconds,
             ladder=list(spec.ladder.get("rungs", [])),
             audio=split.get("audio"),
-            segments=entries,
+            segments=self._manifest_segments(entries),
             outputs=outputs,
             link=self.link,
         )
@@ -639,6 +642,16 @@ class Pipeline:
             {"manifest": manifest_cid, "outputs": outputs},
         )
         self._complete_job(job_id, manifest_cid, outputs)
+
+    def _manifest_segments(self, entries: list[dict[str, Any]]) -> list[Any]:
+        """The entries inline, or for a long video links to pages of them (in order)."""
+        entries = sorted(entries, key=lambda e: int(e["index"]))
+        if len(entries) <= MANIFEST_INLINE_SEGMENTS:
+            return list(entries)
+        return [
+            self.link(self.store.dag_put(entries[i : i + PAGE_SIZE]))
+            for i in range(0, len(entries), PAGE_SIZE)
+        ]
 
     def _complete_job(self, job_id: str, manifest_cid: str, outputs: Mapping[str, Any]) -> None:
         spec = self.spec(job_id)

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter, KinoitError, NotFound, StateUnavailable
-from kinoit.manifest import dumps_dag_json
+from kinoit.manifest import dumps_dag_json, expand_segments
 
 # How often `kinoit run` asks for the job's state.
 POLL_SECONDS = 0.25
@@ -134,6 +134,7 @@ def export_outputs(store: Any, manifest_cid: str, out_dir: Path) -> list[Path]:
     listing = store.dag_get(str(outputs["hls"]))
     for rel, cid in sorted(listing["entries"].items()):
         get(cid, out_dir / "hls" / Path(*safe_relative(rel).parts))
+    manifest = {**manifest, "segments": expand_segments(manifest, store.dag_get)}
     for entry in manifest["segments"]:
         if entry.get("thumbnail"):
             get(entry["thumbnail"], out_dir / "thumbs" / f"{int(entry['index']):05d}.jpg")
