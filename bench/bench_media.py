@@ -9,7 +9,8 @@
    with getrusage(RUSAGE_CHILDREN): every ffmpeg/ffprobe the path starts counts.
 
     .venv/bin/python bench/bench_media.py [--seconds 30] [--size 1920x1080] [--fps 25]
-        [--source-gop 50] [--modes raw,lossless,copy] [--path-modes auto,lossless] [--threads 1]
+        [--source-gop 50] [--modes raw,lossless,copy] [--path-modes auto,lossless]
+        [--threads 1,auto]
 """
 
 from __future__ import annotations
@@ -166,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-gop", type=int, default=50)
     parser.add_argument("--modes", default="raw,lossless,copy")
     parser.add_argument("--path-modes", default="auto,lossless")
-    parser.add_argument("--threads", type=int, default=1, help="encoder threads per segment")
+    parser.add_argument(
+        "--threads", default="1", help="encoder threads per segment, e.g. 1,auto (each is a run)"
+    )
     parser.add_argument("--ladder", default="default")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-split", action="store_true")
@@ -195,20 +198,26 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\n### per-segment path vs one ffmpeg ({args.size}, {args.seconds:g} s, "
             f"ladder {[r.name for r in ladder.rungs]}, {args.jobs} parallel)\n")  # fmt: skip
         base, base_bytes = baseline(src, work, ladder, gop)
-        b1, b1_bytes = baseline(src, work, ladder, gop, args.threads)
         rows2 = [["one ffmpeg (baseline)", f"{base.cpu:.1f}", f"{base.wall:.1f}", "1.00", "1.00",
                   f"{base_bytes / 1e6:.1f}", "-"]]  # fmt: skip
-        rows2.append([
-            f"one ffmpeg, encoder threads={args.threads}", f"{b1.cpu:.1f}", f"{b1.wall:.1f}",
-            f"{b1.cpu / base.cpu:.2f}", f"{b1.wall / base.wall:.2f}", f"{b1_bytes / 1e6:.1f}", "-",
-        ])  # fmt: skip
-        for mode in args.path_modes.split(","):
-            c = segment_path(src, mode, work, ladder, args.jobs, args.threads)
+        thread_choices = [None if t == "auto" else int(t) for t in args.threads.split(",")]
+        for threads in thread_choices:
+            if threads is None:
+                continue
+            b1, b1_bytes = baseline(src, work, ladder, gop, threads)
+            rows2.append([
+                f"one ffmpeg, encoder threads={threads}", f"{b1.cpu:.1f}", f"{b1.wall:.1f}",
+                f"{b1.cpu / base.cpu:.2f}", f"{b1.wall / base.wall:.2f}",
+                f"{b1_bytes / 1e6:.1f}", "-",
+            ])  # fmt: skip
+        runs = [(m, t) for m in args.path_modes.split(",") for t in thread_choices]
+        for mode, threads in runs:
+            c = segment_path(src, mode, work, ladder, args.jobs, threads)
             detail = ", ".join(
                 f"{k} {c[k].cpu:.1f}/{c[k].wall:.1f}" for k in ("split", "transcode", "merge")
             )
             rows2.append([
-                f"per-segment, split={c['mode'].name}",
+                f"per-segment, split={c['mode'].name}, threads={threads or 'auto'}",
                 f"{c['total'].cpu:.1f}", f"{c['total'].wall:.1f}",
                 f"{c['total'].cpu / base.cpu:.2f}", f"{c['total'].wall / base.wall:.2f}",
                 f"{c['bytes'].wall / 1e6:.1f}", detail,

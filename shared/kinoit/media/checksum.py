@@ -34,8 +34,8 @@ HASH_SIDE = 32
 HASH_BITS = 64
 # Calibrated in docs/checksum-calibration.md: the largest single-frame distance
 # and the mean distance a legitimate rendition may show.
-MATCH_MAX_DISTANCE = 14
-MATCH_MEAN_DISTANCE = 6.0
+MATCH_MAX_DISTANCE = 30
+MATCH_MEAN_DISTANCE = 10.0
 
 Verdict = Literal["match", "mismatch"]
 
