@@ -29,6 +29,7 @@ from rq import Queue
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from kinoit.config import Settings, load_settings
+from kinoit.errors import InvalidParameter
 from kinoit.gateway.app import create_gateway_app
 from kinoit.gateway.functions import find_functions_dir
 from kinoit.gateway.redis_server import PrivateRedis, ensure_private_redis
@@ -98,7 +99,15 @@ class DevStack:
         self.stop()
 
     def start(self) -> None:
-        """Start redis (if needed), the gateway, the workers and the tick."""
+        """Start redis (if needed), the gateway, the workers and the tick; on any
+        failure stop what was started."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         settings = self.settings
         if self.quiet:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -111,7 +120,12 @@ class DevStack:
         functions_dir = find_functions_dir(settings)
         connection = redis.Redis.from_url(self.redis_url)
         app = create_gateway_app(functions_dir, Queue(ASYNC_QUEUE, connection=connection))
-        self._server = make_server(self.host, self.port, app, threaded=True)
+        try:
+            self._server = make_server(self.host, self.port, app, threaded=True)
+        except (OSError, SystemExit):  # werkzeug reports a busy port by exiting
+            raise InvalidParameter(
+                "--port", f"cannot listen on {self.host}:{self.port} (in use?)"
+            ) from None
         self.port = int(self._server.server_port)
         self.gateway_url = f"http://{self.host}:{self.port}"
         # Handlers (in this process and in the workers) read their settings from the env.
