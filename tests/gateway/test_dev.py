@@ -40,14 +40,23 @@ def test_missing_secrets_are_generated_under_home_keeping_existing_ones(tmp_path
 
 
 @pytest.mark.redis
-def test_private_redis_is_shared_and_stopped_only_by_its_starter(tmp_path: Path) -> None:
+def test_private_redis_is_shared_and_the_last_user_stops_it(tmp_path: Path) -> None:
+    import subprocess
+
+    from kinoit.gateway.redis_server import USERS_KEY
+
     first = ensure_private_redis(tmp_path)
+    other = subprocess.Popen(["sleep", "60"])  # stands for another kinoit process
     try:
+        client = redis.Redis.from_url(first.url)
         second = ensure_private_redis(tmp_path)
         assert second.url == first.url and second.process is None
-        second.stop()  # not its server: nothing happens
-        assert redis.Redis.from_url(first.url).ping()
+        client.sadd(USERS_KEY, str(other.pid))
+        first.stop()  # another live user: the server keeps running
+        assert client.ping()
     finally:
-        first.stop()
+        other.kill()
+        other.wait()
+    second.stop()  # the other user is gone: the last one out shuts it down
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(first.url, socket_timeout=1).ping()

@@ -1,13 +1,13 @@
 """A private redis-server under ``$KINOIT_HOME`` for the embedded default.
 
 Every kinoit process pointed at the same home shares it: the first one starts it
-and records its URL; the others find it answering there and reuse it. Only the
-process that started it stops it.
+and records its URL; the others find it answering there and reuse it. Each
+registers as a user; the last one to stop shuts it down.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -23,24 +23,65 @@ from kinoit.errors import StateUnavailable
 START_TIMEOUT_SECONDS = 15.0
 
 
+# Set of "<pid>" of the processes using the private redis; the last one out stops it.
+USERS_KEY = "kinoit:private-redis:users"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass
 class PrivateRedis:
-    """A redis URL and, when this process started the server, its process."""
+    """A redis URL shared by every kinoit process of one KINOIT_HOME.
+
+    :func:`ensure_private_redis` registers the calling process as a user;
+    :meth:`stop` unregisters it and shuts the server down only when no live user
+    is left, so a `kinoit run` that ends never pulls Redis from under a
+    `kinoit dev` (or another run) on the same home.
+    """
 
     url: str
     process: subprocess.Popen[bytes] | None = None
 
+    def register(self) -> None:
+        """Count this process as a user."""
+        redis.Redis.from_url(self.url).sadd(USERS_KEY, str(os.getpid()))
+
+    def live_users(self, client: redis.Redis) -> list[int]:
+        """Registered processes still running (dead ones are dropped)."""
+        alive = []
+        for raw in client.smembers(USERS_KEY):
+            pid = int(raw)
+            if _alive(pid):
+                alive.append(pid)
+            else:
+                client.srem(USERS_KEY, raw)
+        return alive
+
     def stop(self) -> None:
-        """Stop the server if this process started it."""
-        if self.process is None:
-            return
-        with contextlib.suppress(redis.RedisError):
-            redis.Redis.from_url(self.url).shutdown(nosave=True)
+        """Unregister; shut the server down if no live user remains."""
+        client = redis.Redis.from_url(self.url, socket_timeout=5)
         try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+            client.srem(USERS_KEY, str(os.getpid()))
+            if self.live_users(client):
+                self.process = None  # others still use it (it outlives us if ours)
+                return
+            client.shutdown(nosave=True)
+        except redis.RedisError:
+            pass  # already gone, or shutting down
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
         self.process = None
 
 
@@ -65,7 +106,9 @@ def ensure_private_redis(home: Path) -> PrivateRedis:
     if url_file.exists():
         url = url_file.read_text().strip()
         if url and _answers(url):
-            return PrivateRedis(url)
+            shared = PrivateRedis(url)
+            shared.register()
+            return shared
     binary = shutil.which("redis-server")
     if binary is None:
         raise StateUnavailable("redis-server is not installed and KINOIT_REDIS_URL is not set")
@@ -96,4 +139,6 @@ def ensure_private_redis(home: Path) -> PrivateRedis:
             raise StateUnavailable(f"private redis-server did not start; see {workdir}/redis.log")
         time.sleep(0.05)
     url_file.write_text(url + "\n")
-    return PrivateRedis(url, process)
+    started = PrivateRedis(url, process)
+    started.register()
+    return started
