@@ -29,8 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from kinoit.config import load_settings
-from kinoit.media import checksum_video, compare_checksums, split_video, transcode_segment
-from kinoit.media.checksum import ALGORITHM, MATCH_MAX_DISTANCE, MATCH_MEAN_DISTANCE
+from kinoit.media import compare_checksums, split_video, transcode_segment
+from kinoit.media.checksum import (
+    ALGORITHM,
+    ALGORITHMS,
+    HASH_SIDE,
+    THRESHOLDS,
+    gray_frames,
+    hash_gray_frames,
+)
 
 SOURCES = {
     "testsrc2": "testsrc2=size=640x360:rate=25",
@@ -57,6 +64,7 @@ LADDER = {
         {"name": "av1-240-crf45", "codec": "av1", "height": 240, "crf": 45, "preset": 10},
     ]
 }
+FRAME = HASH_SIDE * HASH_SIDE  # bytes of one raw 32x32 luma frame
 BAD_FILTERS = {
     "hflip": "hflip",
     "vflip": "vflip",
@@ -76,7 +84,7 @@ def ffmpeg(*args: str) -> None:
 def build_corpus(work: Path) -> list[dict[str, Any]]:
     """Every (category, reference hashes, candidate hashes) case."""
     settings = load_settings()
-    cases: list[dict[str, Any]] = []
+    cases: list[dict[str, Any]] = []  # ref/cand: raw 32x32 luma frames, hashed per algorithm
     splits = {}
     for name, graph in SOURCES.items():
         src = work / f"{name}.mp4"
@@ -84,7 +92,7 @@ def build_corpus(work: Path) -> list[dict[str, Any]]:
                "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", str(src))  # fmt: skip
         splits[name] = split_video(src, work / f"split-{name}", settings=settings)
     hashes = {
-        (name, seg.index): checksum_video(seg.path, settings=settings)
+        (name, seg.index): gray_frames(seg.path, settings=settings)
         for name, split in splits.items()
         for seg in split.segments
     }
@@ -94,7 +102,7 @@ def build_corpus(work: Path) -> list[dict[str, Any]]:
             ref = hashes[(name, seg.index)]
             out = transcode_segment(seg.path, LADDER, work / f"rend-{name}", settings=settings)
             for rung, rendition in out.items():
-                cand = checksum_video(rendition.path, settings=settings)
+                cand = gray_frames(rendition.path, settings=settings)
                 cases.append(
                     {"source": name, "kind": "legit", "what": rung, "cand": cand, "ref": ref}
                 )
@@ -108,20 +116,34 @@ def build_corpus(work: Path) -> list[dict[str, Any]]:
                 bad = work / f"bad-{name}-{seg.index}-{what}.mkv"
                 ffmpeg("-i", str(seg.path), "-vf", f"{vf},trim=end_frame={seg.frames}",
                        "-c:v", "ffv1", str(bad))  # fmt: skip
-                cand = checksum_video(bad, settings=settings)
+                cand = gray_frames(bad, settings=settings)
                 cases.append(
                     {"source": name, "kind": "bad", "what": what, "cand": cand, "ref": ref}
                 )
             cases.append({"source": name, "kind": "bad", "what": "truncated",
-                          "cand": ref[: len(ref) // 2], "ref": ref})  # fmt: skip
+                          "cand": ref[: (len(ref) // FRAME // 2) * FRAME], "ref": ref})  # fmt: skip
     return cases
 
 
-def rates(cases: list[dict[str, Any]], max_d: int, mean_d: float) -> tuple[float, float, int, int]:
+def hashed(cases: list[dict[str, Any]], algorithm: str) -> list[dict[str, Any]]:
+    """The corpus with raw luma frames replaced by one algorithm's hashes."""
+    return [
+        {
+            **c,
+            "ref": hash_gray_frames(c["ref"], algorithm),
+            "cand": hash_gray_frames(c["cand"], algorithm),
+        }
+        for c in cases
+    ]
+
+
+def rates(
+    cases: list[dict[str, Any]], algorithm: str, max_d: int, mean_d: float
+) -> tuple[float, float, int, int]:
     fp = fn = legit = bad = 0
     for c in cases:
         verdict = compare_checksums(
-            c["ref"], c["cand"], max_distance=max_d, mean_distance=mean_d
+            c["ref"], c["cand"], max_distance=max_d, mean_distance=mean_d, algorithm=algorithm
         ).verdict
         if c["kind"] == "legit":
             legit += 1
@@ -132,15 +154,16 @@ def rates(cases: list[dict[str, Any]], max_d: int, mean_d: float) -> tuple[float
     return fp / legit, fn / bad, fp, fn
 
 
-def report(cases: list[dict[str, Any]]) -> str:
+def report(raw_cases: list[dict[str, Any]], algorithm: str) -> str:
+    cases = hashed(raw_cases, algorithm)
+    chosen = THRESHOLDS[algorithm]
     by_what: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     for c in cases:
-        r = compare_checksums(c["ref"], c["cand"])
+        r = compare_checksums(c["ref"], c["cand"], algorithm=algorithm)
         by_what[(c["kind"], c["what"])].append((r.max, r.mean))
-    legit = sum(1 for c in cases if c["kind"] == "legit")
+    default = " (the default)" if algorithm == ALGORITHM else ""
     lines = [
-        f"Corpus: {len(SOURCES)} synthetic sources x {SECONDS} one-second segments at 640x360, "
-        f"25 fps; {legit} legitimate renditions and {len(cases) - legit} bad candidates.",
+        f"## `{algorithm}`{default}",
         "",
         "### Distances per segment (worst frame / mean over frames)",
         "",
@@ -158,20 +181,19 @@ def report(cases: list[dict[str, Any]]) -> str:
     lines += ["", "### Threshold sweep", "",
               "| max distance | mean distance | false positives (legit -> mismatch) | "
               "false negatives (bad -> match) |", "|---|---|---|---|"]  # fmt: skip
-    for max_d in (12, 16, 20, 24, 28, 30, 32, 36):
-        for mean_d in (6.0, 8.0, 10.0, 12.0):
-            fpr, fnr, fp, fn = rates(cases, max_d, mean_d)
-            mark = (
-                " **(chosen)**"
-                if (max_d, mean_d) == (MATCH_MAX_DISTANCE, MATCH_MEAN_DISTANCE)
-                else ""
-            )
-            lines.append(f"| {max_d} | {mean_d:g}{mark} | {fpr:.1%} ({fp}) | {fnr:.1%} ({fn}) |")
-    lines += ["", "### Errors at the chosen thresholds, per candidate kind", "",
-              "| kind | candidate | wrong verdicts | rate |", "|---|---|---|---|"]  # fmt: skip
+    grid = sorted(
+        {*((m, a) for m in (8, 12, 16, 20, 24, 28, 32) for a in (4.0, 6.0, 8.0, 10.0)), chosen}
+    )
+    for max_d, mean_d in grid:
+        fpr, fnr, fp, fn = rates(cases, algorithm, max_d, mean_d)
+        mark = " **(chosen)**" if (max_d, mean_d) == chosen else ""
+        lines.append(f"| {max_d} | {mean_d:g}{mark} | {fpr:.1%} ({fp}) | {fnr:.1%} ({fn}) |")
+    title = f"### Errors at the chosen thresholds ({chosen[0]} / {chosen[1]:g}), per candidate"
+    lines += ["", title,
+              "", "| kind | candidate | wrong verdicts | rate |", "|---|---|---|---|"]  # fmt: skip
     wrong: dict[tuple[str, str], list[str]] = defaultdict(list)
     for c in cases:
-        verdict = compare_checksums(c["ref"], c["cand"]).verdict
+        verdict = compare_checksums(c["ref"], c["cand"], algorithm=algorithm).verdict
         if (c["kind"] == "bad") == (verdict == "match"):
             wrong[(c["kind"], c["what"])].append(c["source"])
     for key, values in sorted(by_what.items()):
@@ -181,6 +203,9 @@ def report(cases: list[dict[str, Any]]) -> str:
             f"| {key[0]} | {key[1]} | {len(sources)} of {len(values)}{detail} "
             f"| {len(sources) / len(values):.0%} |"
         )
+    fpr, fnr, fp, fn = rates(cases, algorithm, *chosen)
+    lines += ["", f"**Overall at the chosen thresholds: false positives {fpr:.1%} ({fp}), "
+              f"false negatives {fnr:.1%} ({fn}).**", ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -222,13 +247,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kinoit-calib-") as tmp:
         cases = build_corpus(Path(tmp))
-    body = report(cases)
+    legit = sum(1 for c in cases if c["kind"] == "legit")
+    corpus = (
+        f"Corpus: {len(SOURCES)} synthetic sources ({', '.join(SOURCES)}) x {SECONDS} one-second "
+        f"segments at 640x360, 25 fps; {legit} legitimate renditions and "
+        f"{len(cases) - legit} bad candidates."
+    )
+    order = [ALGORITHM, *(a for a in ALGORITHMS if a != ALGORITHM)]
+    body = corpus + "\n\n" + "\n".join(report(cases, a) for a in order)
     print(body)
     if args.write:
         doc = Path(__file__).resolve().parent.parent / "docs" / "checksum-calibration.md"
-        head = DOC_HEAD.format(
-            algorithm=ALGORITHM, max_d=MATCH_MAX_DISTANCE, mean_d=MATCH_MEAN_DISTANCE
-        )
+        max_d, mean_d = THRESHOLDS[ALGORITHM]
+        head = DOC_HEAD.format(algorithm=ALGORITHM, max_d=max_d, mean_d=mean_d)
         doc.write_text(head + body + DOC_TAIL, "utf-8")
         print(f"wrote {doc}")
     return 0

@@ -114,3 +114,26 @@ def test_frame_range_keeps_a_copy_segments_own_frames(segments, settings) -> Non
     assert checksum_video(path, frame_range=(5, 10), settings=settings) == everything[5:10]
     with pytest.raises(InvalidParameter, match="frame_range"):
         checksum_video(path, frame_range=(5, 500), settings=settings)
+
+
+@pytest.mark.parametrize("algorithm", ["phash-dct64", "blockmean64", "dct32-block32"])
+def test_every_algorithm_hashes_a_flip_far_from_the_original(algorithm: str) -> None:
+    ramp = bytes(min(255, x * 8) for _ in range(HASH_SIDE) for x in range(HASH_SIDE))
+    flipped = bytes(
+        min(255, (HASH_SIDE - 1 - x) * 8) for _ in range(HASH_SIDE) for x in range(HASH_SIDE)
+    )
+    a = hash_gray_frames(ramp, algorithm)
+    b = hash_gray_frames(flipped, algorithm)
+    assert len(a[0]) == 16 and hamming(a[0], a[0]) == 0
+    assert hamming(a[0], b[0]) >= 4
+
+
+def test_blockmean_bits_follow_the_block_layout() -> None:
+    left_dark = bytes(0 if x < 16 else 200 for _ in range(HASH_SIDE) for x in range(HASH_SIDE))
+    # each row of 8 blocks: 4 dark then 4 bright -> 0x0f per row
+    assert hash_gray_frames(left_dark, "blockmean64") == ["0f0f0f0f0f0f0f0f"]
+
+
+def test_unknown_algorithm_is_rejected() -> None:
+    with pytest.raises(InvalidParameter, match="algorithm"):
+        hash_gray_frames(bytes(HASH_SIDE * HASH_SIDE), "md5")

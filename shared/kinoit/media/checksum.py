@@ -29,13 +29,45 @@ from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
 from kinoit.media.probe import probe
 
-ALGORITHM = "phash-dct64"
 HASH_SIDE = 32
 HASH_BITS = 64
-# Calibrated in docs/checksum-calibration.md: the largest single-frame distance
-# and the mean distance a legitimate rendition may show.
-MATCH_MAX_DISTANCE = 30
-MATCH_MEAN_DISTANCE = 10.0
+
+
+def _bits_to_hex(bits: np.ndarray[Any, np.dtype[np.bool_]]) -> str:
+    value = 0
+    for bit in bits.flatten():
+        value = (value << 1) | int(bit)
+    return f"{value:016x}"
+
+
+def _phash(frame: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
+    return str(imagehash.phash(Image.fromarray(frame, "L"), hash_size=8, highfreq_factor=4))
+
+
+def _blockmean(frame: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
+    blocks = frame.reshape(8, 4, 8, 4).mean(axis=(1, 3))
+    return _bits_to_hex(blocks > np.median(blocks))
+
+
+def _dct_block(frame: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
+    low = imagehash.phash(Image.fromarray(frame, "L"), hash_size=8, highfreq_factor=4).hash
+    blocks = frame.reshape(4, 8, 8, 4).mean(axis=(1, 3))
+    return _bits_to_hex(np.concatenate([low[:4].flatten(), (blocks > np.median(blocks)).flatten()]))
+
+
+# name -> hash of one 32x32 luma frame. phash: DCT signs around the median;
+# blockmean: 8x8 block means around their median (a "block hash"); dct-block:
+# 32 pHash bits (lowest 4 rows of the 8x8 DCT) + 32 block-mean bits (4x8 blocks).
+ALGORITHMS = {"phash-dct64": _phash, "blockmean64": _blockmean, "dct32-block32": _dct_block}
+ALGORITHM = "phash-dct64"
+# Calibrated in docs/checksum-calibration.md: per algorithm, the largest
+# single-frame distance and the mean distance a legitimate rendition may show.
+THRESHOLDS: dict[str, tuple[int, float]] = {
+    "phash-dct64": (30, 10.0),
+    "blockmean64": (16, 6.0),
+    "dct32-block32": (24, 8.0),
+}
+MATCH_MAX_DISTANCE, MATCH_MEAN_DISTANCE = THRESHOLDS[ALGORITHM]
 
 Verdict = Literal["match", "mismatch"]
 
@@ -74,34 +106,50 @@ def build_hash_frames_argv(path: str | Path) -> list[str]:
     ]  # fmt: skip
 
 
-def hash_gray_frame(pixels: bytes) -> str:
-    """phash of one 32x32 luma frame as 16 hex digits (pure)."""
-    image = Image.frombytes("L", (HASH_SIDE, HASH_SIDE), pixels)
-    return str(imagehash.phash(image, hash_size=8, highfreq_factor=4))
+def _algorithm(name: str) -> Any:
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise InvalidParameter(
+            "algorithm", f"expected one of {sorted(ALGORITHMS)}, got {name!r}"
+        ) from None
 
 
-def hash_gray_frames(raw: bytes) -> list[str]:
+def hash_gray_frame(pixels: bytes, algorithm: str = ALGORITHM) -> str:
+    """Hash of one 32x32 luma frame as 16 hex digits (pure)."""
+    frame = np.frombuffer(pixels, dtype=np.uint8).reshape(HASH_SIDE, HASH_SIDE)
+    return str(_algorithm(algorithm)(frame))
+
+
+def hash_gray_frames(raw: bytes, algorithm: str = ALGORITHM) -> list[str]:
     """Split ffmpeg's raw 32x32 luma stream into frames and hash each one (pure)."""
     size = HASH_SIDE * HASH_SIDE
     if len(raw) % size:
         raise MediaError(f"checksum: {len(raw)} bytes is not a whole number of {size}-byte frames")
-    return [hash_gray_frame(raw[i : i + size]) for i in range(0, len(raw), size)]
+    return [hash_gray_frame(raw[i : i + size], algorithm) for i in range(0, len(raw), size)]
+
+
+def gray_frames(path: str | Path, *, settings: Settings | None = None) -> bytes:
+    """Every frame of ``path`` as raw 32x32 luma (what every algorithm hashes)."""
+    settings = settings or load_settings()
+    probe(path, settings=settings, detect_vfr=False)  # clear errors for non-videos
+    argv = build_hash_frames_argv(path)
+    return ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="checksum").stdout
 
 
 def checksum_video(
     path: str | Path,
     *,
     frame_range: tuple[int, int] | None = None,
+    algorithm: str = ALGORITHM,
     settings: Settings | None = None,
 ) -> list[str]:
     """One 64-bit perceptual hash (hex) per frame of ``path``, in presentation order.
 
     ``frame_range`` keeps frames [first, end) only (a copy-mode segment's own frames).
     """
-    settings = settings or load_settings()
-    probe(path, settings=settings, detect_vfr=False)  # clear errors for non-videos
-    out = ffmpeg.run(build_hash_frames_argv(path), settings.ffmpeg_timeout_seconds, what="checksum")
-    hashes = hash_gray_frames(out.stdout)
+    _algorithm(algorithm)
+    hashes = hash_gray_frames(gray_frames(path, settings=settings), algorithm)
     if frame_range is not None:
         first, end = frame_range
         if not 0 <= first < end <= len(hashes):
@@ -124,10 +172,14 @@ def compare_checksums(
     reference: Sequence[str],
     candidate: Sequence[str],
     *,
-    max_distance: int = MATCH_MAX_DISTANCE,
-    mean_distance: float = MATCH_MEAN_DISTANCE,
+    max_distance: int | None = None,
+    mean_distance: float | None = None,
+    algorithm: str = ALGORITHM,
 ) -> Comparison:
     """Distances frame by frame; a frame present in only one side counts as 64 (all bits)."""
+    default_max, default_mean = THRESHOLDS[_algorithm(algorithm) and algorithm]
+    max_distance = default_max if max_distance is None else max_distance
+    mean_distance = default_mean if mean_distance is None else mean_distance
     if not reference and not candidate:
         raise InvalidParameter("checksums", "both sides are empty")
     pairs = min(len(reference), len(candidate))
