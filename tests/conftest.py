@@ -30,7 +30,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until something accepts TCP connections on 127.0.0.1:port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -87,8 +89,19 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -127,7 +140,11 @@ class Kubo:
         """Run the ipfs CLI against this daemon's repo and return stdout."""
         env = dict(os.environ, IPFS_PATH=str(self.repo))
         result = subprocess.run(
-            [self.binary, *args], input=input, capture_output=True, env=env, timeout=120,
+            [self.binary, *args],
+            input=input,
+            capture_output=True,
+            env=env,
+            timeout=120,
             check=False,
         )
         if result.returncode != 0:
@@ -143,18 +160,26 @@ def kubo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubo]:
         pytest.skip("Kubo (ipfs) not installed (scripts/install installs it)")
     repo = tmp_path_factory.mktemp("kubo-repo")
     env = dict(os.environ, IPFS_PATH=str(repo))
-    subprocess.run([binary, "init", "--profile=test", "--empty-repo"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [binary, "init", "--profile=test", "--empty-repo"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     api_port, gateway_port = free_port(), free_port()
     for key, value in (
         ("Addresses.API", f"/ip4/127.0.0.1/tcp/{api_port}"),
         ("Addresses.Gateway", f"/ip4/127.0.0.1/tcp/{gateway_port}"),
     ):
         subprocess.run([binary, "config", key, value], env=env, check=True, capture_output=True)
-    subprocess.run([binary, "config", "--json", "Bootstrap", "[]"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [binary, "config", "--json", "Bootstrap", "[]"], env=env, check=True, capture_output=True
+    )
     proc = subprocess.Popen(
-        [binary, "daemon", "--offline"], env=env, stdout=subprocess.DEVNULL,
+        [binary, "daemon", "--offline"],
+        env=env,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:

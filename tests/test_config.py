@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from kinoit.config import DEFAULT_MAX_ACTIVE_JOBS, load_settings
 from kinoit.errors import InvalidParameter, KinoitError
 
