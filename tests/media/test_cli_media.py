@@ -60,7 +60,7 @@ def test_checksum_files_compare_and_mismatch_exits_1(
 ) -> None:
     src = clip()
     code, doc = run(capsys, "checksum", str(src))
-    assert code == 0 and isinstance(doc, dict) and doc["algorithm"] == "phash-dct64"
+    assert code == 0 and isinstance(doc, dict) and doc["algorithm"] == "dct32-block32"
     ref = tmp_path / "ref.json"
     ref.write_text(json.dumps(doc))
     flipped = tmp_path / "flipped.mkv"
