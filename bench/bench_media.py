@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ladder", default="default")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-split", action="store_true")
+    parser.add_argument("--skip-path", action="store_true")
     args = parser.parse_args(argv)
     width, height = (int(x) for x in args.size.split("x"))
     ladder = load_ladder(args.ladder).for_source(width, height)
@@ -192,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['bytes_per_s'] / 1e6:.2f}"] for r in rows],
             ))  # fmt: skip
             src.unlink()
+        if args.skip_path:
+            return 0
         src = make_clip(work / "src.mp4", seconds=args.seconds, fps=args.fps, width=width,
                         height=height, gop=args.source_gop, preset="veryfast", crf=23)  # fmt: skip
         gop = frames_per_segment(Fraction(args.fps), 1)
