@@ -161,3 +161,9 @@ def test_choose_mode_is_pure() -> None:
         choose_mode(info, KeyframeScan(list(range(100)), [0, 60], Fraction(1, 25)), 1) == "lossless"
     )
     assert choose_mode(info, None, 1) == "lossless"
+
+
+def test_copy_mode_is_exact_with_b_frames(clip, frame_hashes, tmp_path: Path, settings) -> None:
+    src = clip(fps="30000/1001", seconds=2.5, gop=37, preset="veryfast", audio=False)
+    result = split_video(src, tmp_path / "s", mode="copy", settings=settings)
+    assert segment_frames(frame_hashes, result) == frame_hashes(src)
