@@ -325,3 +325,27 @@ def test_long_manifests_link_pages_and_export_expands_them(
     view = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [s["index"] for s in view["segments"]] == [0, 1, 2]
     assert len(list((tmp_path / "out" / "thumbs").iterdir())) == 3
+
+
+def test_overlapping_jobs_on_one_source_keep_each_others_intermediates(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory(KINOIT_MAX_ACTIVE_JOBS="2")
+    first, second = harness.submit(), harness.submit(metadata={"job": 2})
+    assert harness.job(second)["state"] == "running"
+    split_b = next(c for c in harness.calls if c.job_id == second)
+    harness.calls.remove(split_b)
+    index = harness.result_for(split_b)["index"]
+    harness.answer(split_b)
+    # the first job runs to the end while the second still needs the same segments
+    while harness.job(first)["state"] == "running":
+        call = next(c for c in harness.calls if c.job_id == first)
+        harness.calls.remove(call)
+        harness.answer(call)
+    assert harness.job(first)["state"] == "completed"
+    manifest = harness.job(first)["manifest"]
+    assert {p.cid for p in harness.store.pin_ls()} == {manifest, index}
+    harness.drain()
+    assert harness.job(second)["state"] == "completed"
+    assert harness.job(second)["manifest"] == manifest
+    assert [p.cid for p in harness.store.pin_ls()] == [manifest]

@@ -43,6 +43,7 @@ from kinoit.jobs import (
     keys,
 )
 from kinoit.manifest import build_manifest, build_segment_entry
+from kinoit.service.holds import PinHolds
 from kinoit.service.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,6 @@ RERUN_SUFFIX = ".r2"
 JOB_CACHE_STAGE = "job"
 # Result fields that name a single output CID (checked before a cached result is reused).
 OUTPUT_KEYS = ("index", "audio", "thumbnail", "hls", "storyboard", "storyboard_vtt")
-# Set of the CIDs a job pinned while it runs (released when it ends).
-PINS_KEY = "kinoit:job:{job_id}:pins"
-# The record outlives any job; it only matters while the job runs.
-PINS_RETENTION_SECONDS = 7 * 24 * 3600
 # A running job whose next step is missing this long gets that step re-done by tick.
 STUCK_SECONDS = 30.0
 # Per-job facts kept in memory by one orchestrate process (bounded; Redis is the truth).
@@ -170,6 +167,7 @@ class Pipeline:
         self.secret = callback_secret
         self.post = post
         self.clock = clock
+        self.holds = PinHolds(engine.redis, store)
         self.window = int(settings.extra.get("KINOIT_DISPATCH_WINDOW") or DEFAULT_DISPATCH_WINDOW)
         public = settings.public_url or settings.gateway_url.rstrip("/") + "/function/orchestrate"
         self.callback_base = public.rstrip("/")
@@ -634,7 +632,7 @@ class Pipeline:
         )
         manifest_cid = self.store.dag_put(manifest)
         # One recursive pin per job root: the manifest reaches every output.
-        self.store.pin_add(manifest_cid, name=f"kinoit-job-{job_id}")
+        self.holds.hold(job_id, manifest_cid, f"kinoit-job-{job_id}", until_job_ends=False)
         self.cache.put(
             JOB_CACHE_STAGE,
             spec.source,
@@ -661,7 +659,7 @@ class Pipeline:
             # Completed by a concurrent finish (keep its pins), or cancelled while
             # merging (keep nothing).
             if self.engine.get_job(job_id).state is not JobState.COMPLETED:
-                self._unpin(manifest_cid)
+                self.holds.let_go(job_id, manifest_cid)  # kept if another job holds it
                 self._release(job_id)
             return
         if not spec.keep_intermediates:
@@ -676,27 +674,17 @@ class Pipeline:
         self.promote()
 
     # ------------------------------------------------------------------ pins
-    def _pins_key(self, job_id: str) -> str:
-        return PINS_KEY.format(job_id=job_id)
-
     def _hold(self, job_id: str, cid: str, what: str) -> None:
         """Pin an intermediate DAG (segments, renditions) while the job needs it."""
-        self.store.pin_add(cid, name=f"kinoit-job-{job_id}-{what}")
-        pipe = self.engine.redis.pipeline(transaction=False)
-        pipe.sadd(self._pins_key(job_id), cid)
-        pipe.expire(self._pins_key(job_id), PINS_RETENTION_SECONDS)
-        pipe.execute()
-
-    def _unpin(self, cid: str) -> None:
-        with contextlib.suppress(NotFound):
-            self.store.pin_rm(cid)
+        self.holds.hold(job_id, cid, f"kinoit-job-{job_id}-{what}")
+        # A cancel or failure that released between our check and our hold would
+        # leave this pin behind: release again once the job has ended.
+        if self.engine.get_job(job_id).state in (JobState.FAILED, JobState.CANCELLED):
+            self.holds.release(job_id)
 
     def _release(self, job_id: str) -> None:
-        """Unpin every intermediate the job held."""
-        key = self._pins_key(job_id)
-        for raw in self.engine.redis.smembers(key):
-            self._unpin(raw.decode() if isinstance(raw, bytes) else str(raw))
-        self.engine.redis.delete(key)
+        """Drop the job's holds on intermediates (unpinned when no other job holds them)."""
+        self.holds.release(job_id)
 
     # --------------------------------------------------------------- failure
     def _fail_job(
