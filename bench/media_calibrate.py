@@ -240,7 +240,7 @@ in the seeded run below the gradient happens to be less smooth and pHash
 fails 1.9%. Block means alone are stable on smooth content but blind to motion
 inside a static layout (a frozen frame, the wrong second of a test card) and
 fail more legitimate low-rung renditions of fine detail. The hybrid had the
-fewest false positives in all three runs (1.9%, 1.9% and 0% below) at about
+fewest false positives in all three runs at 28 / 10 (6.7%, 1.9%, and 0% below) at about
 the same false negatives, so it is the default.
 
 Reproduce with `.venv/bin/python bench/media_calibrate.py --write` (about ten
