@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.service.conftest import Call, Harness
+from tests.service.conftest import LADDER, Call, Harness
 
 pytestmark = pytest.mark.redis
 
@@ -349,3 +349,36 @@ def test_overlapping_jobs_on_one_source_keep_each_others_intermediates(
     assert harness.job(second)["state"] == "completed"
     assert harness.job(second)["manifest"] == manifest
     assert [p.cid for p in harness.store.pin_ls()] == [manifest]
+
+
+def test_a_running_job_without_tasks_is_started_again_by_tick(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kinoit.errors import StateUnavailable
+
+    real_add_tasks = harness.engine.add_tasks
+    crashes = []
+
+    def crash_once(*args: Any, **kwargs: Any) -> Any:
+        if not crashes:
+            crashes.append(1)  # orchestrate died between promote and add_tasks
+            raise StateUnavailable("Redis unreachable")
+        return real_add_tasks(*args, **kwargs)
+
+    monkeypatch.setattr(harness.engine, "add_tasks", crash_once)
+    source = harness.store.add_bytes(b"v", pin=False)
+    status, reply = harness.request("POST", "/", {"source": source, "ladder": LADDER})
+    # accepted all the same: a 503 would invite the client to submit a duplicate job
+    assert status == 202 and crashes and not harness.calls
+    job_id = reply["job_id"]
+    job = harness.job(job_id)
+    assert job["state"] == "running" and job["tasks"]["total"] == 0
+    now = [harness.pipeline.clock()]
+    harness.pipeline.clock = lambda: now[0]
+    harness.request("POST", "/tick")
+    assert not harness.calls
+    now[0] += 31
+    harness.request("POST", "/tick")
+    assert [c.function for c in harness.calls] == ["split"]
+    harness.drain()
+    assert harness.job(job_id)["state"] == "completed"

@@ -191,7 +191,12 @@ class Pipeline:
         self._specs[job_id] = spec
         self.metrics.job_transition(JobState.QUEUED.value)
         self.notifier.notify(job_id, spec.callback_url, "job.accepted", self._data(job_id))
-        self.promote()
+        try:
+            self.promote()
+        except KinoitError as exc:
+            # The job is recorded: the tick starts it (or re-does its lost first step),
+            # so the client gets its id rather than an error inviting a duplicate submit.
+            log.warning("job %s accepted but not started yet: %s", job_id, exc)
         return job_id
 
     def _data(self, job_id: str, **extra: Any) -> dict[str, Any]:
