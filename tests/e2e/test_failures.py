@@ -54,6 +54,27 @@ def test_source_that_is_not_a_video_fails_without_retries(
     assert non_source_pins(dev, source) == []
 
 
+def test_a_really_wrong_rendition_is_rerun_once_then_fails_the_job(
+    dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path]
+) -> None:
+    # transcode really writes a negative picture for the segment starting at frame 0,
+    # on the first run and on the re-run: the real checksum must catch both
+    dev = dev_factory(KINOIT_TEST_CORRUPT_START_FRAME="0")
+    source = dev.add(clips["short1"])
+    job_id = dev.submit(source, callback_url=receiver.url)
+    failed = receiver.wait_for(job_id, {"job.failed", "job.completed"})
+    assert failed.payload["type"] == "job.failed"
+    reason = failed.payload["data"]["reason"]
+    assert reason.startswith("verification failed: segment 0: "), reason
+    assert failed.payload["data"]["failed_tasks"][0]["task"] == "checksum.0.r2"
+    job = dev.job(job_id)
+    assert job["state"] == "failed" and job["error"] == reason
+    # one transcode and one checksum, each run twice (first run and the re-run)
+    assert job["stages"]["transcode"]["total"] == 2 and job["stages"]["checksum"]["total"] == 2
+    assert "merge" not in job["stages"] and job["tasks"]["leased"] == 0
+    assert non_source_pins(dev, source) == []
+
+
 def _kill_worker_running(dev: Dev, function: str, timeout: float = JOB_TIMEOUT) -> int:
     """SIGKILL the RQ worker process that is running ``function``; return its pid."""
     from rq import Worker

@@ -9,6 +9,7 @@ from typing import Any
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
 from kinoit.stages.common import (
+    corrupt_test_renditions,
     fetch,
     inject_test_faults,
     optional_int,
@@ -73,6 +74,7 @@ def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
             size=request.size,
             settings=settings,
         )
+        corrupt_test_renditions(settings, request.start_frame, [f.path for f in files.values()])
         renditions = {name: store.add(f.path, pin=False) for name, f in sorted(files.items())}
         frames = {name: f.frames for name, f in files.items()}
     fps = f"{request.fps.numerator}/{request.fps.denominator}" if request.fps else None
