@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from kinoit.config import Settings, load_settings
 from kinoit.errors import InvalidParameter, KinoitError, PayloadTooLarge
 
 Reply = tuple[str, int, dict[str, str]]
@@ -41,3 +42,23 @@ def error_reply(exc: KinoitError) -> Reply:
     body = exc.to_dict()
     body["retryable"] = exc.retryable
     return json_reply(body, exc.http_status)
+
+
+class Stage(Protocol):
+    """A stage module: ``parse_request`` (pure validation) and ``run`` (the work)."""
+
+    def parse_request(self, body: dict[str, Any], /) -> Any: ...
+    def run(self, request: Any, settings: Settings, /) -> dict[str, Any]: ...
+
+
+def serve_stage(event: Any, stage: Stage) -> Reply:
+    """The whole of a stage handler: POST JSON in, the stage's JSON result or a JSON
+    error out (400/413 for bad requests, 5xx for failures another attempt may fix)."""
+    if event.method != "POST":
+        return json_reply({"error": "MethodNotAllowed", "message": "use POST"}, 405)
+    try:
+        settings = load_settings()
+        request = stage.parse_request(read_json(event, settings.max_body_bytes))
+        return json_reply(stage.run(request, settings))
+    except KinoitError as exc:
+        return error_reply(exc)
