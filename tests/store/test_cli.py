@@ -8,13 +8,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kinoit.cli import main
 from kinoit.cli import store as cli_store
+from kinoit.store.cid import CID, RAW
 from kinoit.store.unixfs import CHUNK_SIZE
 
-from .conftest import free_port_closed, payload
+from .conftest import free_port_closed, our_cid, payload
+from .fake_http import Answer, Request, fake_server
 
 HELLO = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
 
@@ -180,3 +183,77 @@ def test_progress_bar_only_for_big_files_on_a_tty(
     assert "adding [" in drawn and "100%" in drawn and drawn.endswith("\n")
     out = capsysbinary.readouterr().out.decode().split()
     assert out[1].startswith("bafybei")  # stdout still holds the CID alone
+
+
+# -- bad input through the installed program ------------------------------------------------
+
+
+def _program(argv: list[str], env: dict[str, str], stdin: bytes = b"") -> tuple[int, bytes, str]:
+    program = Path(sys.executable).parent / "kinoit"
+    done = subprocess.run([program, *argv], input=stdin, capture_output=True, env=env, timeout=60)
+    return done.returncode, done.stdout, done.stderr.decode()
+
+
+def assert_one_line_error(result: tuple[int, bytes, str], message: str) -> None:
+    code, out, err = result
+    assert code == 2, err
+    assert out == b""
+    assert err.startswith("kinoit: ") and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.fixture
+def damaged_home(kinoit_home: Path, tmp_path: Path) -> dict[str, Any]:
+    """A store with one intact file, one file with a leaf corrupted on disk, and CAR files."""
+    env = dict(os.environ)
+    intact = program_add(env, payload(2 * CHUNK_SIZE + 1, seed=31))
+    damaged_data = payload(2 * CHUNK_SIZE + 1, seed=32)
+    damaged = program_add(env, damaged_data)
+    leaf = next(cid for cid in our_cid(damaged_data)[1] if cid.codec == RAW)
+    leaf_path = kinoit_home / "store" / "blocks" / f"{leaf.digest[0]:02x}" / str(leaf)
+    leaf_path.write_bytes(b"\x00" + leaf_path.read_bytes()[1:])
+    car = tmp_path / "intact.car"
+    assert _program(["car", "export", intact, "-o", str(car)], env)[0] == 0
+    (tmp_path / "truncated.car").write_bytes(car.read_bytes()[:-1000])
+    (tmp_path / "malformed.car").write_bytes(b"\x0agarbage!!" + car.read_bytes()[11:])
+    return {"env": env, "damaged": damaged, "leaf": str(leaf), "dir": tmp_path}
+
+
+def program_add(env: dict[str, str], data: bytes) -> str:
+    code, out, err = _program(["add", "-"], env, data)
+    assert code == 0, err
+    return out.decode().strip()
+
+
+def test_program_bad_store_input_is_one_line_each(damaged_home: dict[str, Any]) -> None:
+    env, work = damaged_home["env"], damaged_home["dir"]
+    assert_one_line_error(_program(["cat", "bafy-not-a-cid"], env), "not a CID")
+    assert_one_line_error(_program(["cat", HELLO], env), "not found")
+    assert_one_line_error(_program(["cat", damaged_home["damaged"]], env), "corrupted on disk")
+    assert_one_line_error(_program(["dag", "get", damaged_home["leaf"]], env), "not dag-cbor")
+    fresh = {**env, "KINOIT_HOME": str(work / "fresh-home")}
+    for car, message in (("truncated.car", "truncated CAR"), ("malformed.car", "malformed CAR")):
+        assert_one_line_error(_program(["car", "import", str(work / car)], fresh), message)
+        assert _program(["pin", "ls"], fresh) == (0, b"", "")  # nothing half-imported is pinned
+
+
+def test_program_kubo_down_or_failing_is_one_line(kinoit_home: Path) -> None:
+    down = {**os.environ, "KINOIT_IPFS_API": f"http://127.0.0.1:{free_port_closed()}"}
+    down["KINOIT_HTTP_RETRIES"] = "0"
+    assert_one_line_error(_program(["cat", HELLO], down), "cannot reach Kubo")
+
+    def internal_error(request: Request) -> Answer:
+        return Answer(500, {"Message": "datastore closed", "Code": 0, "Type": "error"})
+
+    with fake_server(internal_error) as server:
+        failing = {**os.environ, "KINOIT_IPFS_API": server.url, "KINOIT_HTTP_RETRIES": "0"}
+        assert_one_line_error(_program(["pin", "ls"], failing), "datastore closed")
+        assert_one_line_error(_program(["add", "-"], failing, b"x"), "datastore closed")
+
+
+@pytest.mark.kubo
+def test_program_against_a_real_kubo_answering_errors(kinoit_home: Path, kubo: Any) -> None:
+    env = {**os.environ, "KINOIT_IPFS_API": kubo.api_url, "KINOIT_HTTP_RETRIES": "0"}
+    unknown = str(CID.for_block(RAW, b"never added anywhere"))
+    assert_one_line_error(_program(["pin", "rm", unknown], env), "not pinned")
+    assert_one_line_error(_program(["cat", unknown], env), "not found")
