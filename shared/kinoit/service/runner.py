@@ -68,7 +68,9 @@ def format_progress(job: Mapping[str, Any], elapsed: float) -> str:
             retry = f" ({counts['retrying']} retrying)" if counts.get("retrying") else ""
             parts.append(f"{name} {counts['done']}/{counts['total']}{retry}")
     tasks = job.get("tasks") or {}
-    done, total = int(tasks.get("done", 0)), int(tasks.get("total", 0))
+    done, total = int(tasks.get("done", 0)), max(expected_tasks(job), int(tasks.get("total", 0)))
+    if job.get("state") == "completed":
+        done = total
     eta = ""
     if 0 < done < total:
         eta = f" | ETA {elapsed * (total - done) / done:.0f}s"
@@ -76,6 +78,23 @@ def format_progress(job: Mapping[str, Any], elapsed: float) -> str:
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
     label = job.get("state", "?")
     return f"[{bar}] {label} {elapsed:5.1f}s  " + (" | ".join(parts) or "waiting") + eta
+
+
+def expected_tasks(job: Mapping[str, Any]) -> int:
+    """How many tasks the job will have run once it ends, as far as is known now (pure).
+
+    Tasks are added as the fan-out unfolds (checksums after their transcodes, merge
+    last), so the count so far would make the bar go backwards: once split has
+    listed the segments, every transcode (re-runs included) brings one checksum
+    and the job one merge."""
+    stages = job.get("stages") or {}
+
+    def total(name: str) -> int:
+        return int((stages.get(name) or {}).get("total", 0))
+
+    if not total("transcode"):
+        return 0
+    return total("split") + 2 * total("transcode") + total("thumbnail") + max(total("merge"), 1)
 
 
 class ProgressView:
@@ -232,15 +251,22 @@ def watch_job(engine: Any, job_id: str, stream: IO[str], timeout: float | None =
     engine.get_job(job_id)  # NotFound early
     last = "0-0"
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        for event in engine.follow(job_id, last, block_ms=1000):
-            last = event.id
+
+    def show(events: list[Any]) -> str:
+        for event in events:
             fields = " ".join(f"{k}={v}" for k, v in sorted(event.fields.items()))
             stamp = time.strftime("%H:%M:%S", time.localtime(event.timestamp))
             stream.write(f"{stamp} {event.type} {fields}".rstrip() + "\n")
-            stream.flush()
+        stream.flush()
+        return str(events[-1].id) if events else last
+
+    while True:
+        last = show(engine.follow(job_id, last, block_ms=1000))
         state = engine.get_job(job_id).state.value
         if state in TERMINAL:
+            # the final events may have landed after that read, or past its count
+            while events := engine.follow(job_id, last):
+                last = show(events)
             return str(state)
         if deadline is not None and time.monotonic() > deadline:
             raise KinoitError(f"job {job_id} still {state} after {timeout}s")
