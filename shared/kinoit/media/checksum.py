@@ -1,11 +1,11 @@
 """Visual checksums: a 64-bit perceptual hash per frame, compared by Hamming distance.
 
-Algorithm ``phash-dct64``: ffmpeg decodes every frame and downsizes it to
-32x32 luma (area averaging, aspect ignored, so renditions of any size hash
-alike); imagehash.phash then takes the 2-D DCT, keeps the 8x8 lowest
-frequencies and sets one bit per coefficient above their median. Such a hash
-catches wrong, swapped, black, frozen, flipped or inverted content, not subtle
-quality loss.
+ffmpeg decodes every frame and downsizes it to 32x32 luma (area averaging,
+aspect ignored, so renditions of any size hash alike); one of the algorithms in
+``ALGORITHMS`` turns that into 64 bits. The default, ``dct32-block32``, keeps 32
+pHash bits (signs of the lowest DCT coefficients around their median) and 32
+block-mean bits. Such a hash catches wrong, swapped, black, frozen, flipped or
+inverted content, not subtle quality loss.
 
 The verdict thresholds were measured, not guessed: see
 docs/checksum-calibration.md (bench/media_calibrate.py rebuilds the corpus and
@@ -18,16 +18,18 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import imagehash
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any, Literal
 
 from kinoit.config import Settings, load_settings
 from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
 from kinoit.media.probe import probe
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy, imagehash and Pillow are imported where frames are hashed, not here:
+# they would add a third of a second to every `kinoit` command.
 
 HASH_SIDE = 32
 HASH_BITS = 64
@@ -41,15 +43,24 @@ def _bits_to_hex(bits: np.ndarray[Any, np.dtype[np.bool_]]) -> str:
 
 
 def _phash(frame: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
+    import imagehash
+    from PIL import Image
+
     return str(imagehash.phash(Image.fromarray(frame, "L"), hash_size=8, highfreq_factor=4))
 
 
 def _blockmean(frame: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
+    import numpy as np
+
     blocks = frame.reshape(8, 4, 8, 4).mean(axis=(1, 3))
     return _bits_to_hex(blocks > np.median(blocks))
 
 
 def _dct_block(frame: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
+    import imagehash
+    import numpy as np
+    from PIL import Image
+
     low = imagehash.phash(Image.fromarray(frame, "L"), hash_size=8, highfreq_factor=4).hash
     blocks = frame.reshape(4, 8, 8, 4).mean(axis=(1, 3))
     return _bits_to_hex(np.concatenate([low[:4].flatten(), (blocks > np.median(blocks)).flatten()]))
@@ -120,6 +131,8 @@ def _algorithm(name: str) -> Any:
 
 def hash_gray_frame(pixels: bytes, algorithm: str = ALGORITHM) -> str:
     """Hash of one 32x32 luma frame as 16 hex digits (pure)."""
+    import numpy as np
+
     frame = np.frombuffer(pixels, dtype=np.uint8).reshape(HASH_SIDE, HASH_SIDE)
     return str(_algorithm(algorithm)(frame))
 
@@ -207,4 +220,6 @@ def compare_checksums(
 
 def gray_frames_to_array(raw: bytes) -> np.ndarray[Any, np.dtype[np.uint8]]:
     """Raw 32x32 luma frames as an (n, 32, 32) array (for calibration tooling)."""
+    import numpy as np
+
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, HASH_SIDE, HASH_SIDE)
