@@ -63,3 +63,24 @@ def test_a_hold_taken_during_the_last_release_keeps_the_pin(
     monkeypatch.setattr(holds.store, "pin_rm", pin_rm_racing_a_new_hold)
     assert holds.release("job-a") == 0
     assert pinned(holds) == {cid}
+
+
+def expiry(holds: PinHolds, cid: str) -> float | None:
+    (pin,) = [p for p in holds.store.pin_ls() if p.cid == cid]
+    return pin.expires_at
+
+
+def test_a_shared_pin_lasts_as_long_as_its_longest_holder(holds: PinHolds) -> None:
+    manifest = holds.store.add_bytes(b"outputs", pin=False)
+    now = holds.clock()
+    holds.hold("job-a", manifest, "a", until_job_ends=False, expire_in=100)
+    assert expiry(holds, manifest) == pytest.approx(now + 100, abs=5)
+    holds.hold("job-b", manifest, "b", until_job_ends=False, expire_in=1000)
+    assert expiry(holds, manifest) == pytest.approx(now + 1000, abs=5)
+    # a shorter expiry asked later does not shorten it
+    holds.hold("job-c", manifest, "c", until_job_ends=False, expire_in=10)
+    assert expiry(holds, manifest) == pytest.approx(now + 1000, abs=5)
+    holds.hold("job-d", manifest, "d", until_job_ends=False)
+    assert expiry(holds, manifest) is None
+    holds.hold("job-e", manifest, "e", until_job_ends=False, expire_in=10)
+    assert expiry(holds, manifest) is None

@@ -382,3 +382,18 @@ def test_a_running_job_without_tasks_is_started_again_by_tick(
     assert [c.function for c in harness.calls] == ["split"]
     harness.drain()
     assert harness.job(job_id)["state"] == "completed"
+
+
+def test_outputs_expire_as_asked_and_a_reuse_pins_them_for_itself(harness: Harness) -> None:
+    import time
+
+    first = harness.submit(outputs_expire_in=3600)
+    harness.drain()
+    manifest = harness.job(first)["manifest"]
+    (pin,) = harness.store.pin_ls()
+    assert pin.cid == manifest and pin.expires_at == pytest.approx(time.time() + 3600, abs=60)
+    harness.store.pin_rm(manifest)  # e.g. someone unpinned the first job's outputs
+    second = harness.submit()  # same source and ladder: reused, kept with no expiry
+    assert not harness.calls and harness.job(second)["manifest"] == manifest
+    (pin,) = harness.store.pin_ls()
+    assert pin.cid == manifest and pin.expires_at is None

@@ -62,3 +62,18 @@ def test_keep_intermediates_must_be_boolean() -> None:
     with pytest.raises(InvalidParameter) as info:
         parse({"source": "abc", "keep_intermediates": "yes"})
     assert info.value.field == "keep_intermediates"
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, "3600", True, 10**12])
+def test_outputs_expiry_must_be_whole_positive_seconds(value: Any) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        parse({"source": "abc", "outputs_expire_in": value})
+    assert info.value.field == "outputs_expire_in"
+
+
+def test_outputs_expiry_round_trips_and_does_not_change_the_result() -> None:
+    from kinoit.service.spec import JobSpec
+
+    spec = parse({"source": "abc", "outputs_expire_in": 3600})
+    assert JobSpec.from_dict(spec.to_dict(), {}).outputs_expire_in == 3600
+    assert spec.reuse_key() == parse({"source": "abc"}).reuse_key()

@@ -224,8 +224,12 @@ class Pipeline:
         spec = self.spec(job_id)
         cached = self.cache.get(JOB_CACHE_STAGE, spec.source, spec.reuse_key())
         if cached and self._have(cached.get("manifest")):
-            self.engine.emit(job_id, "job.reused", manifest=str(cached["manifest"]))
-            self._complete_job(job_id, str(cached["manifest"]), dict(cached.get("outputs") or {}))
+            manifest = str(cached["manifest"])
+            self.engine.emit(job_id, "job.reused", manifest=manifest)
+            # this job's outputs are pinned for this job too (the first job's pin may be
+            # gone, or expire sooner than this job asks)
+            self._hold_outputs(job_id, manifest)
+            self._complete_job(job_id, manifest, dict(cached.get("outputs") or {}))
             return
         self.engine.add_tasks(job_id, "split", [("split", None)])
         self.pump(job_id)
@@ -636,8 +640,7 @@ class Pipeline:
             link=self.link,
         )
         manifest_cid = self.store.dag_put(manifest)
-        # One recursive pin per job root: the manifest reaches every output.
-        self.holds.hold(job_id, manifest_cid, f"kinoit-job-{job_id}", until_job_ends=False)
+        self._hold_outputs(job_id, manifest_cid)
         self.cache.put(
             JOB_CACHE_STAGE,
             spec.source,
@@ -686,6 +689,14 @@ class Pipeline:
         # leave this pin behind: release again once the job has ended.
         if self.engine.get_job(job_id).state in (JobState.FAILED, JobState.CANCELLED):
             self.holds.release(job_id)
+
+    def _hold_outputs(self, job_id: str, manifest_cid: str) -> None:
+        """One recursive pin per job root (the manifest reaches every output), for as
+        long as the job asked."""
+        self.holds.hold(
+            job_id, manifest_cid, f"kinoit-job-{job_id}", until_job_ends=False,
+            expire_in=self.spec(job_id).outputs_expire_in,
+        )  # fmt: skip
 
     def _release(self, job_id: str) -> None:
         """Drop the job's holds on intermediates (unpinned when no other job holds them)."""

@@ -30,7 +30,10 @@ _KNOWN_FIELDS = {
     "callback_url",
     "metadata",
     "keep_intermediates",
+    "outputs_expire_in",
 }
+# Outputs may be pinned for a while only; longer than this is a typo for "forever".
+MAX_OUTPUTS_EXPIRE_SECONDS = 100 * 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class JobSpec:
     callback_url: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     keep_intermediates: bool = False
+    # Seconds the outputs stay pinned (None: until someone unpins them).
+    outputs_expire_in: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as stored with the job."""
@@ -54,6 +59,7 @@ class JobSpec:
             "segment_seconds": self.segment_seconds,
             "callback_url": self.callback_url,
             "keep_intermediates": self.keep_intermediates,
+            "outputs_expire_in": self.outputs_expire_in,
         }
 
     @classmethod
@@ -67,6 +73,7 @@ class JobSpec:
             callback_url=value.get("callback_url"),
             metadata=dict(metadata),
             keep_intermediates=bool(value.get("keep_intermediates", False)),
+            outputs_expire_in=value.get("outputs_expire_in"),
         )
 
     def reuse_key(self) -> dict[str, Any]:
@@ -141,6 +148,15 @@ def parse_job_spec(
     keep = body.get("keep_intermediates", False)
     if not isinstance(keep, bool):
         raise InvalidParameter("keep_intermediates", "expected true or false")
+    expire = body.get("outputs_expire_in")
+    if expire is not None and (
+        isinstance(expire, bool)
+        or not isinstance(expire, int)
+        or not 0 < expire <= MAX_OUTPUTS_EXPIRE_SECONDS
+    ):
+        raise InvalidParameter(
+            "outputs_expire_in", f"expected whole seconds in [1, {MAX_OUTPUTS_EXPIRE_SECONDS}]"
+        )
     return JobSpec(
         source=source,
         ladder=ladder,
@@ -149,4 +165,5 @@ def parse_job_spec(
         callback_url=callback,
         metadata=metadata,
         keep_intermediates=keep,
+        outputs_expire_in=expire,
     )
