@@ -397,3 +397,27 @@ def test_outputs_expire_as_asked_and_a_reuse_pins_them_for_itself(harness: Harne
     assert not harness.calls and harness.job(second)["manifest"] == manifest
     (pin,) = harness.store.pin_ls()
     assert pin.cid == manifest and pin.expires_at is None
+
+
+def test_tasks_whose_leases_run_out_fail_the_job_and_release_everything(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory(KINOIT_MAX_ATTEMPTS="2", KINOIT_LEASE_SECONDS="60")
+    job_id = harness.submit()
+    harness.answer(harness.calls.pop(0))  # split: the segment index is pinned now
+    assert harness.store.pin_ls()
+    lost = list(harness.calls)  # every worker dies: no callback ever comes
+    harness.calls.clear()
+    now = [harness.engine.clock()]
+    harness.engine.clock = lambda: now[0]
+    for _ in range(2):  # each attempt's lease expires in turn
+        now[0] += 61
+        harness.request("POST", "/tick")
+    job = harness.job(job_id)
+    assert job["state"] == "failed" and "attempt" in job["error"], job
+    assert job["tasks"]["leased"] == 0
+    assert not harness.store.pin_ls()
+    harness.calls.clear()
+    for call in lost:  # the lost workers' answers, far too late
+        assert harness.answer(call)[1]["status"] in {"ignored", "duplicate"}
+    assert not harness.calls and not harness.store.pin_ls()
