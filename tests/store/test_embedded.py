@@ -163,6 +163,15 @@ def test_gc_keeps_pinned_dags_and_drops_the_rest(store: EmbeddedStore) -> None:
     assert store.gc() == 0
 
 
+def test_gc_goes_on_when_a_pinned_dag_misses_a_block(store: EmbeddedStore) -> None:
+    lost = store.add_bytes(payload(2 * CHUNK_SIZE + 1, seed=8), pin=False)
+    kept = store.add_bytes(payload(2 * CHUNK_SIZE + 1, seed=9), pin=False)
+    store.dag_put({"lost": CID.parse(lost), "kept": CID.parse(kept)}, pin=True)
+    store._path(CID.parse(lost)).unlink()  # the root of `lost`: its leaves are unreachable now
+    assert store.gc() == 3
+    assert b"".join(store.cat(kept)) == payload(2 * CHUNK_SIZE + 1, seed=9)
+
+
 def test_gc_grace_period_keeps_young_unpinned_blocks(store: EmbeddedStore) -> None:
     cid = store.add_bytes(payload(2 * CHUNK_SIZE + 1, seed=5), pin=False)
     assert store.gc(min_age=3600) == 0

@@ -8,10 +8,7 @@ Every command talks to the store that ``open_store`` picks from the environment
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +17,7 @@ from typing import IO, Any, TextIO
 from kinoit.config import load_settings
 from kinoit.errors import InvalidParameter, NotFound
 from kinoit.store import Store, open_store
+from kinoit.store.base import atomic_output
 from kinoit.store.dagcbor import from_dag_json, to_dag_json
 
 # Files smaller than this finish before a progress bar would be worth drawing.
@@ -153,18 +151,8 @@ def cmd_car_export(args: argparse.Namespace) -> int:
         store.car_export(args.cid, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return 0
-    dest = Path(args.output)
-    fd, tmp = tempfile.mkstemp(
-        dir=dest.parent or Path("."), prefix=f".{dest.name}.", suffix=".part"
-    )
-    try:
-        with os.fdopen(fd, "wb") as out:
-            store.car_export(args.cid, out)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_output(Path(args.output)) as out:
+        store.car_export(args.cid, out)
     return 0
 
 

@@ -12,6 +12,9 @@ links as :class:`kinoit.store.cid.CID` objects.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,3 +109,20 @@ def iter_chunks(stream: IO[bytes], size: int) -> Iterable[bytes]:
         yield bytes(buf)
         if len(buf) < size:
             return
+
+
+@contextlib.contextmanager
+def atomic_output(dest: Path) -> Iterator[IO[bytes]]:
+    """A file that appears at ``dest`` only if the block completes (never half-written).
+
+    Not fsynced: it is for working copies and exports that can be made again.
+    """
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -34,7 +34,6 @@ import io
 import itertools
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ from typing import IO, Any
 
 from kinoit.errors import IntegrityError, InvalidCAR, InvalidParameter, NotFound
 from kinoit.store import car, dagcbor, unixfs
-from kinoit.store.base import Pin
+from kinoit.store.base import Pin, atomic_output
 from kinoit.store.cid import CID, DAG_CBOR, RAW, parse_cid
 
 # Linux's syncfs through libc; None until first use, False where it is absent.
@@ -295,16 +294,9 @@ class EmbeddedStore:
         """
         dest = Path(dest)
         chunks = self.cat(cid)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_output(dest) as out:
+            for chunk in chunks:
+                out.write(chunk)
         return dest
 
     # -- blocks and DAG-CBOR ----------------------------------------------------------
@@ -344,8 +336,14 @@ class EmbeddedStore:
 
     # -- DAG walks --------------------------------------------------------------------
 
-    def _walk(self, root: CID, *, read_leaves: bool) -> Iterator[tuple[CID, bytes | None]]:
-        """Depth-first pre-order over a DAG, each block once; raw leaves unread unless asked."""
+    def _walk(
+        self, root: CID, *, read_leaves: bool, missing_ok: bool = False
+    ) -> Iterator[tuple[CID, bytes | None]]:
+        """Depth-first pre-order over a DAG, each block once; raw leaves unread unless asked.
+
+        A missing block raises NotFound, unless ``missing_ok`` (gc must go on): then it
+        is yielded without data and what lies under it is skipped.
+        """
         seen: set[CID] = set()
         stack = [root.to_v1()]
         while stack:
@@ -354,11 +352,17 @@ class EmbeddedStore:
                 continue
             seen.add(cid)
             if cid.codec == RAW and not read_leaves:
-                if not self._path(cid).exists():
+                if not missing_ok and not self._path(cid).exists():
                     raise NotFound(f"block {cid} not found in the store")
                 yield cid, None
                 continue
-            data = self._get(cid)
+            try:
+                data = self._get(cid)
+            except NotFound:
+                if not missing_ok:
+                    raise
+                yield cid, None
+                continue
             yield cid, data
             stack.extend(reversed([link.to_v1() for link in unixfs.iter_links(cid, data)]))
 
@@ -451,7 +455,7 @@ class EmbeddedStore:
                 if not self._live(pin, now):
                     path.unlink()
                     continue
-                for cid, _ in self._walk_tolerant(CID.parse(pin.cid)):
+                for cid, _ in self._walk(CID.parse(pin.cid), read_leaves=False, missing_ok=True):
                     live.add(str(cid))
             removed = 0
             young = now - min_age
@@ -464,24 +468,6 @@ class EmbeddedStore:
             for leftover in self._tmp.iterdir():  # from writers that died mid-write
                 leftover.unlink()
         return removed
-
-    def _walk_tolerant(self, root: CID) -> Iterator[tuple[CID, None]]:
-        """Like ``_walk`` without reading leaves, skipping missing blocks (gc must go on)."""
-        seen: set[CID] = set()
-        stack = [root.to_v1()]
-        while stack:
-            cid = stack.pop()
-            if cid in seen:
-                continue
-            seen.add(cid)
-            yield cid, None
-            if cid.codec == RAW:
-                continue
-            try:
-                data = self._get(cid)
-            except NotFound:
-                continue
-            stack.extend(link.to_v1() for link in unixfs.iter_links(cid, data))
 
     # -- CAR --------------------------------------------------------------------------
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -44,7 +42,7 @@ from kinoit.errors import (
     StoreUnavailable,
 )
 from kinoit.store import car, dagcbor, unixfs
-from kinoit.store.base import Pin, iter_chunks
+from kinoit.store.base import Pin, atomic_output, iter_chunks
 from kinoit.store.cid import CID, DAG_CBOR, DAG_PB, RAW, parse_cid
 
 # Connecting to a healthy local or in-cluster node takes milliseconds.
@@ -337,16 +335,10 @@ class KuboStore:
         Not fsynced: ``dest`` is a working copy that can always be fetched again.
         """
         dest = Path(dest)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in self.cat(cid):
-                    out.write(chunk)
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        chunks = self.cat(cid)
+        with atomic_output(dest) as out:
+            for chunk in chunks:
+                out.write(chunk)
         return dest
 
     # -- blocks and DAG-CBOR ----------------------------------------------------------
