@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -21,21 +22,27 @@ def non_source_pins(dev: Dev, source: str) -> list[str]:
     return [p.cid for p in dev.store().pin_ls() if p.cid != source]
 
 
+def run_to_failure(dev: Dev, receiver: Receiver, source: str) -> tuple[dict[str, Any], Any]:
+    """Submit ``source``; wait for its job.failed webhook; check nothing is left leased
+    or pinned; return the webhook's data and the job."""
+    job_id = dev.submit(source, callback_url=receiver.url)
+    hook = receiver.wait_for(job_id, {"job.failed", "job.completed"})
+    assert hook.payload["type"] == "job.failed", hook.payload
+    job = dev.job(job_id)
+    assert job["state"] == "failed" and job["tasks"]["leased"] == 0
+    assert non_source_pins(dev, source) == []
+    return dict(hook.payload["data"]), job
+
+
 def test_task_that_always_fails_fails_the_job_with_the_reason(
     dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path]
 ) -> None:
     dev = dev_factory(KINOIT_TEST_FAIL_STAGE="thumbnail", KINOIT_MAX_ATTEMPTS="2")
-    source = dev.add(clips["short0"])
-    job_id = dev.submit(source, callback_url=receiver.url)
-    failed = receiver.wait_for(job_id, {"job.failed", "job.completed"})
-    assert failed.payload["type"] == "job.failed"
-    assert "injected failure" in failed.payload["data"]["reason"]
-    assert failed.payload["data"]["failed_tasks"][0]["stage"] == "thumbnail"
-    job = dev.job(job_id)
-    assert job["state"] == "failed" and "injected failure" in job["error"]
+    data, job = run_to_failure(dev, receiver, dev.add(clips["short0"]))
+    assert "injected failure" in data["reason"]
+    assert data["failed_tasks"][0]["stage"] == "thumbnail"
+    assert "injected failure" in job["error"]
     assert job["stages"]["thumbnail"]["retries"] >= 1  # retried before giving up
-    assert job["tasks"]["leased"] == 0
-    assert non_source_pins(dev, source) == []
 
 
 def test_source_that_is_not_a_video_fails_without_retries(
@@ -44,14 +51,9 @@ def test_source_that_is_not_a_video_fails_without_retries(
     dev = dev_factory(workers=1)
     text = tmp_path / "notes.txt"
     text.write_text("this is not a video\n" * 100)
-    source = dev.add(text)
-    job_id = dev.submit(source, callback_url=receiver.url)
-    failed = receiver.wait_for(job_id, {"job.failed", "job.completed"})
-    assert failed.payload["type"] == "job.failed"
-    assert "NotAVideo" in failed.payload["data"]["reason"]
-    job = dev.job(job_id)
-    assert job["stages"]["split"]["retries"] == 0 and job["tasks"]["leased"] == 0
-    assert non_source_pins(dev, source) == []
+    data, job = run_to_failure(dev, receiver, dev.add(text))
+    assert "NotAVideo" in data["reason"]
+    assert job["stages"]["split"]["retries"] == 0
 
 
 def test_a_really_wrong_rendition_is_rerun_once_then_fails_the_job(
@@ -60,19 +62,13 @@ def test_a_really_wrong_rendition_is_rerun_once_then_fails_the_job(
     # transcode really writes a negative picture for the segment starting at frame 0,
     # on the first run and on the re-run: the real checksum must catch both
     dev = dev_factory(KINOIT_TEST_CORRUPT_START_FRAME="0")
-    source = dev.add(clips["short1"])
-    job_id = dev.submit(source, callback_url=receiver.url)
-    failed = receiver.wait_for(job_id, {"job.failed", "job.completed"})
-    assert failed.payload["type"] == "job.failed"
-    reason = failed.payload["data"]["reason"]
-    assert reason.startswith("verification failed: segment 0: "), reason
-    assert failed.payload["data"]["failed_tasks"][0]["task"] == "checksum.0.r2"
-    job = dev.job(job_id)
-    assert job["state"] == "failed" and job["error"] == reason
+    data, job = run_to_failure(dev, receiver, dev.add(clips["short1"]))
+    assert data["reason"].startswith("verification failed: segment 0: "), data["reason"]
+    assert data["failed_tasks"][0]["task"] == "checksum.0.r2"
+    assert job["error"] == data["reason"]
     # one transcode and one checksum, each run twice (first run and the re-run)
     assert job["stages"]["transcode"]["total"] == 2 and job["stages"]["checksum"]["total"] == 2
-    assert "merge" not in job["stages"] and job["tasks"]["leased"] == 0
-    assert non_source_pins(dev, source) == []
+    assert "merge" not in job["stages"]
 
 
 def _kill_worker_running(dev: Dev, function: str, timeout: float = JOB_TIMEOUT) -> int:
