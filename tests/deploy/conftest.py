@@ -9,26 +9,14 @@ its tests run only where a faas-cli binary is already on PATH or in $GOPATH/bin.
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
-
-def go_binary(name: str) -> str | None:
-    """A binary on PATH or in Go's bin directory."""
-    found = shutil.which(name)
-    if found:
-        return found
-    gopath = Path(os.environ.get("GOPATH", Path.home() / "go"))
-    candidate = gopath / "bin" / name
-    return str(candidate) if candidate.exists() else None
+from tests.conftest import find_binary
 
 
 @pytest.fixture(scope="session")
 def faas_cli() -> str:
-    binary = go_binary("faas-cli")
+    binary = find_binary("faas-cli")
     if binary is None:
         pytest.skip(
             "faas-cli not found on PATH or in $GOPATH/bin: scripts/install-deploy-tools runs"
@@ -40,7 +28,7 @@ def faas_cli() -> str:
 
 @pytest.fixture(scope="session")
 def helm() -> str:
-    binary = go_binary("helm")
+    binary = find_binary("helm")
     if binary is None:
         pytest.skip("helm not installed (scripts/install-deploy-tools installs it)")
     return binary
@@ -48,7 +36,7 @@ def helm() -> str:
 
 @pytest.fixture(scope="session")
 def kubo_binary() -> str:
-    binary = go_binary("ipfs")
+    binary = find_binary("ipfs")
     if binary is None:
         pytest.skip("Kubo (ipfs) not installed (scripts/install installs it)")
     return binary

@@ -6,13 +6,10 @@ import io
 import json
 import os
 import random
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +17,8 @@ import requests
 from kinoit.store.base import iter_chunks
 from kinoit.store.cid import CID
 from kinoit.store.unixfs import CHUNK_SIZE, import_chunks
+
+from tests.conftest import find_binary, free_port
 
 KIB = 1024
 # The sizes the issue asks for; the last two cross one and two tree levels.
@@ -50,9 +49,7 @@ def big_payload() -> bytes:
 
 def free_port_closed() -> int:
     """A loopback port with nothing listening on it (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @dataclass
@@ -61,24 +58,10 @@ class Cluster:
     kubo_api_url: str
 
 
-def _find_go_binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidate = Path(os.environ.get("GOPATH", Path.home() / "go")) / "bin" / name
-    return str(candidate) if candidate.exists() else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def cluster(kubo: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A one-peer IPFS Cluster (crdt) on loopback, driving the session's Kubo."""
-    binary = _find_go_binary("ipfs-cluster-service")
+    binary = find_binary("ipfs-cluster-service")
     if binary is None:
         pytest.skip("ipfs-cluster-service not installed (scripts/install builds it)")
     repo = tmp_path_factory.mktemp("cluster-repo")
@@ -93,13 +76,13 @@ def cluster(kubo: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clu
     config_path = repo / "service.json"
     config = json.loads(config_path.read_text())
     kubo_addr = f"/ip4/127.0.0.1/tcp/{kubo.api_port}"
-    rest_port = _free_port()
-    config["cluster"]["listen_multiaddress"] = [f"/ip4/127.0.0.1/tcp/{_free_port()}"]
+    rest_port = free_port()
+    config["cluster"]["listen_multiaddress"] = [f"/ip4/127.0.0.1/tcp/{free_port()}"]
     config["cluster"]["mdns_interval"] = "0s"
     config["api"]["restapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{rest_port}"
-    config["api"]["ipfsproxy"]["listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{_free_port()}"
+    config["api"]["ipfsproxy"]["listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
     config["api"]["ipfsproxy"]["node_multiaddress"] = kubo_addr
-    config["api"]["pinsvcapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{_free_port()}"
+    config["api"]["pinsvcapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
     config["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = kubo_addr
     config_path.write_text(json.dumps(config))
     proc = subprocess.Popen(
