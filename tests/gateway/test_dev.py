@@ -60,3 +60,13 @@ def test_private_redis_is_shared_and_the_last_user_stops_it(tmp_path: Path) -> N
     second.stop()  # the other user is gone: the last one out shuts it down
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(first.url, socket_timeout=1).ping()
+
+
+def test_a_secret_is_written_owner_only_even_over_a_readable_file(tmp_path: Path) -> None:
+    from kinoit.gateway.dev import write_private
+
+    path = tmp_path / "kinoit-api-token"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_private(path, "new\n")
+    assert path.read_text() == "new\n" and path.stat().st_mode & 0o777 == 0o600

@@ -67,9 +67,16 @@ def ensure_dev_secrets(settings: Settings) -> Path:
         if path.exists() and path.read_text().strip():
             continue
         value = settings.secret(name) or generators[name]()
-        path.write_text(value + "\n")
-        path.chmod(0o600)
+        write_private(path, value + "\n")
     return target
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, from the first byte on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)  # an existing file keeps its old mode otherwise
+        out.write(text)
 
 
 @dataclass
