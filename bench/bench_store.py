@@ -237,8 +237,8 @@ def measure(sizes: list[int], use_kubo: bool, repeats: int, workdir: Path) -> li
 
 
 def format_table(rows: list[Row]) -> str:
-    def rate(size: int, s: Sample | None) -> str:
-        return f"{size / s.seconds:8.0f}" if s else "       -"
+    def rate(size_mb: float, s: Sample | None) -> str:
+        return f"{size_mb / s.seconds:8.0f}" if s else "       -"
 
     def rss(s: Sample | None) -> str:
         return f"{s.peak_rss_mib:8.0f}" if s else "       -"
@@ -251,8 +251,8 @@ def format_table(rows: list[Row]) -> str:
     for r in rows:
         size_mb = r.size_mib * MIB / 1e6
         lines.append(
-            f"| {r.what:<28} | {r.size_mib:>4} | {rate(int(size_mb), r.add)} "
-            f"| {rate(int(size_mb), r.cat)} | {rss(r.add)} | {rss(r.cat)} |"
+            f"| {r.what:<28} | {r.size_mib:>4} | {rate(size_mb, r.add)} "
+            f"| {rate(size_mb, r.cat)} | {rss(r.add)} | {rss(r.cat)} |"
         )
     return "\n".join(lines)
 
