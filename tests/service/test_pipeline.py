@@ -421,3 +421,34 @@ def test_tasks_whose_leases_run_out_fail_the_job_and_release_everything(
     for call in lost:  # the lost workers' answers, far too late
         assert harness.answer(call)[1]["status"] in {"ignored", "duplicate"}
     assert not harness.calls and not harness.store.pin_ls()
+
+
+def test_a_hanging_webhook_receiver_does_not_hold_up_the_lease_sweep(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    import threading
+    import time
+
+    from kinoit.service import start_background
+
+    harness = harness_factory(KINOIT_LEASE_SECONDS="0.3")
+    release = threading.Event()
+    draining = threading.Event()
+
+    def hanging_drain() -> None:  # a receiver that never answers
+        draining.set()
+        release.wait(30)
+
+    harness.pipeline.notifier.drain = hanging_drain  # type: ignore[method-assign]
+    harness.submit()
+    lost = harness.calls.pop(0)
+    start_background(harness.service, 0.05)
+    try:
+        assert draining.wait(10), "webhook delivery never ran"
+        deadline = time.monotonic() + 10
+        while not any(c.task_id == lost.task_id and c.attempt == 2 for c in harness.calls):
+            assert time.monotonic() < deadline, "the expired lease was never swept"
+            time.sleep(0.05)
+    finally:
+        harness.service.stopped.set()
+        release.set()

@@ -304,14 +304,33 @@ DEFAULT_TICK_SECONDS = 2.0
 def _tick_forever(service: OrchestrateService, interval: float) -> None:
     while not service.stopped.wait(interval):
         try:
-            service.pipeline.tick()
+            service.pipeline.tick(deliver=False)
         except Exception:
             log.warning("background tick failed", exc_info=True)
 
 
+def _deliver_forever(service: OrchestrateService, interval: float) -> None:
+    while not service.stopped.wait(interval):
+        try:
+            service.pipeline.notifier.drain()
+        except Exception:
+            log.warning("background webhook delivery failed", exc_info=True)
+
+
+def start_background(service: OrchestrateService, interval: float) -> None:
+    """Tick every ``interval`` seconds on one daemon thread and deliver webhooks on
+    another, so a slow or hanging webhook receiver never holds up lease sweeps."""
+    for target, name in (
+        (_tick_forever, "kinoit-orchestrate-tick"),
+        (_deliver_forever, "kinoit-webhook-delivery"),
+    ):
+        threading.Thread(target=target, args=(service, interval), daemon=True, name=name).start()
+
+
 def get_service() -> OrchestrateService:
     """The process-wide service, built on first use from the environment; it also
-    starts a daemon thread that ticks every ``KINOIT_TICK_SECONDS`` (0 disables)."""
+    starts daemon threads that tick and deliver webhooks every ``KINOIT_TICK_SECONDS``
+    (0 disables)."""
     global _service
     with _lock:
         if _service is None:
@@ -319,10 +338,7 @@ def get_service() -> OrchestrateService:
             _service = build_service(settings)
             interval = float(settings.extra.get("KINOIT_TICK_SECONDS") or DEFAULT_TICK_SECONDS)
             if interval > 0:
-                threading.Thread(
-                    target=_tick_forever, args=(_service, interval), daemon=True,
-                    name="kinoit-orchestrate-tick",
-                ).start()  # fmt: skip
+                start_background(_service, interval)
         return _service
 
 

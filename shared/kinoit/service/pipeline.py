@@ -762,8 +762,9 @@ class Pipeline:
         else:
             self._finish(job_id, self.engine.task(job_id, "merge").result or {})
 
-    def tick(self) -> dict[str, Any]:
-        """Sweep expired leases, start queued jobs, refill windows, deliver webhooks."""
+    def tick(self, deliver: bool = True) -> dict[str, Any]:
+        """Sweep expired leases, start queued jobs, refill windows, then (``deliver``)
+        send the due webhooks."""
         report = self.engine.sweep()
         for d in report.dispatches:
             self.send(d)
@@ -779,7 +780,8 @@ class Pipeline:
             with contextlib.suppress(NotFound, Conflict):
                 self._recover(job_id)
                 self.pump(job_id)
-        self.notifier.drain()
+        if deliver:
+            self.notifier.drain()
         return {
             "redispatched": len(report.dispatches),
             "expired": report.expired,
