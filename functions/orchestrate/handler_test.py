@@ -64,5 +64,8 @@ def test_missing_redis_configuration_is_a_clear_error(monkeypatch: Any) -> None:
     monkeypatch.delenv("KINOIT_REDIS_URL", raising=False)
     service.reset_service()
     body, status, _ = handler.handle(event(), None)
-    assert status >= 400 and "KINOIT_REDIS_URL" in json.loads(body)["message"]
+    reply = json.loads(body)
+    # the deployment's fault, not the caller's: a 500, never a 4xx
+    assert status == 500 and reply["error"] == "ConfigurationError"
+    assert "KINOIT_REDIS_URL" in reply["message"]
     service.reset_service()

@@ -16,6 +16,7 @@ requests, redis, subprocess) are translated at the module that meets them.
     ├── UnavailableError             an upstream is down or overloaded: 503, retryable
     │   ├── StoreUnavailable         Kubo / IPFS Cluster unreachable or failing
     │   └── StateUnavailable         Redis unreachable
+    ├── ConfigurationError           a deployment setting or secret is missing or bad (500)
     ├── IntegrityError               stored bytes do not match their CID
     └── MediaError                   ffmpeg/ffprobe failed (.command, .stderr_tail)
         ├── NotAVideo                no decodable video stream
@@ -112,6 +113,11 @@ class StoreUnavailable(UnavailableError):
 
 class StateUnavailable(UnavailableError):
     """Redis cannot be reached."""
+
+
+class ConfigurationError(KinoitError):
+    """The deployment is missing a setting or secret, or has a bad one: an operator's
+    fix, so a server error (500) rather than the caller's 4xx."""
 
 
 class IntegrityError(KinoitError):

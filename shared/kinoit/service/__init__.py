@@ -30,7 +30,9 @@ import redis
 
 from kinoit.config import Settings, load_settings
 from kinoit.errors import (
+    ConfigurationError,
     Forbidden,
+    InputError,
     InvalidParameter,
     KinoitError,
     NotFound,
@@ -334,8 +336,12 @@ def get_service() -> OrchestrateService:
     global _service
     with _lock:
         if _service is None:
-            settings = load_settings()
-            _service = build_service(settings)
+            try:
+                settings = load_settings()
+                _service = build_service(settings)
+            except InputError as exc:
+                # a bad setting is the operator's to fix: not the caller's 4xx
+                raise ConfigurationError(f"orchestrate is misconfigured: {exc.message}") from exc
             interval = float(settings.extra.get("KINOIT_TICK_SECONDS") or DEFAULT_TICK_SECONDS)
             if interval > 0:
                 start_background(_service, interval)

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from kinoit.config import Settings, load_settings
-from kinoit.errors import InvalidParameter, KinoitError, PayloadTooLarge
+from kinoit.errors import (
+    ConfigurationError,
+    InputError,
+    InvalidParameter,
+    KinoitError,
+    PayloadTooLarge,
+)
 
 Reply = tuple[str, int, dict[str, str]]
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -57,7 +63,10 @@ def serve_stage(event: Any, stage: Stage) -> Reply:
     if event.method != "POST":
         return json_reply({"error": "MethodNotAllowed", "message": "use POST"}, 405)
     try:
-        settings = load_settings()
+        try:
+            settings = load_settings()
+        except InputError as exc:  # the operator's to fix: not the caller's 4xx
+            raise ConfigurationError(f"function is misconfigured: {exc.message}") from exc
         request = stage.parse_request(read_json(event, settings.max_body_bytes))
         return json_reply(stage.run(request, settings))
     except KinoitError as exc:

@@ -1,0 +1,59 @@
+"""serve_stage: the one adapter every stage handler is (no binaries, no network)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from kinoit.errors import InvalidParameter, StoreUnavailable
+from kinoit.stages.http import serve_stage
+
+
+def event(body: bytes, method: str = "POST") -> Any:
+    return SimpleNamespace(body=body, headers={}, method=method, query={}, path="/")
+
+
+def parse_request(body: dict[str, Any]) -> str:
+    if "segment" not in body:
+        raise InvalidParameter("segment", "expected a CID string")
+    return str(body["segment"])
+
+
+def run(request: str, settings: Any) -> dict[str, Any]:
+    if request == "down":
+        raise StoreUnavailable("store went away")
+    return {"segment": request, "max_body_bytes": settings.max_body_bytes}
+
+
+STAGE = SimpleNamespace(parse_request=parse_request, run=run)
+
+
+def test_a_good_request_gets_the_stage_result() -> None:
+    body, status, headers = serve_stage(event(b'{"segment": "s"}'), STAGE)
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert json.loads(body)["segment"] == "s"
+
+
+def test_bad_requests_are_4xx_naming_the_field_and_not_retryable() -> None:
+    for raw, field in ((b"{}", "segment"), (b"[1]", "body"), (b"{nope", "body")):
+        body, status, _ = serve_stage(event(raw), STAGE)
+        reply = json.loads(body)
+        assert (status, reply["field"], reply["retryable"]) == (400, field, False)
+    assert serve_stage(event(b"", "GET"), STAGE)[1] == 405
+
+
+def test_an_unavailable_store_is_a_retryable_503() -> None:
+    body, status, _ = serve_stage(event(b'{"segment": "down"}'), STAGE)
+    assert status == 503 and json.loads(body)["retryable"] is True
+
+
+def test_a_bad_setting_is_the_deployments_500_not_the_callers_400(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KINOIT_MAX_BODY_BYTES", "lots")
+    body, status, _ = serve_stage(event(b'{"segment": "s"}'), STAGE)
+    reply = json.loads(body)
+    assert status == 500 and reply["error"] == "ConfigurationError"
+    assert "KINOIT_MAX_BODY_BYTES" in reply["message"]
