@@ -237,10 +237,26 @@ def test_car_missing_blocks_pins_nothing(store: EmbeddedStore, tmp_path: Path) -
     assert other.pin_ls() == []
 
 
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".*") if p.is_file()] + list((root / "tmp").iterdir())
+
+
 def test_no_temp_files_left_after_writes(store: EmbeddedStore) -> None:
     store.add_bytes(payload(CHUNK_SIZE * 2))
     store.dag_put({"a": 1}, pin=True)
-    assert list((store.root / "tmp").iterdir()) == []
+    assert temp_files(store.root) == []
+
+
+def test_gc_removes_what_dead_writers_left_without_counting_it(store: EmbeddedStore) -> None:
+    cid = CID.parse(store.add_bytes(b"kept"))
+    shard = store._path(cid).parent
+    leftovers = [shard / ".4242.1.0.tmp", store.root / "pins" / ".4242.1.1.tmp"]
+    leftovers.append(store.root / "tmp" / "4242.1.2")  # the layout before same-directory renames
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a block")
+    assert store.gc() == 0
+    assert temp_files(store.root) == []
+    assert [p.cid for p in store.pin_ls()] == [str(cid)]
 
 
 # -- several processes ------------------------------------------------------------------
@@ -270,7 +286,7 @@ def test_concurrent_writers_and_gc_from_several_processes(tmp_path: Path) -> Non
     store.gc()
     for cid, seed in results:
         assert b"".join(store.cat(cid)) == payload(3 * CHUNK_SIZE + seed, seed=seed)
-    assert list((root / "tmp").iterdir()) == []
+    assert temp_files(root) == []
 
 
 def _hold_writer_lock(root: str, ready: Any, release: Any) -> None:
