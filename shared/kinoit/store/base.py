@@ -126,3 +126,11 @@ def atomic_output(dest: Path) -> Iterator[IO[bytes]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def save_chunks(chunks: Iterable[bytes], dest: Path) -> Path:
+    """Write ``chunks`` to ``dest`` atomically (a working copy, not fsynced); return ``dest``."""
+    with atomic_output(dest) as out:
+        for chunk in chunks:
+            out.write(chunk)
+    return dest

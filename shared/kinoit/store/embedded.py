@@ -46,7 +46,7 @@ from typing import IO, Any
 
 from kinoit.errors import IntegrityError, InvalidCAR, InvalidParameter, NotFound
 from kinoit.store import car, dagcbor, unixfs
-from kinoit.store.base import Pin, atomic_output
+from kinoit.store.base import Pin, save_chunks
 from kinoit.store.cid import CID, DAG_CBOR, RAW, parse_cid
 
 # Linux's syncfs through libc; None until first use, False where it is absent.
@@ -291,16 +291,8 @@ class EmbeddedStore:
         return unixfs.iter_file(lambda block, _size: self._get(block), root)
 
     def get_file(self, cid: str, dest: Path) -> Path:
-        """Write a UnixFS file to ``dest`` atomically and return ``dest``.
-
-        Not fsynced: ``dest`` is a working copy that can always be fetched again.
-        """
-        dest = Path(dest)
-        chunks = self.cat(cid)
-        with atomic_output(dest) as out:
-            for chunk in chunks:
-                out.write(chunk)
-        return dest
+        """Write a UnixFS file to ``dest`` atomically and return ``dest`` (not fsynced)."""
+        return save_chunks(self.cat(cid), Path(dest))
 
     # -- blocks and DAG-CBOR ----------------------------------------------------------
 

@@ -42,7 +42,7 @@ from kinoit.errors import (
     StoreUnavailable,
 )
 from kinoit.store import car, dagcbor, unixfs
-from kinoit.store.base import Pin, atomic_output, iter_chunks
+from kinoit.store.base import Pin, iter_chunks, save_chunks
 from kinoit.store.cid import CID, DAG_CBOR, DAG_PB, RAW, parse_cid
 
 # Connecting to a healthy local or in-cluster node takes milliseconds.
@@ -330,16 +330,8 @@ class KuboStore:
             response.close()
 
     def get_file(self, cid: str, dest: Path) -> Path:
-        """Write a UnixFS file to ``dest`` atomically and return ``dest``.
-
-        Not fsynced: ``dest`` is a working copy that can always be fetched again.
-        """
-        dest = Path(dest)
-        chunks = self.cat(cid)
-        with atomic_output(dest) as out:
-            for chunk in chunks:
-                out.write(chunk)
-        return dest
+        """Write a UnixFS file to ``dest`` atomically and return ``dest`` (not fsynced)."""
+        return save_chunks(self.cat(cid), Path(dest))
 
     # -- blocks and DAG-CBOR ----------------------------------------------------------
 
