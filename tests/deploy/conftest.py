@@ -9,9 +9,45 @@ its tests run only where a faas-cli binary is already on PATH or in $GOPATH/bin.
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
 import pytest
+import yaml
 
 from tests.conftest import find_binary
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "kinoit"
+
+
+def helm_run(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [helm, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "HELM_CACHE_HOME": "/tmp/kinoit-helm-cache"},
+    )
+
+
+def render(helm: str, *values: str) -> list[dict[str, Any]]:
+    """The chart's manifests as ``helm template`` renders them with ``values``."""
+    result = helm_run(helm, "template", "kinoit", str(CHART), "--namespace", "kinoit", *values)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    for doc in docs:
+        if doc["kind"] == kind and doc["metadata"]["name"] == name:
+            return doc
+    raise AssertionError(
+        f"no {kind} {name} in {[(d['kind'], d['metadata']['name']) for d in docs]}"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "kinoit"
+from tests.deploy.conftest import CHART, REPO, find, helm_run, render
+
 DASHBOARD = CHART / "dashboards" / "kinoit.json"
 TOKEN = "0123456789abcdef0123456789abcdef"
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -26,32 +26,6 @@ REQUIRED = [
     f"secrets.webhookSecret={WEBHOOK_SECRET}",
 ]
 GATEWAY_SERIES = {"gateway_function_invocation_total", "gateway_functions_seconds"}
-
-
-def helm_run(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [helm, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "HELM_CACHE_HOME": "/tmp/kinoit-helm-cache"},
-    )
-
-
-def render(helm: str, *values: str) -> list[dict[str, Any]]:
-    result = helm_run(helm, "template", "kinoit", str(CHART), "--namespace", "kinoit", *values)
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    for doc in docs:
-        if doc["kind"] == kind and doc["metadata"]["name"] == name:
-            return doc
-    raise AssertionError(
-        f"no {kind} {name} in {[(d['kind'], d['metadata']['name']) for d in docs]}"
-    )
 
 
 def test_chart_lints(helm: str) -> None:

@@ -11,27 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.conftest import free_port, wait_for_port
+from tests.deploy.conftest import find, render
 
 pytestmark = pytest.mark.kubo
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "kinoit"
 SECRETS = ["--set", "secrets.create=false"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -53,15 +45,8 @@ class Node:
 
 
 def closed_cluster_script(helm: str, *values: str) -> str:
-    result = subprocess.run(
-        [helm, "template", "kinoit", str(CHART), *SECRETS, *values],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    for doc in yaml.safe_load_all(result.stdout):
-        if doc and doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "kinoit-kubo":
-            return str(doc["data"]["001-closed-cluster.sh"])
-    raise AssertionError("no kinoit-kubo ConfigMap")
+    docs = render(helm, *SECRETS, *values)
+    return str(find(docs, "ConfigMap", "kinoit-kubo")["data"]["001-closed-cluster.sh"])
 
 
 def prepare(binary: str, root: Path, script: str) -> Node:
@@ -89,17 +74,13 @@ def start(node: Node) -> None:
     node.process = subprocess.Popen(
         [node.binary, "daemon"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if node.process.poll() is not None:
-            assert node.process.stderr is not None
-            raise AssertionError(f"kubo exited: {node.process.stderr.read().decode()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", node.api_port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("kubo API did not come up within 60 s")
+    try:
+        wait_for_port(node.api_port, timeout=60, proc=node.process)
+    except RuntimeError:
+        assert node.process.stderr is not None
+        raise AssertionError(
+            f"kubo exited: {node.process.stderr.read().decode()[-2000:]}"
+        ) from None
 
 
 @pytest.fixture(scope="module")

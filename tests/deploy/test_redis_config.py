@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,31 +11,21 @@ from pathlib import Path
 
 import pytest
 import redis
-import yaml
+
+from tests.conftest import find_binary, free_port
+from tests.deploy.conftest import find, render
 
 pytestmark = pytest.mark.redis
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "kinoit"
-
 
 def chart_redis_conf(helm: str) -> str:
-    result = subprocess.run(
-        [helm, "template", "kinoit", str(CHART), "--set", "secrets.create=false"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    for doc in yaml.safe_load_all(result.stdout):
-        if doc and doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "kinoit-redis":
-            return str(doc["data"]["redis.conf"])
-    raise AssertionError("no kinoit-redis ConfigMap")
+    docs = render(helm, "--set", "secrets.create=false")
+    return str(find(docs, "ConfigMap", "kinoit-redis")["data"]["redis.conf"])
 
 
 @pytest.fixture
 def redis_binary() -> str:
-    from shutil import which
-
-    binary = which("redis-server")
+    binary = find_binary("redis-server")
     if binary is None:
         pytest.skip("redis-server not installed (scripts/install installs it)")
     return binary
@@ -69,9 +58,7 @@ def running(binary: str, conf: Path) -> Iterator[redis.Redis]:
 def test_chart_redis_keeps_job_state_across_restarts(
     helm: str, redis_binary: str, tmp_path: Path
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     text = chart_redis_conf(helm)
     text = text.replace("dir /data", f"dir {tmp_path}").replace("port 6379", f"port {port}")
     conf = tmp_path / "redis.conf"
