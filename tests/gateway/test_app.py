@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from kinoit.errors import NotFound
 from kinoit.gateway.app import MAX_ASYNC_BODY_BYTES, create_gateway_app
 from kinoit.gateway.functions import handler_path, load_handler
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 ECHO = """
 import json
@@ -64,6 +66,7 @@ def test_async_body_over_the_queue_limit_is_413(functions_dir: Path) -> None:
     client = create_gateway_app(functions_dir, queue).test_client()
     reply = client.post("/async-function/echo", data=b"x" * (MAX_ASYNC_BODY_BYTES + 1))
     assert reply.status_code == 413 and not queue.jobs
+    assert reply.get_json()["error"] == "PayloadTooLarge"
 
 
 def test_unknown_function_is_404(functions_dir: Path) -> None:
@@ -87,3 +90,60 @@ def test_the_repository_functions_are_found() -> None:
     found = find_functions_dir(load_settings({}))
     for name in ("split", "transcode-segment", "thumbnail", "checksum", "merge", "orchestrate"):
         assert handler_path(found, name).is_file()
+
+
+class EndlessBody(io.RawIOBase):
+    """A chunked request body that never ends; counts what the gateway read."""
+
+    def __init__(self) -> None:
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        view[:] = b"x" * len(view)
+        self.read_bytes += len(view)
+        return len(view)
+
+
+CAP = 4096
+
+
+def test_sync_body_over_the_cap_is_413_json_and_the_handler_is_not_called(
+    functions_dir: Path,
+) -> None:
+    client = create_gateway_app(functions_dir, RecordingQueue(), CAP).test_client()
+    reply = client.post("/function/echo", data=b"x" * (CAP + 1))
+    assert reply.status_code == 413 and reply.mimetype == "application/json"
+    assert (
+        reply.get_json()["error"] == "PayloadTooLarge" and str(CAP) in reply.get_json()["message"]
+    )
+    assert client.post("/function/echo", data=b"x" * CAP).get_json()["body"] == "x" * CAP
+
+
+def test_a_chunked_body_is_cut_off_after_the_cap(functions_dir: Path) -> None:
+    """No declared length: the gateway reads no more than the cap (and one read) of it."""
+    for route in ("/function/echo", "/async-function/echo"):
+        queue = RecordingQueue()
+        app = create_gateway_app(functions_dir, queue, CAP)
+        body = EndlessBody()
+        environ = EnvironBuilder(path=route, method="POST").get_environ()
+        environ.pop("CONTENT_LENGTH", None)
+        environ.update({"wsgi.input": body, "wsgi.input_terminated": True})
+        app_iter, status, headers = run_wsgi_app(app, environ)
+        reply = json.loads(b"".join(app_iter))
+        assert status.startswith("413"), route
+        assert reply["error"] == "PayloadTooLarge" and headers["Content-Type"] == "application/json"
+        assert CAP < body.read_bytes <= CAP + 64 * 1024, route
+        assert not queue.jobs
+
+
+def test_async_body_over_the_configured_cap_is_413_json(functions_dir: Path) -> None:
+    queue = RecordingQueue()
+    client = create_gateway_app(functions_dir, queue, CAP).test_client()
+    reply = client.post("/async-function/echo", data=b"x" * (CAP + 1))
+    assert reply.status_code == 413 and reply.get_json()["error"] == "PayloadTooLarge"
+    assert client.post("/async-function/echo", data=b"x" * CAP).status_code == 202
+    assert len(queue.jobs) == 1

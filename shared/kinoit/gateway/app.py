@@ -3,6 +3,12 @@
 - ``/function/<name>[/<path>]``: a synchronous call of the handler.
 - ``POST /async-function/<name>[/<path>]``: ``202`` with ``X-Call-Id``; the call is
   queued on RQ and a worker POSTs the result to ``X-Callback-Url``.
+
+Request bodies are capped here (``KINOIT_MAX_BODY_BYTES``; async calls also at the CE
+queue's limit): a larger body is a ``413`` with a JSON error, and the app holds at
+most the cap plus one read of it, chunked bodies included. (The werkzeug server of
+``kinoit dev`` then reads and discards the unsent rest before it closes the
+connection, so that the client sees the 413 rather than a reset.)
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from kinoit.errors import KinoitError, NotFound
+from kinoit.config import DEFAULT_MAX_BODY_BYTES
+from kinoit.errors import KinoitError, PayloadTooLarge
 from kinoit.gateway.event import Context, format_response, make_event
 from kinoit.gateway.functions import handler_path, load_handler
 from kinoit.gateway.worker import perform_async_call
@@ -23,6 +30,8 @@ from kinoit.gateway.worker import perform_async_call
 MAX_ASYNC_BODY_BYTES = 256_000
 # An async call may run as long as one ffmpeg stage is allowed to.
 ASYNC_JOB_TIMEOUT_SECONDS = 3600
+# Request bodies are read in pieces of at most this many bytes.
+READ_CHUNK_BYTES = 64 * 1024
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
@@ -34,8 +43,30 @@ def _error(exc: KinoitError) -> Response:
     )
 
 
-def create_gateway_app(functions_dir: Path, queue: Any) -> Flask:
-    """A Flask app serving the handlers in ``functions_dir``; async calls go to ``queue``."""
+def read_capped_body(stream: Any, content_length: int | None, limit: int) -> bytes:
+    """The request body, or PayloadTooLarge as soon as it is known to exceed ``limit``
+    bytes: from the declared length before reading anything, else after reading at most
+    ``limit + 1`` bytes (a chunked body has no declared length)."""
+    if content_length is not None and content_length > limit:
+        raise PayloadTooLarge(f"request body of {content_length} bytes exceeds {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(READ_CHUNK_BYTES, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+    return b"".join(chunks)
+
+
+def create_gateway_app(
+    functions_dir: Path, queue: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> Flask:
+    """A Flask app serving the handlers in ``functions_dir``; async calls go to ``queue``;
+    bodies over ``max_body_bytes`` are refused with 413."""
     app = Flask("kinoit-gateway")
     app.url_map.strict_slashes = False
 
@@ -48,10 +79,11 @@ def create_gateway_app(functions_dir: Path, queue: Any) -> Flask:
     def sync_call(name: str, rest: str) -> Response:
         try:
             handle = load_handler(functions_dir, name)
+            body = read_capped_body(request.stream, request.content_length, max_body_bytes)
         except KinoitError as exc:
             return _error(exc)
         event = make_event(
-            request.get_data(),
+            body,
             headers=dict(request.headers.items()),
             method=request.method,
             query=request.args.to_dict(),
@@ -65,14 +97,10 @@ def create_gateway_app(functions_dir: Path, queue: Any) -> Flask:
     def async_call(name: str, rest: str) -> Response:
         try:
             handler_path(functions_dir, name)
-        except NotFound as exc:
+            limit = min(max_body_bytes, MAX_ASYNC_BODY_BYTES)
+            body = read_capped_body(request.stream, request.content_length, limit)
+        except KinoitError as exc:
             return _error(exc)
-        body = request.get_data()
-        if len(body) > MAX_ASYNC_BODY_BYTES:
-            return Response(
-                f"async request body of {len(body)} bytes exceeds {MAX_ASYNC_BODY_BYTES}",
-                status=413,
-            )
         call_id = str(uuid.uuid4())
         headers = dict(request.headers.items())
         headers["X-Call-Id"] = call_id

@@ -126,7 +126,8 @@ class DevStack:
         self.secrets_dir = ensure_dev_secrets(settings)
         functions_dir = find_functions_dir(settings)
         connection = redis.Redis.from_url(self.redis_url)
-        app = create_gateway_app(functions_dir, Queue(ASYNC_QUEUE, connection=connection))
+        queue = Queue(ASYNC_QUEUE, connection=connection)
+        app = create_gateway_app(functions_dir, queue, settings.max_body_bytes)
         try:
             self._server = make_server(self.host, self.port, app, threaded=True)
         except (OSError, SystemExit):  # werkzeug reports a busy port by exiting
