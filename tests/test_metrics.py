@@ -198,3 +198,27 @@ def test_unreachable_redis_is_state_unavailable() -> None:
 
 def test_content_type_is_the_classic_text_format() -> None:
     assert CONTENT_TYPE.startswith("text/plain; version=0.0.4")
+
+
+def test_webhook_attempts_are_counted_by_the_delivery_pass(client: redis.Redis) -> None:
+    """deliver_pending records every attempt, so the dashboard's webhook panel moves."""
+    from kinoit import webhooks
+
+    secret = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY="
+    answers = {"http://receiver.test/ok": 204, "http://receiver.test/down": 503}
+
+    def send(url: str, body: bytes, headers: object, timeout: float) -> int:
+        return answers[url]
+
+    def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    for url in answers:
+        webhooks.enqueue_webhook(client, url, "job.completed", "job-1", {}, now=100.0)
+    report = webhooks.deliver_pending(
+        client, secret, send=send, resolve=resolve, allow_private=True, now=100.0
+    )
+    assert (len(report.delivered), len(report.retried)) == (1, 1)
+    values = samples(render_metrics(client))
+    assert values[("kinoit_webhook_deliveries_total", (("result", "ok"),))] == 1
+    assert values[("kinoit_webhook_deliveries_total", (("result", "failed"),))] == 1

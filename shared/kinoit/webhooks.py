@@ -46,6 +46,7 @@ from kinoit.errors import Forbidden, InvalidParameter, KinoitError, Unauthorized
 from kinoit.jobs import keys
 from kinoit.jobs.engine import translate_redis_errors
 from kinoit.jobs.ids import new_job_id
+from kinoit.metrics import MetricsRecorder
 
 SECRET_PREFIX = "whsec_"
 # 32 random bytes: as strong as the HMAC-SHA256 it keys.
@@ -324,12 +325,16 @@ def deliver_pending(
     schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     resolve: Resolver = _resolve,
+    metrics: MetricsRecorder | None = None,
 ) -> DeliveryReport:
     """Send every due webhook once; re-schedule failures; returns what happened.
 
     A 2xx answer is success; anything else (other status, timeout, refused
-    connection, SSRF re-check failing) is a failed attempt.
+    connection, SSRF re-check failing) is a failed attempt. Every attempt is
+    counted in ``kinoit_webhook_deliveries_total`` (``metrics``, by default the
+    recorder on ``connection``) in the same transaction as its outcome.
     """
+    metrics = MetricsRecorder(connection) if metrics is None else metrics
     key = parse_secret(secret)
     now = time.time() if now is None else now
     claimed = connection.register_script(_CLAIM)(
@@ -358,6 +363,7 @@ def deliver_pending(
             ok, error = False, f"{type(exc).__name__}: {exc}"
         attempts = int(msg.get("attempts", 0)) + 1
         pipe = connection.pipeline(transaction=True)
+        metrics.webhook_delivered(ok, pipe=pipe)
         if ok:
             pipe.zrem(keys.WEBHOOK_DUE_KEY, msg_id)
             pipe.delete(msg_key)
