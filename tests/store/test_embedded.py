@@ -289,6 +289,23 @@ def test_concurrent_writers_and_gc_from_several_processes(tmp_path: Path) -> Non
     assert temp_files(root) == []
 
 
+def _add_same_in_child(root: str, name: str) -> str:
+    return EmbeddedStore(Path(root)).add_bytes(payload(5 * CHUNK_SIZE + 1, seed=99), name=name)
+
+
+def test_several_processes_adding_the_same_file_at_once(tmp_path: Path) -> None:
+    root = tmp_path / "shared"
+    EmbeddedStore(root)
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=4, mp_context=ctx) as pool:
+        cids = set(pool.map(_add_same_in_child, [str(root)] * 8, ["same"] * 8))
+    store = EmbeddedStore(root)
+    assert len(cids) == 1
+    assert [(p.cid, p.name) for p in store.pin_ls()] == [(cids.pop(), "same")]
+    assert len(block_files(store)) == 6 + 1  # six leaves and the root, each stored once
+    assert temp_files(root) == []
+
+
 def _hold_writer_lock(root: str, ready: Any, release: Any) -> None:
     store = EmbeddedStore(Path(root))
     with store._locked():
