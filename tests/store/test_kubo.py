@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,23 @@ def test_kubo_5xx_is_retried_then_store_unavailable() -> None:
         with pytest.raises(StoreUnavailable, match="503"):
             store.block_get("bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4")
         assert len(server.requests) == 3
+
+
+def test_kubo_not_answering_times_out_retried_then_store_unavailable() -> None:
+    release = threading.Event()
+
+    def hang(request: Request) -> Answer:
+        release.wait(10)  # far longer than the client's timeout
+        return Answer(200, {"Keys": {}})
+
+    with fake_server(hang) as server:
+        try:
+            store = KuboStore(server.url, timeout=0.3, retries=1)
+            with pytest.raises(StoreUnavailable, match=r"did not answer pin/ls within 0.3s"):
+                store.pin_ls()
+            assert len(server.requests) == 2
+        finally:
+            release.set()
 
 
 def test_kubo_error_message_is_mapped_not_retried() -> None:
