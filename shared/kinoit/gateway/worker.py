@@ -90,6 +90,12 @@ def run_worker(redis_url: str, queue: str = ASYNC_QUEUE, name: str | None = None
     import redis
     from rq import Queue, SimpleWorker
 
+    from kinoit.stages.scratch import sweep_now
+
+    # Scratch directories of workers killed mid-task (stale, owner gone) go first.
+    removed = sweep_now()
+    if removed:
+        log.warning("removed %d stale scratch directories", len(removed))
     connection = redis.Redis.from_url(redis_url)
     worker = SimpleWorker([Queue(queue, connection=connection)], connection=connection, name=name)
     worker.work(with_scheduler=False, logging_level="WARNING")

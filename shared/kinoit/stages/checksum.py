@@ -13,8 +13,8 @@ from kinoit.stages.common import (
     inject_test_faults,
     require_cid,
     require_mapping,
-    scratch_dir,
 )
+from kinoit.stages.scratch import scratch_dir
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def run(request: ChecksumRequest, settings: Settings) -> dict[str, Any]:
     inject_test_faults(settings, "checksum")
     store = open_store(settings)
     rungs: dict[str, Any] = {}
-    with scratch_dir("checksum") as work:
+    with scratch_dir("checksum", settings) as work:
         reference = checksum_video(
             fetch(store, request.segment, work / "segment.mkv"), settings=settings
         )

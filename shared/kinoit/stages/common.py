@@ -1,13 +1,11 @@
 """What every stage shares: request field checks, a scratch directory that is
-always removed, and the test-only fault injection read from the settings."""
+always removed (:mod:`kinoit.stages.scratch`), and the test-only fault injection
+read from the settings."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +56,6 @@ def fetch(store: Any, cid: str, dest: Path) -> Path:
     """Write the file ``cid`` to ``dest`` (creating its folder) and return ``dest``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     return Path(store.get_file(cid, dest))
-
-
-@contextlib.contextmanager
-def scratch_dir(stage: str) -> Iterator[Path]:
-    """A private temporary directory, removed however the stage ends."""
-    path = Path(tempfile.mkdtemp(prefix=f"kinoit-{stage}-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def inject_test_faults(settings: Settings, stage: str) -> None:

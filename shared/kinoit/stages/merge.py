@@ -19,7 +19,8 @@ from typing import Any
 
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
-from kinoit.stages.common import fetch, inject_test_faults, require_cid, scratch_dir
+from kinoit.stages.common import fetch, inject_test_faults, require_cid
+from kinoit.stages.scratch import scratch_dir
 
 DIRECTORY_TYPE = "kinoit/directory"
 
@@ -74,7 +75,7 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
     fps = Fraction(str(plan["source"]["fps"]))
     frames = [int(e["end_frame"]) - int(e["start_frame"]) for e in entries]
     rungs = sorted(entries[0]["renditions"])
-    with scratch_dir("merge") as work:
+    with scratch_dir("merge", settings) as work:
         paths: dict[str, list[Path]] = {}
         for rung in rungs:
             ext = ladder.rung(rung).container

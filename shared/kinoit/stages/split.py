@@ -13,7 +13,8 @@ from typing import Any, Final
 
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter, NotAVideo
-from kinoit.stages.common import fetch, inject_test_faults, require_cid, scratch_dir
+from kinoit.stages.common import fetch, inject_test_faults, require_cid
+from kinoit.stages.scratch import scratch_dir
 
 # Self-contained, bit-exact FFV1 segments (see run()).
 SPLIT_MODE: Final = "lossless"
@@ -49,7 +50,7 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
 
     inject_test_faults(settings, "split")
     store = open_store(settings)
-    with scratch_dir("split") as work:
+    with scratch_dir("split", settings) as work:
         src = fetch(store, request.source, work / "source")
         source_bytes = src.stat().st_size
         # split_video computes with Fractions inside; an exact 1/3 s must not be rounded.

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kinoit.config import Settings
-from kinoit.stages.common import fetch, inject_test_faults, optional_int, require_cid, scratch_dir
+from kinoit.stages.common import fetch, inject_test_faults, optional_int, require_cid
+from kinoit.stages.scratch import scratch_dir
 
 # Wide enough for a seek preview, small enough to stay a few KiB.
 DEFAULT_WIDTH = 320
@@ -34,7 +35,7 @@ def run(request: ThumbnailRequest, settings: Settings) -> dict[str, Any]:
 
     inject_test_faults(settings, "thumbnail")
     store = open_store(settings)
-    with scratch_dir("thumbnail") as work:
+    with scratch_dir("thumbnail", settings) as work:
         segment = fetch(store, request.segment, work / "segment.mkv")
         image = make_thumbnail(segment, work / "thumb.jpg", width=request.width, settings=settings)
         cid = store.add(image, pin=False)

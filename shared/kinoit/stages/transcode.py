@@ -15,8 +15,8 @@ from kinoit.stages.common import (
     optional_int,
     require_cid,
     require_mapping,
-    scratch_dir,
 )
+from kinoit.stages.scratch import scratch_dir
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
 
     inject_test_faults(settings, "transcode")
     store = open_store(settings)
-    with scratch_dir("transcode") as work:
+    with scratch_dir("transcode", settings) as work:
         segment = fetch(store, request.segment, work / "segment.mkv")
         files = transcode_segment(
             segment,
