@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ import pytest
 from kinoit.errors import InvalidParameter, NotFound
 from kinoit.service.runner import (
     ProgressView,
+    check_out_dir,
+    export_outputs,
     format_progress,
     resolve_source,
     safe_relative,
@@ -110,3 +114,124 @@ def test_watch_prints_every_event_up_to_the_end(harness: Harness) -> None:
     lines = stream.getvalue().splitlines()
     assert len(everything) > 10 and len(lines) == len(everything)
     assert lines[-1].split()[1] == everything[-1].type == "job.completed"
+
+
+# ------------------------------------------------- kinoit run --out DIR, run after run
+def fake_job(
+    store: EmbeddedStore, tmp_path: Path, rungs: list[str], segments: int, storyboard: bool
+) -> str:
+    """A finished job's manifest, with tiny files standing in for the media."""
+    from kinoit.store.cid import CID
+
+    blobs = tmp_path / "blobs"
+    blobs.mkdir(exist_ok=True)
+
+    def blob(name: str) -> CID:
+        path = blobs / name
+        path.write_bytes(f"{name} of {'+'.join(rungs)}".encode())
+        return CID.parse(store.add(path, pin=True))
+
+    entries = {"master.m3u8": blob("master.m3u8")}
+    entries.update({f"{rung}/index.m3u8": blob(f"{rung}.m3u8") for rung in rungs})
+    outputs: dict[str, Any] = {
+        "mp4": {rung: blob(f"{rung}.mp4") for rung in rungs},
+        "hls": CID.parse(store.dag_put({"entries": entries})),
+    }
+    if storyboard:
+        outputs["storyboard"] = blob("storyboard.jpg")
+    return store.dag_put(
+        {
+            "source": {"frames": 25 * segments},
+            "segments": [{"index": i, "thumbnail": blob(f"t{i}.jpg")} for i in range(segments)],
+            "outputs": outputs,
+        }
+    )
+
+
+def listing(out: Path) -> set[str]:
+    return {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+
+
+def test_a_rerun_with_other_rungs_leaves_only_its_own_mp4s(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "store", durable=False)
+    out = tmp_path / "out"
+    export_outputs(store, fake_job(store, tmp_path, ["360p", "480p"], 3, True), out)
+    (out / "notes.txt").write_text("mine")  # not an MP4, not kinoit's: left alone
+    second = fake_job(store, tmp_path, ["240p"], 2, False)
+    written = export_outputs(store, second, out)
+    assert {p.name for p in out.iterdir() if p.suffix == ".mp4"} == {"240p.mp4"}
+    assert (out / "240p.mp4").read_text() == "240p.mp4 of 240p"
+    assert listing(out) == {
+        "240p.mp4", "hls/master.m3u8", "hls/240p/index.m3u8", "hls/360p/index.m3u8",
+        "hls/480p/index.m3u8", "thumbs/00000.jpg", "thumbs/00001.jpg", "manifest.json",
+        "notes.txt",
+    }  # fmt: skip
+    assert set(written) == {out / name for name in listing(out)} - {
+        out / "notes.txt", out / "hls/360p/index.m3u8", out / "hls/480p/index.m3u8",
+    }  # fmt: skip
+    assert list(json.loads((out / "manifest.json").read_text())["outputs"]["mp4"]) == ["240p"]
+
+
+@pytest.mark.parametrize("name", ["holiday.mp4", "360p.mp4", "CLIP.MP4"])
+def test_mp4s_kinoit_did_not_write_are_refused_and_kept(tmp_path: Path, name: str) -> None:
+    store = EmbeddedStore(tmp_path / "store", durable=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text("the user's own")
+    job = fake_job(store, tmp_path, ["360p"], 1, False)
+    with pytest.raises(InvalidParameter, match=re.escape(name)) as caught:
+        export_outputs(store, job, out)
+    assert caught.value.field == "--out"
+    assert listing(out) == {name} and (out / name).read_text() == "the user's own"
+
+
+def test_an_mp4_added_beside_an_earlier_run_is_refused(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "store", durable=False)
+    out = tmp_path / "out"
+    export_outputs(store, fake_job(store, tmp_path, ["360p"], 1, False), out)
+    (out / "extra.mp4").write_text("the user's own")
+    with pytest.raises(InvalidParameter, match=re.escape("extra.mp4")):
+        check_out_dir(out)
+    (out / "extra.mp4").unlink()
+    assert check_out_dir(out) is not None
+
+
+def test_a_manifest_json_kinoit_did_not_write_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"name": "my project"}')
+    with pytest.raises(InvalidParameter, match="not a kinoit manifest"):
+        check_out_dir(out)
+    (out / "file").write_text("")
+    with pytest.raises(InvalidParameter, match="not a directory"):
+        check_out_dir(out / "file")
+
+
+def test_a_failed_export_leaves_the_previous_outputs_as_they_were(tmp_path: Path) -> None:
+    from kinoit.errors import KinoitError
+
+    store = EmbeddedStore(tmp_path / "store", durable=False)
+    out = tmp_path / "out"
+    export_outputs(store, fake_job(store, tmp_path, ["360p"], 1, True), out)
+    before = {name: (out / name).read_bytes() for name in listing(out)}
+    broken = fake_job(store, tmp_path, ["240p"], 1, False)
+    manifest = store.dag_get(broken)
+    # not a CID: the export fails after the MP4 and the playlists were written
+    manifest["segments"][0]["thumbnail"] = manifest["source"]
+    with pytest.raises((KinoitError, ValueError, TypeError)):
+        export_outputs(store, store.dag_put(manifest), out)
+    assert {name: (out / name).read_bytes() for name in listing(out)} == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".kinoit-export-")]
+
+
+def test_kinoit_run_refuses_a_directory_with_foreign_mp4s_before_starting(tmp_path: Path) -> None:
+    from kinoit.config import load_settings
+    from kinoit.service.runner import run_job
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "holiday.mp4").write_text("the user's own")
+    settings = load_settings({"KINOIT_HOME": str(tmp_path / "home")})
+    with pytest.raises(InvalidParameter) as caught:
+        run_job(settings, str(tmp_path / "missing.mp4"), out_dir=out)
+    assert caught.value.field == "--out" and not (tmp_path / "home").exists()

@@ -8,7 +8,12 @@ writes the outputs to a directory. Also the local readers behind
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import re
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -134,36 +139,140 @@ def safe_relative(path: str) -> PurePosixPath:
     return rel
 
 
+@dataclass(frozen=True)
+class PreviousOutputs:
+    """What an earlier ``kinoit run`` wrote into a directory, by its ``manifest.json``."""
+
+    rungs: frozenset[str]
+    thumbs: frozenset[str]
+    files: frozenset[str]
+
+
+_THUMB = re.compile(r"^[0-9]{5,}\.jpg$")
+_OPTIONAL_FILES = {"storyboard": "storyboard.jpg", "storyboard_vtt": "storyboard.vtt"}
+
+
+def read_previous_outputs(out_dir: Path) -> PreviousOutputs | None:
+    """The outputs listed by ``out_dir/manifest.json``; None when there is none.
+    A ``manifest.json`` that is not a kinoit manifest is refused (never overwritten)."""
+    path = out_dir / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        outputs, segments = data["outputs"], data["segments"]
+        rungs = frozenset(str(rung) for rung in dict(outputs["mp4"]))
+        thumbs = frozenset(
+            f"{int(entry['index']):05d}.jpg"
+            for entry in segments
+            if isinstance(entry, dict) and entry.get("thumbnail")
+        )
+        files = frozenset(name for key, name in _OPTIONAL_FILES.items() if outputs.get(key))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        raise InvalidParameter(
+            "--out", f"{path} is not a kinoit manifest; refusing to overwrite it"
+        ) from None
+    return PreviousOutputs(rungs, thumbs, files)
+
+
+def top_level_mp4s(out_dir: Path) -> set[str]:
+    """Names of the files (and links) directly in ``out_dir`` ending in .mp4, any case."""
+    if not out_dir.is_dir():
+        return set()
+    return {
+        entry.name
+        for entry in out_dir.iterdir()
+        if entry.suffix.lower() == ".mp4" and (entry.is_symlink() or not entry.is_dir())
+    }
+
+
+def check_out_dir(out_dir: Path) -> PreviousOutputs | None:
+    """Refuse an output directory holding MP4s that kinoit did not write there (any MP4
+    not listed in a previous kinoit ``manifest.json`` of that directory): kinoit never
+    overwrites or removes them, and ``DIR/<rung>.mp4`` must be the only MP4s at the top."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidParameter("--out", f"{out_dir} exists and is not a directory")
+    previous = read_previous_outputs(out_dir) if out_dir.is_dir() else None
+    owned = {f"{rung}.mp4" for rung in previous.rungs} if previous else set()
+    foreign = sorted(top_level_mp4s(out_dir) - owned)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise InvalidParameter(
+            "--out",
+            f"{out_dir} holds MP4 files kinoit did not write ({shown}); "
+            "move them away or choose another directory",
+        )
+    return previous
+
+
 def export_outputs(store: Any, manifest_cid: str, out_dir: Path) -> list[Path]:
-    """Write a finished job's outputs under ``out_dir``; return the files written."""
+    """Write a finished job's outputs under ``out_dir``; return the files written.
+
+    Everything is first written to a fresh hidden directory inside ``out_dir`` and
+    moved into place only when complete. Outputs of an earlier run that this one does
+    not write again (rung MP4s, thumbnails, storyboard listed in the old
+    ``manifest.json``) are then removed; nothing else is (see :func:`check_out_dir`)."""
+    previous = check_out_dir(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".kinoit-export-", dir=out_dir))
+    try:
+        relative = _write_outputs(store, manifest_cid, staging)
+        written = []
+        for rel in relative:  # manifest.json comes last: it stays the old one until then
+            if rel == Path("manifest.json") and previous is not None:
+                _remove_stale(out_dir, previous, set(relative))
+            dest = out_dir / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, dest)
+            written.append(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return written
+
+
+def _remove_stale(out_dir: Path, previous: PreviousOutputs, kept: set[Path]) -> None:
+    """Remove what the previous run listed and this one did not write again: only
+    names found directly in ``out_dir`` (MP4s) or of kinoit's own fixed forms."""
+    owned_mp4s = {f"{rung}.mp4" for rung in previous.rungs}
+    stale = [Path(name) for name in sorted(top_level_mp4s(out_dir) & owned_mp4s)]
+    stale += [Path("thumbs", name) for name in sorted(previous.thumbs) if _THUMB.match(name)]
+    stale += [Path(name) for name in sorted(previous.files)]
+    for rel in stale:
+        path = out_dir / rel
+        if rel not in kept and (path.is_symlink() or path.is_file()):
+            path.unlink(missing_ok=True)
+
+
+def _write_outputs(store: Any, manifest_cid: str, out_dir: Path) -> list[Path]:
+    """Write the outputs under ``out_dir`` (manifest.json last); return their relative paths."""
     from kinoit.store.cid import CID
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     manifest = store.dag_get(manifest_cid)
     written: list[Path] = []
 
-    def get(cid: Any, dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        store.get_file(str(cid), dest)
-        written.append(dest)
+    def get(cid: Any, rel: Path) -> None:
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        store.get_file(str(cid), out_dir / rel)
+        written.append(rel)
 
     outputs = manifest["outputs"]
     for rung, cid in sorted(outputs["mp4"].items()):
-        get(cid, out_dir / f"{rung}.mp4")
+        get(cid, Path(*safe_relative(f"{rung}.mp4").parts))
     listing = store.dag_get(str(outputs["hls"]))
     for rel, cid in sorted(listing["entries"].items()):
-        get(cid, out_dir / "hls" / Path(*safe_relative(rel).parts))
+        get(cid, Path("hls", *safe_relative(rel).parts))
     manifest = {**manifest, "segments": expand_segments(manifest, store.dag_get)}
     for entry in manifest["segments"]:
         if entry.get("thumbnail"):
-            get(entry["thumbnail"], out_dir / "thumbs" / f"{int(entry['index']):05d}.jpg")
-    if outputs.get("storyboard"):
-        get(outputs["storyboard"], out_dir / "storyboard.jpg")
-    if outputs.get("storyboard_vtt"):
-        get(outputs["storyboard_vtt"], out_dir / "storyboard.vtt")
+            get(entry["thumbnail"], Path("thumbs", f"{int(entry['index']):05d}.jpg"))
+    for key, name in _OPTIONAL_FILES.items():
+        if outputs.get(key):
+            get(outputs[key], Path(name))
     text = dumps_dag_json(manifest, lambda v: isinstance(v, CID))
     (out_dir / "manifest.json").write_text(text, "utf-8")
-    written.append(out_dir / "manifest.json")
+    written.append(Path("manifest.json"))
     return written
 
 
@@ -184,6 +293,8 @@ def run_job(
     from kinoit.service.client import OrchestrateClient
     from kinoit.store import open_store
 
+    if out_dir is not None:
+        check_out_dir(out_dir)  # before any work: refuse a directory with foreign MP4s
     store = open_store(settings)
     cid = resolve_source(store, source)
     body: dict[str, Any] = {"source": cid}
