@@ -153,6 +153,24 @@ class MetricsRecorder:
 
     def task_finished(self, stage: str, state: str, seconds: float, pipe: Any = None) -> None:
         """A task of ``stage`` ended in ``state`` (done or failed) after ``seconds``."""
+        keys, argv = self._finish_args(stage, state, seconds)
+        self._run(pipe, lambda p: self._finish(keys=keys, args=argv, client=p))
+
+    def task_finished_writes(self, stage: str, state: str, seconds: float) -> list[list[str]]:
+        """The Redis commands :meth:`task_finished` runs, for a caller that runs them
+        inside its own script (e.g. only when a result is accepted)."""
+        (tasks, stages, duration), (outcome, stage, field_name, seconds_text) = self._finish_args(
+            stage, state, seconds
+        )
+        return [
+            ["HINCRBY", tasks, outcome, "1"],
+            ["SADD", stages, stage],
+            ["HINCRBY", duration, field_name, "1"],
+            ["HINCRBY", duration, "count", "1"],
+            ["HINCRBYFLOAT", duration, "sum", seconds_text],
+        ]
+
+    def _finish_args(self, stage: str, state: str, seconds: float) -> tuple[list[str], list[str]]:
         stage = _label("stage", stage)
         state = _label("state", state)
         if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
@@ -160,8 +178,7 @@ class MetricsRecorder:
         bucket = next((b for b in DURATION_BUCKETS if seconds <= b), None)
         field_name = _bucket_field(bucket) if bucket is not None else _INF_FIELD
         keys = [self.keys.tasks, self.keys.stages, self.keys.duration(stage)]
-        argv = [f"{stage}|{state}", stage, field_name, repr(float(seconds))]
-        self._run(pipe, lambda p: self._finish(keys=keys, args=argv, client=p))
+        return keys, [f"{stage}|{state}", stage, field_name, repr(float(seconds))]
 
     def task_retried(self, stage: str, pipe: Any = None) -> None:
         """A task of ``stage`` is dispatched again (lease expired or verification re-run)."""

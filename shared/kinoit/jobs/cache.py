@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -50,6 +50,20 @@ class ResultCache:
             return None
         value = json.loads(raw)
         return value if isinstance(value, dict) else None
+
+    @translate_redis_errors
+    def get_many(
+        self, lookups: Sequence[tuple[str, str, Mapping[str, Any]]]
+    ) -> list[dict[str, Any] | None]:
+        """:meth:`get` for many ``(stage, input_cid, params)`` in one round trip."""
+        if not lookups:
+            return []
+        names = [keys.CACHE_KEY.format(digest=cache_digest(*lookup)) for lookup in lookups]
+        out: list[dict[str, Any] | None] = []
+        for raw in self.redis.mget(names):
+            value = json.loads(raw) if raw is not None else None
+            out.append(value if isinstance(value, dict) else None)
+        return out
 
     @translate_redis_errors
     def put(

@@ -63,6 +63,9 @@ DEFAULT_BACKOFF_BASE_SECONDS = 2.0
 DEFAULT_BACKOFF_CAP_SECONDS = 60.0
 # A stream longer than this is trimmed (approximately); watchers also poll counts.
 DEFAULT_EVENTS_MAXLEN = 100_000
+# A completed job's stream keeps only its last this many events (the per-task history
+# of a long job would otherwise outweigh everything else it leaves in Redis).
+DEFAULT_FINISHED_EVENTS = 1000
 # Task hashes and streams of finished jobs are kept this long for inspection/cleanup.
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
 # Tasks written per Lua call when adding or leasing in bulk (keeps each call < ~10 ms).
@@ -116,6 +119,7 @@ class EngineConfig:
     retention_seconds: int = DEFAULT_RETENTION_SECONDS
     batch_size: int = DEFAULT_BATCH_SIZE
     sweep_limit: int = DEFAULT_SWEEP_LIMIT
+    finished_events: int = DEFAULT_FINISHED_EVENTS
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> EngineConfig:
@@ -190,6 +194,7 @@ class JobEngine:
         self._lease = reg(scripts.LEASE)
         self._lease_next = reg(scripts.LEASE_NEXT)
         self._complete = reg(scripts.COMPLETE)
+        self._step = reg(scripts.COMPLETE_STEP)
         self._fail = reg(scripts.FAIL)
         self._sweep = reg(scripts.SWEEP)
         self._rerun = reg(scripts.RERUN)
@@ -294,6 +299,8 @@ class JobEngine:
     ) -> JobRecord:
         """Mark a running job completed (after merge), freeing its slot.
 
+        The job's results stay; its stream keeps its last ``config.finished_events``
+        events (0: all) and its payloads are dropped (an ended job dispatches nothing).
         Conflict when the job is not running (e.g. cancelled during merge).
         """
         now = self.clock() if now is None else now
@@ -306,6 +313,7 @@ class JobEngine:
                 self.config.events_maxlen,
                 job_id,
                 self.config.retention_seconds,
+                self.config.finished_events,
             ],
         )
         self._check_stop_status(job_id, res, "complete")
@@ -464,31 +472,72 @@ class JobEngine:
                 self.config.events_maxlen,
             ],
         )
-        status, stage, cur = _s(res[0]), _s(res[1]), int(res[2])
-        if status != "accepted":
-            return Completion(
+        return self._completion(job_id, task_id, res)
+
+    @translate_redis_errors
+    def complete_step(
+        self,
+        job_id: str,
+        task_id: str,
+        attempt: int,
+        result: Mapping[str, Any],
+        followups: Iterable[tuple[str, Sequence[tuple[str, Mapping[str, Any] | None]]]] = (),
+        writes: Iterable[Sequence[str | int | float]] = (),
+        lease: int = 0,
+        lease_seconds: float | None = None,
+        now: float | None = None,
+    ) -> tuple[Completion, list[Dispatch]]:
+        """:meth:`complete`, the follow-ups it causes and the next leases in one round trip.
+
+        Atomic, in this order, and only when the result is accepted: add ``followups``
+        (``(stage, [(task_id, payload), ...])``, idempotent like :meth:`add_tasks`)
+        before recording the result, so ``all_done`` counts them; record it exactly
+        as :meth:`complete` does; run ``writes`` (Redis commands such as metric
+        counters or a result-cache ``SET``); lease up to ``lease`` next tasks like
+        :meth:`lease_next`. A refused result (duplicate, stale, job ended) adds,
+        writes and leases nothing. Keep ``followups`` small (one callback's worth);
+        use :meth:`add_tasks` for a fan-out.
+        """
+        now = self.clock() if now is None else now
+        deadline = now + (self.config.lease_seconds if lease_seconds is None else lease_seconds)
+        args: list[Any] = [
+            task_id,
+            int(attempt),
+            _json(dict(result), "result"),
+            self.config.events_maxlen,
+            repr(deadline),
+            max(0, int(lease)),
+        ]
+        groups = list(followups)
+        args.append(len(groups))
+        for stage, tasks in groups:
+            check_stage(stage)
+            args += [stage, len(tasks)]
+            for tid, payload in tasks:
+                check_task_id(tid)
+                args += [tid, _json(dict(payload), "payload") if payload else ""]
+        commands = [list(w) for w in writes]
+        args.append(len(commands))
+        for command in commands:
+            args += [len(command), *command]
+        res = self._step(keys=[*keys.job_keys(job_id), keys.STATS_KEY], args=args)
+        completion = self._completion(job_id, task_id, res)
+        if not completion.accepted:
+            return completion, []
+        lines = _s(res[9]).split("\n") if res[9] else []
+        leased = [(t, stage, int(a)) for t, stage, a in (line.split("|") for line in lines)]
+        dispatches = [
+            Dispatch(
                 job_id=job_id,
-                task_id=task_id,
+                task_id=tid,
                 stage=stage,
-                attempt=cur,
-                accepted=False,
-                duplicate=status == "duplicate",
-                ignored=status != "duplicate",
-                reason=status,
+                attempt=a,
+                lease_deadline=deadline,
+                payload=json.loads(raw) if raw else {},
             )
-        return Completion(
-            job_id=job_id,
-            task_id=task_id,
-            stage=stage,
-            attempt=cur,
-            accepted=True,
-            stage_done=bool(int(res[3])),
-            all_done=bool(int(res[4])),
-            stage_done_count=int(res[5]),
-            stage_total=int(res[6]),
-            done=int(res[7]),
-            total=int(res[8]),
-        )
+            for (tid, stage, a), raw in zip(leased, res[10] or [], strict=True)
+        ]
+        return completion, dispatches
 
     @translate_redis_errors
     def fail(
@@ -809,6 +858,34 @@ class JobEngine:
             )
             for (task_id, stage, attempt), raw in zip(leased, payloads, strict=True)
         ]
+
+    @staticmethod
+    def _completion(job_id: str, task_id: str, res: Sequence[Any]) -> Completion:
+        status, stage, cur = _s(res[0]), _s(res[1]), int(res[2])
+        if status != "accepted":
+            return Completion(
+                job_id=job_id,
+                task_id=task_id,
+                stage=stage,
+                attempt=cur,
+                accepted=False,
+                duplicate=status == "duplicate",
+                ignored=status != "duplicate",
+                reason=status,
+            )
+        return Completion(
+            job_id=job_id,
+            task_id=task_id,
+            stage=stage,
+            attempt=cur,
+            accepted=True,
+            stage_done=bool(int(res[3])),
+            all_done=bool(int(res[4])),
+            stage_done_count=int(res[5]),
+            stage_total=int(res[6]),
+            done=int(res[7]),
+            total=int(res[8]),
+        )
 
     @staticmethod
     def _task_info(job_id: str, task_id: str, raw: str) -> TaskInfo:

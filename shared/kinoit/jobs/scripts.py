@@ -59,7 +59,8 @@ local function stop_job(K, jid, newstate, reason, now, maxlen, running, stats, q
       end
     end
   end
-  redis.call('DEL', K[5], K[6], K[7])
+  -- payloads are read only to dispatch, which an ended job never does again
+  redis.call('DEL', K[4], K[5], K[6], K[7])
   redis.call('HSET', K[1], 'state', newstate, 'finished_at', now)
   if reason ~= '' then redis.call('HSET', K[1], 'error', reason) end
   redis.call('SREM', running, jid)
@@ -73,35 +74,38 @@ local function stop_job(K, jid, newstate, reason, now, maxlen, running, stats, q
 end
 """
 
-# KEYS: 8 job keys. ARGV: stage, then pairs task_id, payload-json ('' for none).
-# Returns the number of tasks newly added, or -1 when the job is over.
-ADD_TASKS = (
-    PRELUDE
-    + r"""
-local st = redis.call('HGET', KEYS[1], 'state')
-if st ~= 'queued' and st ~= 'running' then return -1 end
-local stg = ARGV[1]
-local fresh = enc('P', 1, stg, '')
-local new, pay = {}, {}
-for i = 2, #ARGV, 2 do
-  local tid = ARGV[i]
-  if redis.call('HSETNX', KEYS[3], tid, fresh) == 1 then
-    new[#new + 1] = tid
-    if ARGV[i + 1] ~= '' then
-      pay[#pay + 1] = tid
-      pay[#pay + 1] = ARGV[i + 1]
+# Registers tasks of stage ``stg``: ARGV-style list ``args`` holds pairs task_id,
+# payload-json ('' for none) from index ``from`` to ``to``. Returns the number newly
+# added, or -1 when the job is over.
+ADD_FN = r"""
+local function add_tasks(K, stg, args, from, to)
+  local st = redis.call('HGET', K[1], 'state')
+  if st ~= 'queued' and st ~= 'running' then return -1 end
+  local fresh = enc('P', 1, stg, '')
+  local new, pay = {}, {}
+  for i = from, to, 2 do
+    local tid = args[i]
+    if redis.call('HSETNX', K[3], tid, fresh) == 1 then
+      new[#new + 1] = tid
+      if args[i + 1] ~= '' then
+        pay[#pay + 1] = tid
+        pay[#pay + 1] = args[i + 1]
+      end
     end
   end
+  -- one bulk call each (batches are small enough for unpack)
+  if #new > 0 then
+    redis.call('RPUSH', K[5], unpack(new))
+    cnt(K[2], stg, 'total', #new)
+  end
+  if #pay > 0 then redis.call('HSET', K[4], unpack(pay)) end
+  return #new
 end
--- one bulk call each (batches are small enough for unpack)
-if #new > 0 then
-  redis.call('RPUSH', KEYS[5], unpack(new))
-  cnt(KEYS[2], stg, 'total', #new)
-end
-if #pay > 0 then redis.call('HSET', KEYS[4], unpack(pay)) end
-return #new
 """
-)
+
+# KEYS: 8 job keys. ARGV: stage, then pairs task_id, payload-json ('' for none).
+# Returns the number of tasks newly added, or -1 when the job is over.
+ADD_TASKS = PRELUDE + ADD_FN + "return add_tasks(KEYS, ARGV[1], ARGV, 2, #ARGV)\n"
 
 # KEYS: 8 job keys. ARGV: deadline, maxlen, then pairs task_id, attempt.
 # Returns one entry per pair: the stage when leased, false when refused.
@@ -133,96 +137,166 @@ return out
 # KEYS: 8 job keys. ARGV: deadline, maxlen, limit.
 # Leases the next never-dispatched tasks in insertion order; returns lines "task|stage|attempt".
 # One 'task.leased' event per stage and call (count, first, last) keeps fan-out cheap.
-LEASE_NEXT = (
-    PRELUDE
-    + r"""
-local out = {}
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return '' end
-local limit = tonumber(ARGV[3])
-local n = 0
-local per, order = {}, {}
--- bulk pops, reads and writes: a handful of calls per batch instead of five per task
-while n < limit do
-  local ids = redis.call('LPOP', KEYS[5], limit - n)
-  if not ids then break end
-  local vals = redis.call('HMGET', KEYS[3], unpack(ids))
-  local hs, zs = {}, {}
-  for i, tid in ipairs(ids) do
-    local v = vals[i]
-    if v then
-      local s, a, stg = parse(v)
-      if s == 'P' and (a == 1 or not redis.call('ZSCORE', KEYS[7], tid)) then
-        hs[#hs + 1] = tid
-        hs[#hs + 1] = enc('L', a, stg, '')
-        zs[#zs + 1] = ARGV[1]
-        zs[#zs + 1] = tid
-        local g = per[stg]
-        if not g then
-          g = {0, tid, tid}
-          per[stg] = g
-          order[#order + 1] = stg
+# Leases the next never-dispatched tasks (at most ``limit``) in insertion order; returns
+# lines "task|stage|attempt" (one string, not a RESP array of 3 x n items: much cheaper
+# for the client to parse). One 'task.leased' event per stage and call (count, first,
+# last) keeps fan-out cheap.
+LEASE_NEXT_FN = r"""
+local function lease_next(K, deadline, maxlen, limit)
+  local out = {}
+  if redis.call('HGET', K[1], 'state') ~= 'running' then return '' end
+  local n = 0
+  local per, order = {}, {}
+  -- bulk pops, reads and writes: a handful of calls per batch instead of five per task
+  while n < limit do
+    local ids = redis.call('LPOP', K[5], limit - n)
+    if not ids then break end
+    local vals = redis.call('HMGET', K[3], unpack(ids))
+    local hs, zs = {}, {}
+    for i, tid in ipairs(ids) do
+      local v = vals[i]
+      if v then
+        local s, a, stg = parse(v)
+        if s == 'P' and (a == 1 or not redis.call('ZSCORE', K[7], tid)) then
+          hs[#hs + 1] = tid
+          hs[#hs + 1] = enc('L', a, stg, '')
+          zs[#zs + 1] = deadline
+          zs[#zs + 1] = tid
+          local g = per[stg]
+          if not g then
+            g = {0, tid, tid}
+            per[stg] = g
+            order[#order + 1] = stg
+          end
+          g[1] = g[1] + 1
+          g[3] = tid
+          out[#out + 1] = tid .. '|' .. stg .. '|' .. a
+          n = n + 1
         end
-        g[1] = g[1] + 1
-        g[3] = tid
-        out[#out + 1] = tid .. '|' .. stg .. '|' .. a
-        n = n + 1
       end
     end
+    if #hs > 0 then
+      redis.call('HSET', K[3], unpack(hs))
+      redis.call('ZADD', K[6], unpack(zs))
+    end
   end
-  if #hs > 0 then
-    redis.call('HSET', KEYS[3], unpack(hs))
-    redis.call('ZADD', KEYS[6], unpack(zs))
+  for _, stg in ipairs(order) do
+    local g = per[stg]
+    cnt(K[2], stg, 'leased', g[1])
+    ev(K[8], maxlen, 'type', 'task.leased', 'stage', stg, 'count', g[1], 'first', g[2],
+       'last', g[3])
   end
+  return table.concat(out, '\n')
 end
-for _, stg in ipairs(order) do
-  local g = per[stg]
-  cnt(KEYS[2], stg, 'leased', g[1])
-  ev(KEYS[8], ARGV[2], 'type', 'task.leased', 'stage', stg, 'count', g[1], 'first', g[2],
-     'last', g[3])
+"""
+
+# KEYS: 8 job keys. ARGV: deadline, maxlen, limit. Returns lines "task|stage|attempt".
+LEASE_NEXT = (
+    PRELUDE + LEASE_NEXT_FN + "return lease_next(KEYS, ARGV[1], ARGV[2], tonumber(ARGV[3]))\n"
+)
+
+# Recording one result (K: 8 job keys): ``check`` whether it is accepted, then ``record``
+# it; the reply is {status, stage, attempt, stage_done, all_done, stage done, stage total,
+# job done, job total}.
+COMPLETE_FN = r"""
+-- check: the refusal reply, or false and the task's state, attempt and stage.
+local function check(K, stats, tid, attempt)
+  local v = redis.call('HGET', K[3], tid)
+  if not v then return {'unknown', '', 0, 0, 0} end
+  local s, a, stg = parse(v)
+  if s == 'D' then
+    redis.call('HINCRBY', stats, 'tasks:duplicate', 1)
+    return {'duplicate', stg, a, 0, 0}
+  end
+  local st = redis.call('HGET', K[1], 'state')
+  if st ~= 'running' then return {'job_' .. tostring(st), stg, a, 0, 0} end
+  if s == 'F' then return {'task_failed', stg, a, 0, 0} end
+  if attempt > a or attempt < 1 then return {'future_attempt', stg, a, 0, 0} end
+  return false, s, a, stg
 end
--- one string, not a RESP array of 3 x n items: much cheaper for the client to parse
-return table.concat(out, '\n')
+local function record(K, tid, attempt, result, maxlen, s, a, stg)
+  if s == 'L' then
+    redis.call('ZREM', K[6], tid)
+    redis.call('HINCRBY', K[2], stg .. ':leased', -1)
+  end
+  if a > 1 then
+    -- only tasks past attempt 1 ever wait in the retry set
+    redis.call('ZREM', K[7], tid)
+    redis.call('HINCRBY', K[2], stg .. ':retrying', -1)
+  end
+  redis.call('HSET', K[3], tid, enc('D', attempt, stg, result))
+  local sdone = redis.call('HINCRBY', K[2], stg .. ':done', 1)
+  local jdone = redis.call('HINCRBY', K[2], '*:done', 1)
+  local tot = redis.call('HMGET', K[2], stg .. ':total', '*:total')
+  local stot, jtot = tonumber(tot[1] or '0'), tonumber(tot[2] or '0')
+  -- trimming the stream every 64 completions is as good as on every XADD, and cheaper
+  redis.call('XADD', K[8], '*', 'type', 'task.done', 'task', tid, 'stage', stg,
+             'attempt', attempt)
+  if jdone % 64 == 0 then redis.call('XTRIM', K[8], 'MAXLEN', '~', maxlen) end
+  return {'accepted', stg, attempt, sdone == stot and 1 or 0, jdone == jtot and 1 or 0,
+          sdone, stot, jdone, jtot}
+end
+"""
+# KEYS: 8 job keys, stats. ARGV: task_id, attempt, result-json, maxlen.
+COMPLETE = (
+    PRELUDE
+    + COMPLETE_FN
+    + r"""
+local tid, attempt = ARGV[1], tonumber(ARGV[2])
+local no, s, a, stg = check(KEYS, KEYS[9], tid, attempt)
+if no then return no end
+return record(KEYS, tid, attempt, ARGV[3], ARGV[4], s, a, stg)
 """
 )
 
-# KEYS: 8 job keys, stats. ARGV: task_id, attempt, result-json, maxlen.
-# Returns {status, stage, attempt, stage_done, all_done, stage done, stage total,
-# job done, job total}.
-COMPLETE = (
+# One callback's whole transition in one round trip: check the result is accepted; add
+# its follow-up tasks (before recording it, so "all done" counts them); record it; run
+# the caller's extra writes (metrics, result cache); lease up to ``limit`` next tasks.
+# KEYS: 8 job keys, stats. ARGV: task_id, attempt, result-json, maxlen, deadline, limit,
+# then ngroups groups of (stage, npairs, pairs task_id payload-json), then nwrites
+# writes of (argc, command, args...).
+# Returns the COMPLETE reply; when accepted, two more items: the leased lines
+# "task|stage|attempt" and the payloads of those tasks (false for none), in order.
+COMPLETE_STEP = (
     PRELUDE
+    + ADD_FN
+    + COMPLETE_FN
+    + LEASE_NEXT_FN
     + r"""
 local tid, attempt = ARGV[1], tonumber(ARGV[2])
-local v = redis.call('HGET', KEYS[3], tid)
-if not v then return {'unknown', '', 0, 0, 0} end
-local s, a, stg = parse(v)
-if s == 'D' then
-  redis.call('HINCRBY', KEYS[9], 'tasks:duplicate', 1)
-  return {'duplicate', stg, a, 0, 0}
+local no, s, a, stg = check(KEYS, KEYS[9], tid, attempt)
+if no then return no end
+local i = 7
+local ngroups = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, ngroups do
+  local gstage, npairs = ARGV[i], tonumber(ARGV[i + 1])
+  if npairs > 0 then add_tasks(KEYS, gstage, ARGV, i + 2, i + 2 * npairs) end
+  i = i + 2 + 2 * npairs
 end
-local st = redis.call('HGET', KEYS[1], 'state')
-if st ~= 'running' then return {'job_' .. tostring(st), stg, a, 0, 0} end
-if s == 'F' then return {'task_failed', stg, a, 0, 0} end
-if attempt > a or attempt < 1 then return {'future_attempt', stg, a, 0, 0} end
-if s == 'L' then
-  redis.call('ZREM', KEYS[6], tid)
-  redis.call('HINCRBY', KEYS[2], stg .. ':leased', -1)
+local reply = record(KEYS, tid, attempt, ARGV[3], ARGV[4], s, a, stg)
+local nwrites = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nwrites do
+  local argc = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + argc))
+  i = i + 1 + argc
 end
-if a > 1 then
-  -- only tasks past attempt 1 ever wait in the retry set
-  redis.call('ZREM', KEYS[7], tid)
-  redis.call('HINCRBY', KEYS[2], stg .. ':retrying', -1)
+local lines, payloads = '', {}
+local limit = tonumber(ARGV[6])
+if limit > 0 then
+  lines = lease_next(KEYS, ARGV[5], ARGV[4], limit)
+  if lines ~= '' then
+    local ids = {}
+    for line in string.gmatch(lines, '[^\n]+') do
+      ids[#ids + 1] = string.match(line, '^([^|]*)|')
+    end
+    payloads = redis.call('HMGET', KEYS[4], unpack(ids))
+  end
 end
-redis.call('HSET', KEYS[3], tid, enc('D', attempt, stg, ARGV[3]))
-local sdone = redis.call('HINCRBY', KEYS[2], stg .. ':done', 1)
-local jdone = redis.call('HINCRBY', KEYS[2], '*:done', 1)
-local tot = redis.call('HMGET', KEYS[2], stg .. ':total', '*:total')
-local stot, jtot = tonumber(tot[1] or '0'), tonumber(tot[2] or '0')
--- trimming the stream every 64 completions is as good as on every XADD, and cheaper
-redis.call('XADD', KEYS[8], '*', 'type', 'task.done', 'task', tid, 'stage', stg,
-           'attempt', attempt)
-if jdone % 64 == 0 then redis.call('XTRIM', KEYS[8], 'MAXLEN', '~', ARGV[4]) end
-return {'accepted', stg, attempt, sdone == stot and 1 or 0, jdone == jtot and 1 or 0,
-        sdone, stot, jdone, jtot}
+reply[10] = lines
+reply[11] = payloads
+return reply
 """
 )
 
@@ -376,8 +450,11 @@ return {'ok', st, released}
 """
 )
 
-# KEYS: 8 job keys, running, stats. ARGV: now, manifest, outputs-json, maxlen, job_id, retain.
-# Returns {'ok'} or {'conflict', state}.
+# KEYS: 8 job keys, running, stats.
+# ARGV: now, manifest, outputs-json, maxlen, job_id, retain, keep (events kept, 0: all).
+# Returns {'ok'} or {'conflict', state}. A completed job keeps only its last ``keep``
+# events and no payloads (nothing is dispatched again): what stays is the record,
+# the counts and each task's result.
 FINISH = (
     PRELUDE
     + r"""
@@ -389,6 +466,9 @@ if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'manifest', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'outputs', ARGV[3]) end
 redis.call('SREM', KEYS[9], ARGV[5])
 redis.call('HINCRBY', KEYS[10], 'jobs:completed', 1)
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+local keep = tonumber(ARGV[7])
+if keep > 0 then redis.call('XTRIM', KEYS[8], 'MAXLEN', keep - 1) end
 ev(KEYS[8], ARGV[4], 'type', 'job.completed', 'manifest', ARGV[2])
 local retain = tonumber(ARGV[6])
 if retain > 0 then

@@ -111,6 +111,7 @@ class Metrics(Protocol):
 
     def job_transition(self, state: str, pipe: Any = None) -> None: ...
     def task_finished(self, stage: str, state: str, seconds: float, pipe: Any = None) -> None: ...
+    def task_finished_writes(self, stage: str, state: str, seconds: float) -> list[list[str]]: ...
     def task_retried(self, stage: str, pipe: Any = None) -> None: ...
     def verification_failed(self, pipe: Any = None) -> None: ...
 
@@ -131,6 +132,21 @@ def segment_of(task_id: str) -> int:
 def is_rerun(task_id: str) -> bool:
     """True for the verification re-run tasks."""
     return task_id.endswith(RERUN_SUFFIX)
+
+
+# Fields a segment task's result echoes from its request, by stage: not stored with the
+# task (the split index, the transcode result and the cache key already have them).
+ECHOED = {
+    "transcode": ("segment",),
+    "thumbnail": ("segment",),
+    "checksum": ("segment", "renditions"),
+}
+
+
+def stored_result(stage: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """What the engine keeps of a segment task's result: without the echoed inputs."""
+    drop = ECHOED.get(stage, ())
+    return {k: v for k, v in result.items() if k not in drop}
 
 
 @dataclass(frozen=True)
@@ -277,8 +293,30 @@ class Pipeline:
             if not dispatches:
                 return
             # Cache hits complete at once and free room; otherwise the window is full now.
-            if not any([self.send(d) for d in dispatches]):
+            if not self._send_all(dispatches):
                 return
+
+    def _send_all(self, dispatches: list[Dispatch]) -> bool:
+        """Send leased tasks (one cache lookup round trip for all); True when any
+        completed at once from the result cache."""
+        if not dispatches:
+            return False
+        requests_ = [self.request_body(d) for d in dispatches]
+        # A verification re-run exists because the earlier result is suspect: never reuse it.
+        lookups = [
+            (i, d.stage, input_cid, params)
+            for i, (d, (_, input_cid, params)) in enumerate(zip(dispatches, requests_, strict=True))
+            if not is_rerun(d.task_id)
+        ]
+        found = self.cache.get_many([(stage, c, p) for _, stage, c, p in lookups])
+        cached: dict[int, dict[str, Any]] = {
+            i: hit for (i, *_), hit in zip(lookups, found, strict=True) if hit is not None
+        }
+        hits = [
+            self._send(d, body, cached.get(i))
+            for i, (d, (body, _, _)) in enumerate(zip(dispatches, requests_, strict=True))
+        ]
+        return any(hits)
 
     def request_body(self, d: Dispatch) -> tuple[dict[str, Any], str, dict[str, Any]]:
         """The function request of a task, and its cache key (input CID, params)."""
@@ -315,9 +353,9 @@ class Pipeline:
 
     def send(self, d: Dispatch) -> bool:
         """Dispatch one leased task; True when it completed at once from the cache."""
-        body, input_cid, params = self.request_body(d)
-        # A verification re-run exists because the earlier result is suspect: never reuse it.
-        cached = None if is_rerun(d.task_id) else self.cache.get(d.stage, input_cid, params)
+        return self._send_all([d])
+
+    def _send(self, d: Dispatch, body: dict[str, Any], cached: dict[str, Any] | None) -> bool:
         if cached is not None and self._cached_result_usable(d.stage, cached):
             self.on_result(d.job_id, d.task_id, d.attempt, cached, from_cache=True)
             return True
@@ -372,12 +410,15 @@ class Pipeline:
             except (UnicodeDecodeError, json.JSONDecodeError):
                 result = None
             if isinstance(result, dict):
-                outcome = self.on_result(job_id, task_id, attempt, result)
+                # one slot freed: leased in the same round trip as the result when the
+                # stage allows (a split opens the whole fan-out instead)
+                outcome, leased = self._on_result(job_id, task_id, attempt, result, lease=1)
                 if outcome["status"] == "accepted":
-                    # one slot freed; a split opens the whole fan-out
-                    freed = None if stage_of(task_id) == "split" else 1
                     with contextlib.suppress(NotFound, Conflict):
-                        self.pump(job_id, freed)
+                        if leased is None:
+                            self.pump(job_id, None if stage_of(task_id) == "split" else 1)
+                        elif self._send_all(leased):
+                            self.pump(job_id)  # cache hits freed more room
                 return outcome
             reason, retryable = "function returned a body that is not a JSON object", True
         else:
@@ -445,6 +486,81 @@ class Pipeline:
         from_cache: bool = False,
     ) -> dict[str, Any]:
         """Record a task's result and start whatever it unlocks."""
+        return self._on_result(job_id, task_id, attempt, result, from_cache)[0]
+
+    def _on_result(
+        self,
+        job_id: str,
+        task_id: str,
+        attempt: int,
+        result: Mapping[str, Any],
+        from_cache: bool = False,
+        lease: int = 0,
+    ) -> tuple[dict[str, Any], list[Dispatch] | None]:
+        """:meth:`on_result`, also leasing up to ``lease`` next tasks in the same round
+        trip when the stage allows; the leased tasks are returned for sending, or None
+        when the caller refills the window itself."""
+        stage = stage_of(task_id)
+        if stage in ("transcode", "thumbnail") or (stage == "checksum" and result.get("ok")):
+            return self._on_plain_result(job_id, task_id, attempt, result, from_cache, lease)
+        return self._on_special_result(job_id, task_id, attempt, result, from_cache), None
+
+    def _on_plain_result(
+        self,
+        job_id: str,
+        task_id: str,
+        attempt: int,
+        result: Mapping[str, Any],
+        from_cache: bool,
+        lease: int,
+    ) -> tuple[dict[str, Any], list[Dispatch] | None]:
+        """A segment task's result (its follow-ups need no store read): check, add the
+        follow-up, record, count, cache and lease the next tasks in one engine call."""
+        stage = stage_of(task_id)
+        followups: list[tuple[str, list[tuple[str, Mapping[str, Any] | None]]]] = []
+        try:
+            if stage == "transcode":
+                suffix = RERUN_SUFFIX if is_rerun(task_id) else ""
+                payload = {"segment": result["segment"], "renditions": result["renditions"]}
+                checksum = f"checksum.{segment_of(task_id)}{suffix}"
+                followups.append(("checksum", [(checksum, payload)]))
+            # counted and cached only if accepted (the engine runs these writes then)
+            started = self._dispatched_at.get((job_id, task_id))
+            seconds = max(0.0, self.clock() - started) if started is not None else 0.0
+            writes = self.metrics.task_finished_writes(stage, "done", seconds)
+            if not from_cache:
+                _, input_cid, params = self.request_body(self._as_dispatch(job_id, task_id, result))
+                key = keys.CACHE_KEY.format(digest=cache_digest(stage, input_cid, params))
+                writes.append(["SET", key, canonical_json(dict(result))])
+        except KinoitError as exc:
+            return self.on_failure(job_id, task_id, attempt, str(exc), exc.retryable), None
+        completion, leased = self.engine.complete_step(
+            job_id, task_id, attempt, stored_result(stage, result), followups, writes, lease=lease
+        )
+        if not completion.accepted:
+            if completion.duplicate:
+                return {"status": "duplicate"}, []
+            return {"status": "ignored", "reason": completion.reason}, []
+        self._dispatched_at.pop((job_id, task_id), None)
+        if completion.all_done:
+            self._send_all(leased)  # empty: nothing is pending when all is done
+            self._start_merge(job_id)
+            return {"status": "accepted"}, None  # the caller leases the merge
+        spec = self.spec(job_id)
+        self.notifier.progress(
+            job_id, spec.callback_url, completion.done, completion.total, self._data(job_id)
+        )
+        return {"status": "accepted"}, leased
+
+    def _on_special_result(
+        self,
+        job_id: str,
+        task_id: str,
+        attempt: int,
+        result: Mapping[str, Any],
+        from_cache: bool = False,
+    ) -> dict[str, Any]:
+        """split, merge and failed checksums: their follow-ups read the store or the job."""
         stage = stage_of(task_id)
         if stage in ("split", "merge"):
             # their follow-ups read the store: skip them for duplicates (other stages'
@@ -564,21 +680,31 @@ class Pipeline:
                     end_frame=int(entry["end_frame"]),
                 )
 
-    def _final_results(self, job_id: str, stage: str) -> dict[int, Mapping[str, Any]]:
-        """Per segment, the result of the re-run when there was one, else of the first run."""
-        chosen: dict[int, tuple[bool, Mapping[str, Any]]] = {}
-        for task_id, result in self.engine.results(job_id, stage).items():
-            i, rerun = segment_of(task_id), is_rerun(task_id)
-            if i not in chosen or rerun:
-                chosen[i] = (rerun, result)
-        return {i: r for i, (_, r) in chosen.items()}
+    def _final_results(self, job_id: str) -> dict[str, dict[int, Mapping[str, Any]]]:
+        """Per segment stage and segment, the result of the re-run when there was one,
+        else of the first run; ``"reruns"`` maps the re-run segments (one task scan)."""
+        chosen: dict[str, dict[int, tuple[bool, Mapping[str, Any]]]] = {
+            stage: {} for stage in ("transcode", "checksum", "thumbnail")
+        }
+        reruns: dict[int, Mapping[str, Any]] = {}
+        for info in self.engine.iter_results(job_id):
+            per = chosen.get(info.stage)
+            if per is None:
+                continue
+            i, rerun = segment_of(info.task_id), is_rerun(info.task_id)
+            if rerun and info.stage == "transcode":
+                reruns[i] = {}
+            if i not in per or rerun:
+                per[i] = (rerun, info.result or {})
+        out = {stage: {i: r for i, (_, r) in per.items()} for stage, per in chosen.items()}
+        out["reruns"] = reruns
+        return out
 
     def _segment_entries(self, job_id: str) -> tuple[Mapping[str, Any], list[dict[str, Any]]]:
         split = self.engine.task(job_id, "split").result or {}
-        transcodes = self._final_results(job_id, "transcode")
-        checksums = self._final_results(job_id, "checksum")
-        thumbs = self._final_results(job_id, "thumbnail")
-        reruns = {segment_of(t) for t in self.engine.results(job_id, "transcode") if is_rerun(t)}
+        final = self._final_results(job_id)
+        transcodes, checksums, thumbs = final["transcode"], final["checksum"], final["thumbnail"]
+        reruns = final["reruns"]
         entries = []
         for seg in self.read_index(str(split["index"])):
             entries.append(
