@@ -18,6 +18,7 @@ from pathlib import Path
 import redis
 
 from kinoit.errors import StateUnavailable
+from kinoit.stages.scratch import pid_alive
 
 # How long a fresh redis-server may take to accept connections.
 START_TIMEOUT_SECONDS = 15.0
@@ -25,16 +26,6 @@ START_TIMEOUT_SECONDS = 15.0
 
 # Set of "<pid>" of the processes using the private redis; the last one out stops it.
 USERS_KEY = "kinoit:private-redis:users"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -59,7 +50,7 @@ class PrivateRedis:
         alive = []
         for raw in client.smembers(USERS_KEY):
             pid = int(raw)
-            if _alive(pid):
+            if pid_alive(pid):
                 alive.append(pid)
             else:
                 client.srem(USERS_KEY, raw)
