@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
 import time
 import urllib.parse
@@ -73,6 +74,11 @@ def answer(store: EmbeddedStore, function: str, body: dict[str, Any], n: int) ->
     return {"plan": body["plan"], "mp4": {"360p": CIDS}, "hls": hls, "storyboard": None}
 
 
+# Seconds of the one-off callbacks (split: fan-out; merge plan; merge: manifest and
+# pins), and the result cache's bytes.
+STEPS: dict[str, float] = {}
+
+
 class RoundTrips:
     """Counts requests written to Redis (a pipeline or a command: one round trip each)."""
 
@@ -127,13 +133,23 @@ def run_pipeline(url: str, root: Path, segments: int) -> tuple[float, int, int, 
             result = split_answer
         else:
             result = json.dumps(answer(store, function, request, segments)).encode()
+        before = time.perf_counter()
         service.handle(HttpRequest("POST", path, {"x-function-status": "200"}, query, result))
+        took = time.perf_counter() - before
+        if function in ("split", "merge"):
+            STEPS[function] = took
+        else:
+            # the slowest segment callback is the last one: it builds the merge plan
+            STEPS["merge plan"] = max(STEPS.get("merge plan", 0.0), took)
         completions += 1
     elapsed = time.perf_counter() - started
     trips = RoundTrips.count - trips_before
     commands = int(connection.info("stats")["total_commands_processed"]) - commands_before
     memory = sum(
         int(connection.memory_usage(key) or 0) for key in connection.scan_iter("kinoit:job:*")
+    )
+    STEPS["cache bytes"] = sum(
+        int(connection.memory_usage(key) or 0) for key in connection.scan_iter("kinoit:cache:*")
     )
     connection.close()
     return elapsed, completions, memory, commands, trips
@@ -178,6 +194,16 @@ def main() -> None:
     print(f"Redis round trips per completion (pipeline): {trips / completions:.2f}")
     print(f"Redis commands per completion (pipeline): {commands / completions:.1f}")
     print(f"Redis memory of the finished job: {memory / args.segments:,.0f} bytes per segment")
+    print(
+        f"result cache entries (kept for reuse, not job state): "
+        f"{STEPS.pop('cache bytes') / args.segments:,.0f} bytes per segment"
+    )
+    one_off = sum(STEPS.values())
+    steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in STEPS.items())
+    print(f"one-off callbacks: {steps}")
+    print(f"segment callbacks alone: {(completions - 3) / (elapsed - one_off):,.0f} completions/s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process (orchestrate + fake functions + store): {peak:,.0f} MiB")
 
 
 if __name__ == "__main__":

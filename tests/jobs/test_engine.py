@@ -539,3 +539,63 @@ def test_iterating_tasks_with_redis_down_is_state_unavailable() -> None:
     dead = redis.Redis(port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
     with pytest.raises(StateUnavailable):
         list(JobEngine(dead).iter_results("01ARZ3NDEKTSV4RRFFQ69G5FAV"))
+
+
+# ---------------------------------------------------------- complete_step
+def test_complete_step_adds_records_writes_and_leases_in_one_call(
+    engine: JobEngine, client: redis.Redis
+) -> None:
+    job_id = running_job(engine, n=2)
+    client.set("kinoit:cache:abc", '{"cid":"cached"}')
+    (first,) = engine.lease_next(job_id, 1)
+    completion, leased = engine.complete_step(
+        job_id,
+        first.task_id,
+        first.attempt,
+        {"cid": "A"},
+        followups=[("checksum", [("c00000", {"cache": "abc"}), ("c00001", None)])],
+        writes=[["HINCRBY", "test:metric", "done", 1]],
+        lease=3,
+    )
+    assert completion.accepted and not completion.all_done
+    assert (completion.done, completion.total) == (1, 4)  # follow-ups counted first
+    assert [(d.task_id, d.stage, d.payload, d.cached) for d in leased] == [
+        ("s00001", "transcode", {"i": 1}, None),
+        ("c00000", "checksum", {"cache": "abc"}, '{"cid":"cached"}'),
+        ("c00001", "checksum", {}, None),
+    ]
+    assert client.hget("test:metric", "done") == b"1"
+    assert engine.task(job_id, first.task_id).result == {"cid": "A"}
+
+
+def test_complete_step_refused_result_adds_writes_and_leases_nothing(
+    engine: JobEngine, client: redis.Redis
+) -> None:
+    job_id = running_job(engine, n=2)
+    (first,) = engine.lease_next(job_id, 1)
+    assert engine.complete(job_id, first.task_id, 1, {"cid": "A"}).accepted
+    completion, leased = engine.complete_step(
+        job_id, first.task_id, 1, {"cid": "B"},
+        followups=[("checksum", [("c00000", None)])],
+        writes=[["HINCRBY", "test:metric", "done", 1]], lease=5,
+    )  # fmt: skip
+    assert completion.duplicate and leased == []
+    assert client.hget("test:metric", "done") is None
+    assert engine.get_job(job_id).counts["*"].total == 2
+    engine.cancel(job_id)
+    completion, leased = engine.complete_step(job_id, "s00001", 1, {"cid": "C"}, lease=1)
+    assert completion.ignored and leased == []
+
+
+def test_completed_job_drops_payloads_and_keeps_its_last_events(
+    client: redis.Redis,
+) -> None:
+    engine = JobEngine(client, EngineConfig(finished_events=3))
+    job_id = running_job(engine, n=4)
+    for d in engine.lease_next(job_id, 4):
+        engine.complete(job_id, d.task_id, 1, {"cid": d.task_id})
+    engine.complete_job(job_id, manifest="bafyM")
+    assert not client.exists(f"kinoit:job:{job_id}:payloads")
+    events = engine.follow(job_id)
+    assert [e.type for e in events] == ["task.done", "task.done", "job.completed"]
+    assert engine.results(job_id, "transcode")["s00003"] == {"cid": "s00003"}

@@ -494,9 +494,10 @@ class JobEngine:
         before recording the result, so ``all_done`` counts them; record it exactly
         as :meth:`complete` does; run ``writes`` (Redis commands such as metric
         counters or a result-cache ``SET``); lease up to ``lease`` next tasks like
-        :meth:`lease_next`. A refused result (duplicate, stale, job ended) adds,
-        writes and leases nothing. Keep ``followups`` small (one callback's worth);
-        use :meth:`add_tasks` for a fan-out.
+        :meth:`lease_next`, reading the result-cache entry a leased task's payload
+        names under ``"cache"`` (a digest) into :attr:`Dispatch.cached`. A refused
+        result (duplicate, stale, job ended) adds, writes and leases nothing. Keep
+        ``followups`` small (one callback's worth); use :meth:`add_tasks` for a fan-out.
         """
         now = self.clock() if now is None else now
         deadline = now + (self.config.lease_seconds if lease_seconds is None else lease_seconds)
@@ -507,19 +508,18 @@ class JobEngine:
             self.config.events_maxlen,
             repr(deadline),
             max(0, int(lease)),
+            keys.CACHE_KEY.format(digest=""),
         ]
-        groups = list(followups)
-        args.append(len(groups))
-        for stage, tasks in groups:
+        groups: list[list[Any]] = []
+        for stage, tasks in followups:
             check_stage(stage)
-            args += [stage, len(tasks)]
+            flat: list[str] = []
             for tid, payload in tasks:
                 check_task_id(tid)
-                args += [tid, _json(dict(payload), "payload") if payload else ""]
-        commands = [list(w) for w in writes]
-        args.append(len(commands))
-        for command in commands:
-            args += [len(command), *command]
+                flat += [tid, _json(dict(payload), "payload") if payload else ""]
+            groups.append([stage, flat])
+        args.append(json.dumps(groups, separators=(",", ":")))
+        args.append(_json([[str(x) for x in w] for w in writes], "writes"))
         res = self._step(keys=[*keys.job_keys(job_id), keys.STATS_KEY], args=args)
         completion = self._completion(job_id, task_id, res)
         if not completion.accepted:
@@ -534,8 +534,9 @@ class JobEngine:
                 attempt=a,
                 lease_deadline=deadline,
                 payload=json.loads(raw) if raw else {},
+                cached=None if hit is None else _s(hit),
             )
-            for (tid, stage, a), raw in zip(leased, res[10] or [], strict=True)
+            for (tid, stage, a), raw, hit in zip(leased, res[10] or [], res[11] or [], strict=True)
         ]
         return completion, dispatches
 

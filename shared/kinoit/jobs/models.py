@@ -111,7 +111,10 @@ class Dispatch:
     """A task the caller must (re-)send now: it is already leased for ``attempt``.
 
     ``payload`` is what was given to :meth:`JobEngine.add_tasks` (``{}`` when
-    none was stored; derive it from ``task_id`` then).
+    none was stored; derive it from ``task_id`` then). ``cached``: when the payload
+    names a result-cache digest under ``"cache"`` and the lease came from
+    :meth:`JobEngine.complete_step`, that entry's raw value (``""`` when absent),
+    read in the same round trip; otherwise None (not looked up).
     """
 
     job_id: str
@@ -120,6 +123,7 @@ class Dispatch:
     attempt: int
     lease_deadline: float
     payload: Mapping[str, Any] = field(default_factory=dict)
+    cached: str | None = None
 
 
 @dataclass(frozen=True)

@@ -253,10 +253,12 @@ return record(KEYS, tid, attempt, ARGV[3], ARGV[4], s, a, stg)
 # its follow-up tasks (before recording it, so "all done" counts them); record it; run
 # the caller's extra writes (metrics, result cache); lease up to ``limit`` next tasks.
 # KEYS: 8 job keys, stats. ARGV: task_id, attempt, result-json, maxlen, deadline, limit,
-# then ngroups groups of (stage, npairs, pairs task_id payload-json), then nwrites
-# writes of (argc, command, args...).
-# Returns the COMPLETE reply; when accepted, two more items: the leased lines
-# "task|stage|attempt" and the payloads of those tasks (false for none), in order.
+# cache key prefix, follow-ups JSON [[stage, [task_id, payload-json, ...]], ...], writes
+# JSON [[command, arg, ...], ...] (two arguments rather than dozens: cheaper to send).
+# Returns the COMPLETE reply; when accepted, three more items: the leased lines
+# "task|stage|attempt", the payloads of those tasks (false for none) and, in order,
+# for each payload naming a result-cache digest under "cache" that entry ('' when
+# absent), else false.
 COMPLETE_STEP = (
     PRELUDE
     + ADD_FN
@@ -266,21 +268,13 @@ COMPLETE_STEP = (
 local tid, attempt = ARGV[1], tonumber(ARGV[2])
 local no, s, a, stg = check(KEYS, KEYS[9], tid, attempt)
 if no then return no end
-local i = 7
-local ngroups = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, ngroups do
-  local gstage, npairs = ARGV[i], tonumber(ARGV[i + 1])
-  if npairs > 0 then add_tasks(KEYS, gstage, ARGV, i + 2, i + 2 * npairs) end
-  i = i + 2 + 2 * npairs
+for _, group in ipairs(cjson.decode(ARGV[8])) do
+  local pairs_ = group[2]
+  if #pairs_ > 0 then add_tasks(KEYS, group[1], pairs_, 1, #pairs_) end
 end
 local reply = record(KEYS, tid, attempt, ARGV[3], ARGV[4], s, a, stg)
-local nwrites = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, nwrites do
-  local argc = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + argc))
-  i = i + 1 + argc
+for _, write in ipairs(cjson.decode(ARGV[9])) do
+  redis.call(unpack(write))
 end
 local lines, payloads = '', {}
 local limit = tonumber(ARGV[6])
@@ -294,8 +288,21 @@ if limit > 0 then
     payloads = redis.call('HMGET', KEYS[4], unpack(ids))
   end
 end
+-- a payload naming its result-cache entry ("cache": digest) gets it read here too
+local cached = {}
+for j, raw in ipairs(payloads) do
+  local hit = false
+  if raw and string.find(raw, '"cache":', 1, true) then
+    local ok, decoded = pcall(cjson.decode, raw)
+    if ok and type(decoded) == 'table' and type(decoded['cache']) == 'string' then
+      hit = redis.call('GET', ARGV[7] .. decoded['cache']) or ''
+    end
+  end
+  cached[j] = hit
+end
 reply[10] = lines
 reply[11] = payloads
+reply[12] = cached
 return reply
 """
 )

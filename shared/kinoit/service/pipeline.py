@@ -303,15 +303,21 @@ class Pipeline:
             return False
         requests_ = [self.request_body(d) for d in dispatches]
         # A verification re-run exists because the earlier result is suspect: never reuse it.
-        lookups = [
-            (i, d.stage, input_cid, params)
-            for i, (d, (_, input_cid, params)) in enumerate(zip(dispatches, requests_, strict=True))
-            if not is_rerun(d.task_id)
-        ]
+        cached: dict[int, dict[str, Any]] = {}
+        lookups = []
+        for i, (d, (_, input_cid, params)) in enumerate(zip(dispatches, requests_, strict=True)):
+            if is_rerun(d.task_id):
+                continue
+            if d.cached is None:
+                lookups.append((i, d.stage, input_cid, params))
+            elif d.cached:  # read with the lease (the payload named its cache entry)
+                value = json.loads(d.cached)
+                if isinstance(value, dict):
+                    cached[i] = value
         found = self.cache.get_many([(stage, c, p) for _, stage, c, p in lookups])
-        cached: dict[int, dict[str, Any]] = {
-            i: hit for (i, *_), hit in zip(lookups, found, strict=True) if hit is not None
-        }
+        for (i, *_), hit in zip(lookups, found, strict=True):
+            if hit is not None:
+                cached[i] = hit
         hits = [
             self._send(d, body, cached.get(i))
             for i, (d, (body, _, _)) in enumerate(zip(dispatches, requests_, strict=True))
@@ -523,6 +529,8 @@ class Pipeline:
                 suffix = RERUN_SUFFIX if is_rerun(task_id) else ""
                 payload = {"segment": result["segment"], "renditions": result["renditions"]}
                 checksum = f"checksum.{segment_of(task_id)}{suffix}"
+                if not suffix:  # a re-run's check is never answered from the cache
+                    payload = self._with_cache_key(job_id, "checksum", payload)
                 followups.append(("checksum", [(checksum, payload)]))
             # counted and cached only if accepted (the engine runs these writes then)
             started = self._dispatched_at.get((job_id, task_id))
@@ -611,6 +619,14 @@ class Pipeline:
             )
         return {"status": "accepted"}
 
+    def _with_cache_key(
+        self, job_id: str, stage: str, payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The payload naming its result-cache digest (``"cache"``), so the engine reads
+        the cached result in the round trip that leases the task."""
+        _, input_cid, params = self.request_body(Dispatch(job_id, stage, stage, 0, 0.0, payload))
+        return {**payload, "cache": cache_digest(stage, input_cid, params)}
+
     def _as_dispatch(self, job_id: str, task_id: str, result: Mapping[str, Any]) -> Dispatch:
         """Rebuild the request of a finished task from its result (stages echo their inputs)."""
         payload: dict[str, Any] = {}
@@ -648,8 +664,12 @@ class Pipeline:
                 )
                 for s in segments
             ]
-            self.engine.add_tasks(job_id, "transcode", ((f"transcode.{i}", p) for i, p in payloads))
-            self.engine.add_tasks(job_id, "thumbnail", ((f"thumbnail.{i}", p) for i, p in payloads))
+            for stage in ("transcode", "thumbnail"):
+                self.engine.add_tasks(
+                    job_id,
+                    stage,
+                    ((f"{stage}.{i}", self._with_cache_key(job_id, stage, p)) for i, p in payloads),
+                )
         elif stage == "transcode":
             suffix = RERUN_SUFFIX if is_rerun(task_id) else ""
             i = segment_of(task_id)
