@@ -146,10 +146,12 @@ def run_pipeline(url: str, root: Path, segments: int) -> tuple[float, int, int, 
     trips = RoundTrips.count - trips_before
     commands = int(connection.info("stats")["total_commands_processed"]) - commands_before
     memory = sum(
-        int(connection.memory_usage(key) or 0) for key in connection.scan_iter("kinoit:job:*")
+        int(connection.memory_usage(key, samples=0) or 0)
+        for key in connection.scan_iter("kinoit:job:*")
     )
     STEPS["cache bytes"] = sum(
-        int(connection.memory_usage(key) or 0) for key in connection.scan_iter("kinoit:cache:*")
+        int(connection.memory_usage(key, samples=0) or 0)
+        for key in connection.scan_iter("kinoit:cache:*")
     )
     connection.close()
     return elapsed, completions, memory, commands, trips

@@ -769,7 +769,12 @@ class Pipeline:
 
     def _finish(self, job_id: str, merge_result: Mapping[str, Any]) -> None:
         spec = self.spec(job_id)
-        split, entries = self._segment_entries(job_id)
+        segments = self._plan_pages(merge_result)
+        if segments is None:
+            split, entries = self._segment_entries(job_id)
+            segments = self._manifest_segments(entries)
+        else:
+            split = self.engine.task(job_id, "split").result or {}
         outputs = {
             "mp4": dict(merge_result["mp4"]),
             "hls": str(merge_result["hls"]),
@@ -781,7 +786,7 @@ class Pipeline:
             segment_seconds=spec.segment_seconds,
             ladder=list(spec.ladder.get("rungs", [])),
             audio=split.get("audio"),
-            segments=self._manifest_segments(entries),
+            segments=segments,
             outputs=outputs,
             link=self.link,
         )
@@ -794,6 +799,23 @@ class Pipeline:
             {"manifest": manifest_cid, "outputs": outputs},
         )
         self._complete_job(job_id, manifest_cid, outputs)
+
+    def _plan_pages(self, merge_result: Mapping[str, Any]) -> list[Any] | None:
+        """A long video's manifest links the very pages of entries its merge plan links
+        (same entries, same order, same page size): reuse them rather than rebuild every
+        entry from the task results. None for a short video (entries inline) or when
+        the plan cannot be read."""
+        plan_cid = merge_result.get("plan")
+        if not plan_cid:
+            return None
+        try:
+            plan = self.store.dag_get(str(plan_cid))
+        except KinoitError:
+            return None
+        pages = plan.get("pages") if isinstance(plan, dict) else None
+        if not isinstance(pages, list) or len(pages) <= 1:
+            return None
+        return [self.link(str(page)) for page in pages]
 
     def _manifest_segments(self, entries: list[dict[str, Any]]) -> list[Any]:
         """The entries inline, or for a long video links to pages of them (in order)."""
