@@ -25,7 +25,8 @@ JOB_PENDING_KEY = PREFIX + "job:{job_id}:pending"
 JOB_LEASES_KEY = PREFIX + "job:{job_id}:leases"
 # Sorted set: task_id waiting for a retry -> time it becomes due (unix seconds).
 JOB_RETRIES_KEY = PREFIX + "job:{job_id}:retries"
-# Stream: every state change of the job, for `kinoit watch` and the webhook throttler.
+# Stream: every state change of the job, for `kinoit watch` and the webhook throttler
+# (a completed job keeps only its last EngineConfig.finished_events entries).
 JOB_EVENTS_KEY = PREFIX + "job:{job_id}:events"
 
 # Sorted set: every job id -> creation time in ms (newest-first listing).
