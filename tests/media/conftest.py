@@ -62,3 +62,27 @@ def frame_hashes() -> Callable[..., list[str]]:
 @pytest.fixture
 def settings() -> Settings:
     return load_settings({})
+
+
+@pytest.fixture
+def temp_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every directory ``tempfile.mkdtemp`` makes during the test, in order.
+
+    The system temp dir is pointed at an empty ``tmp_path / "system-tmp"``, so a
+    test can also assert that nothing was left there.
+    """
+    import tempfile
+
+    system = tmp_path / "system-tmp"
+    system.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system))
+    made: list[Path] = []
+    real = tempfile.mkdtemp
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        path = real(*args, **kwargs)
+        made.append(Path(path))
+        return path
+
+    monkeypatch.setattr(tempfile, "mkdtemp", spy)
+    return made

@@ -192,3 +192,23 @@ def test_rendition_segments_requires_every_segment(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter, match="00001 has no rendition"):
         rendition_segments(tmp_path, ["00000", "00001"])
     assert json.dumps(str(tmp_path))
+
+
+def test_merge_and_hls_temp_folders_live_under_the_output(
+    job: dict[str, Any], tmp_path: Path, temp_dirs: list[Path]
+) -> None:
+    split = job["split"]
+    frames = [s.frames for s in split.segments]
+    out = tmp_path / "out"
+    merge_rung(
+        job["renditions"]["90p"], split.audio, out / "90p.mp4", fps=split.fps,
+        segment_frames=frames, settings=job["settings"],
+    )  # fmt: skip
+    package_hls(
+        {"vp9": job["renditions"]["vp9"]}, out / "hls", fps=split.fps, segment_frames=frames,
+        settings=job["settings"],
+    )  # fmt: skip
+    assert len(temp_dirs) >= 2
+    assert all(out in d.parents and not d.exists() for d in temp_dirs), temp_dirs
+    assert list((tmp_path / "system-tmp").iterdir()) == []
+    assert not list(out.rglob("kinoit-*"))

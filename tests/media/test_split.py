@@ -167,3 +167,14 @@ def test_copy_mode_is_exact_with_b_frames(clip, frame_hashes, tmp_path: Path, se
     src = clip(fps="30000/1001", seconds=2.5, gop=37, preset="veryfast", audio=False)
     result = split_video(src, tmp_path / "s", mode="copy", settings=settings)
     assert segment_frames(frame_hashes, result) == frame_hashes(src)
+
+
+@pytest.mark.parametrize("mode", ["raw", "copy"])
+def test_temp_folders_live_under_outdir_and_are_removed(
+    clip, tmp_path: Path, settings, temp_dirs: list[Path], mode: str
+) -> None:
+    out = tmp_path / "s"
+    split_video(clip(audio=False), out, mode=mode, settings=settings)  # type: ignore[arg-type]
+    assert all(d.parent == out and not d.exists() for d in temp_dirs), temp_dirs
+    assert list((tmp_path / "system-tmp").iterdir()) == []
+    assert not list(out.glob("kinoit-*"))

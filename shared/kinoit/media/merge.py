@@ -257,7 +257,8 @@ def merge_rung(
     audio = Path(audio_path) if audio_path else None
     codec = _probe_facts(paths[0], settings).codec
     try:
-        with tempfile.TemporaryDirectory(prefix="kinoit-merge-") as tmp:
+        # Next to the output (a stage's swept scratch dir), not in the system temp dir.
+        with tempfile.TemporaryDirectory(prefix="kinoit-merge-", dir=out.parent) as tmp:
             list_file = None
             if paths[0].suffix == ".mkv":
                 list_file = Path(tmp) / "list.ffconcat"
@@ -373,7 +374,7 @@ def package_hls(
             (rung_dir / MEDIA_PLAYLIST).write_text(media_playlist(entries), "utf-8")
             sizes = [p.stat().st_size for p in paths]
         else:
-            with tempfile.TemporaryDirectory(prefix="kinoit-hls-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="kinoit-hls-", dir=root) as tmp:
                 list_file = Path(tmp) / "list.ffconcat"
                 list_file.write_text(concat_list(paths, durations), "utf-8")
                 half = float(min(durations)) / 2

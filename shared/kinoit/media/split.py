@@ -219,7 +219,8 @@ def _split_decoded(
     src: Path, outdir: Path, info: ProbeResult, mode: SplitMode, seconds: float, settings: Settings
 ) -> tuple[list[Segment], int]:
     plan = plan_segments(info.frames, info.fps, seconds)
-    with tempfile.TemporaryDirectory(prefix="kinoit-split-") as tmp:
+    # Under outdir, not the system temp dir: a stage's scratch sweep then covers a killed run.
+    with tempfile.TemporaryDirectory(prefix="kinoit-split-", dir=outdir) as tmp:
         seg_list = Path(tmp) / "segments.csv"
         argv = build_decode_split_argv(
             src, outdir, mode=mode, plan=plan, fps=info.fps, vfr=info.vfr, segment_list=seg_list
