@@ -3,7 +3,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from kinoit.errors import InvalidParameter, MediaError, MediaLimitExceeded, NotAVideo
+from kinoit.errors import InvalidParameter, MediaLimitExceeded, NotAVideo
 from kinoit.media import probe
 from kinoit.media.probe import is_variable_rate, parse_probe, rotation_of
 
@@ -58,8 +58,9 @@ def test_truncated_file(clip, tmp_path: Path, settings) -> None:
     data = clip().read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(MediaError, match="truncated"):
+    with pytest.raises(NotAVideo, match="truncated") as info:
         probe(cut, settings=settings)
+    assert info.value.http_status == 400  # the caller's input, not a server fault
 
 
 def test_audio_only_is_not_a_video(tmp_path: Path, settings) -> None:

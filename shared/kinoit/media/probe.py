@@ -163,7 +163,8 @@ def parse_probe(doc: Mapping[str, Any], path: str, pts: Sequence[int] = ()) -> P
     if not counted:
         raise NotAVideo(f"{path}: video stream holds no frames")
     if declared is not None and declared - counted > DECLARED_FRAMES_SLACK:
-        raise MediaError(
+        # The caller's input is at fault (HTTP 400), not the service: NotAVideo, not MediaError.
+        raise NotAVideo(
             f"{path}: truncated: the container declares {declared} frames "
             f"but only {counted} are present"
         )
