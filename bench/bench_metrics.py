@@ -16,42 +16,16 @@ Starts a private redis-server on loopback and measures, in one run:
 from __future__ import annotations
 
 import argparse
-import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 
 import redis
 from kinoit.metrics import DURATION_BUCKETS, MetricsRecorder, Snapshot, render_metrics
+from loopback import start_redis  # bench/ is sys.path[0] when a script runs
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 STAGES = ["split", "transcode", "thumbnail", "checksum", "merge", "orchestrate", "tick"]
-
-
-def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server not found (scripts/install installs it)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            redis.Redis(port=port).ping()
-            return proc, port
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    sys.exit("redis-server did not start")
 
 
 def rate(count: int, fn: Callable[[int], None]) -> float:

@@ -22,8 +22,6 @@ import argparse
 import os
 import resource
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,6 +32,7 @@ from typing import Any
 
 import redis
 from kinoit.jobs import EngineConfig, JobEngine, callback_token, keys
+from loopback import start_redis  # bench/ is sys.path[0] when a script runs
 
 # A segment is fanned out to these stages, as the product does.
 STAGES = ("transcode", "thumbnail", "checksum")
@@ -59,45 +58,6 @@ class CountingConnection(redis.Connection):
         with CountingConnection._lock:
             CountingConnection.sends += 1
         super().send_packed_command(command, check_health)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server not found (scripts/install installs it)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    sys.exit("redis-server did not start")
 
 
 def used_memory(r: redis.Redis) -> int:
