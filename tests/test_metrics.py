@@ -207,8 +207,8 @@ def test_webhook_attempts_are_counted_by_the_delivery_pass(client: redis.Redis) 
     secret = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY="
     answers = {"http://receiver.test/ok": 204, "http://receiver.test/down": 503}
 
-    def send(url: str, body: bytes, headers: object, timeout: float) -> int:
-        return answers[url]
+    def send(target: webhooks.CallbackTarget, body: bytes, headers: object, timeout: float) -> int:
+        return answers[target.url]
 
     def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]

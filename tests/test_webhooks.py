@@ -137,6 +137,86 @@ def test_malformed_or_non_http_urls_are_invalid(url: str) -> None:
     assert info.value.field == "callback_url"
 
 
+ATTACK_PORT = 8123
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://127.0.0.1:{ATTACK_PORT}\\@1.1.1.1/hook",  # the issue's parser differential
+        "http://1.1.1.1\\@127.0.0.1/hook",
+        "http://hooks.example.com\\x/hook",
+        "http://user:pw@hooks.example.com/hook",
+        "http://hooks.example.com@127.0.0.1/hook",
+        "http://@hooks.example.com/hook",
+        "http://127.1/hook",
+        "http://2130706433/hook",
+        "http://0177.0.0.1/hook",
+        "http://0x7f.0.0.1/hook",
+        "http://127.000.000.001/hook",
+        "http://[::1%25eth0]/hook",
+        "http://%31%32%37.0.0.1/hook",
+        "http://hooks.example.com./hook",
+        "http://hooks..example.com/hook",
+        "http://-hooks.example.com/hook",
+        "http://hooks.example.com/a b",
+        "http://hooks.example.com/a\tb",
+        "http://hooks.example.com/\r\nX-Injected: 1",
+        "http://hooks.example.com/hook#frag",
+        "http://hooks.example.com/%zz",
+        "http://ex\u00e4mple.com/hook",
+        "http://hooks.example.com:0/hook",
+        "http://hooks.example.com:+80/hook",
+        "HTTP://hooks.example.com/hook",
+        "http:/hooks.example.com/hook",
+        "http://hooks.example.com?x=@127.0.0.1",
+    ],
+)
+def test_urls_two_parsers_could_read_differently_are_refused_before_any_lookup(url: str) -> None:
+    looked_up: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["93.184.216.34"]
+
+    with pytest.raises(InvalidParameter) as info:
+        webhooks.check_callback_url(url, True, resolve)
+    assert info.value.field == "callback_url"
+    assert looked_up == []
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::7f00:1", "64:ff9b::a00:1", "2002:c0a8:101::1", "::127.0.0.1", "fe80::1%1"],
+)
+def test_ipv4_hidden_in_ipv6_is_judged_by_the_ipv4_address(address: str) -> None:
+    with pytest.raises(Forbidden):
+        webhooks.check_callback_url("https://hooks.example.com/x", False, fixed(address))
+
+
+def test_the_target_is_pinned_to_the_address_checked_and_resolved_once() -> None:
+    answers = [["93.184.216.34"], ["127.0.0.1"]]  # a rebinding resolver: public, then loopback
+    calls: list[str] = []
+
+    def rebinding(host: str, port: int) -> list[str]:
+        calls.append(host)
+        return answers[min(len(calls), 2) - 1]
+
+    target = webhooks.resolve_callback("https://hooks.example.com:8443/k?x=1", False, rebinding)
+    assert (target.host, target.port, target.target) == ("hooks.example.com", 8443, "/k?x=1")
+    assert target.address == "93.184.216.34"
+    assert calls == ["hooks.example.com"]
+
+
+def test_bracketed_ipv6_literal_needs_no_lookup_and_is_canonical() -> None:
+    target = webhooks.resolve_callback("http://[2606:4700:0:0::1111]:81/h", False)
+    assert (target.host, target.address, target.port) == (
+        "[2606:4700::1111]",
+        "2606:4700::1111",
+        81,
+    )
+
+
 def test_unresolvable_host_is_invalid() -> None:
     def fail(host: str, port: int) -> list[str]:
         raise OSError("no such host")
@@ -158,6 +238,7 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: queue.Queue[Received] = queue.Queue()
         self.statuses: list[int] = []
+        self.location = ""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -167,6 +248,8 @@ class Receiver:
                 outer.requests.put(Received({k.lower(): v for k, v in self.headers.items()}, body))
                 status = outer.statuses.pop(0) if outer.statuses else 204
                 self.send_response(status)
+                if outer.location:
+                    self.send_header("location", outer.location)
                 self.send_header("content-length", "0")
                 self.end_headers()
 
@@ -268,6 +351,64 @@ def test_delivery_rechecks_ssrf_and_never_sends_to_private_targets(
     assert receiver.requests.empty()
     error = client.hget(keys.WEBHOOK_MSG_KEY.format(msg_id=msg_id), "error")
     assert error is not None and b"Forbidden" in error
+
+
+@pytest.mark.redis
+def test_parser_differential_url_is_never_delivered_even_to_allowed_private_targets(
+    client: redis.Redis, receiver: Receiver
+) -> None:
+    """The issue's attack: urlsplit saw host 1.1.1.1 and requests then sent to 127.0.0.1."""
+    port = receiver.server.server_address[1]
+    msg_id = webhooks.enqueue_webhook(
+        client, f"http://127.0.0.1:{port}\\@1.1.1.1/hook", "job.started", "J1"
+    )
+    for now, allow_private in ((time.time(), False), (time.time() + 3600, True)):
+        report = webhooks.deliver_pending(client, SECRET, allow_private=allow_private, now=now)
+        assert report.retried == [msg_id]
+    assert receiver.requests.empty()
+    error = client.hget(keys.WEBHOOK_MSG_KEY.format(msg_id=msg_id), "error")
+    assert error is not None and b"backslash" in error
+
+
+@pytest.mark.redis
+def test_delivery_connects_to_the_checked_address_without_a_second_lookup(
+    client: redis.Redis, receiver: Receiver
+) -> None:
+    """hooks.invalid resolves nowhere but through the guard's resolver: if anything after
+    the check looked the name up again the delivery would fail."""
+    port = receiver.server.server_address[1]
+    lookups: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    msg_id = webhooks.enqueue_webhook(
+        client, f"http://hooks.invalid:{port}/in?x=1", "job.started", "J1"
+    )
+    report = webhooks.deliver_pending(client, SECRET, allow_private=True, resolve=resolve)
+    assert report.delivered == [msg_id]
+    got = receiver.requests.get(timeout=5)
+    assert got.headers["host"] == f"hooks.invalid:{port}"
+    assert lookups == ["hooks.invalid"]
+
+
+@pytest.mark.redis
+def test_redirects_are_not_followed_to_a_private_address(client: redis.Redis) -> None:
+    first, second = Receiver(), Receiver()
+    try:
+        first.statuses = [307]
+        first.location = second.url
+        msg_id = webhooks.enqueue_webhook(client, first.url, "job.completed", "J1")
+        report = webhooks.deliver_pending(client, SECRET, allow_private=True)
+        assert report.retried == [msg_id]
+        assert first.requests.get(timeout=5).headers["webhook-id"] == msg_id
+        assert second.requests.empty()
+        error = client.hget(keys.WEBHOOK_MSG_KEY.format(msg_id=msg_id), "error")
+        assert error == b"HTTP 307"
+    finally:
+        first.close()
+        second.close()
 
 
 @pytest.mark.redis

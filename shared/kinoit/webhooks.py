@@ -13,23 +13,30 @@ due messages and re-schedules failures with backoff until
 ``DEFAULT_RETRY_SCHEDULE`` is exhausted, then parks the id in a dead list.
 Several deliverers may run at once: claiming is atomic, delivery at least once.
 
-:func:`check_callback_url` is the SSRF guard: http(s) only, and every address
-the host resolves to must be public unless private targets are allowed.
-Redirects are never followed. A host that resolves differently between the
-check and the request (DNS rebinding) is re-checked at every delivery, which
-narrows but does not close that window.
+:func:`resolve_callback` is the SSRF guard, used at submission and again at
+every delivery: the URL is parsed once by one strict grammar (no userinfo,
+backslash, fragment, non-ASCII or ambiguous numeric host; the standard
+library's reading must agree), its host is resolved once, every address must be
+public unless private targets are allowed, and the connection is made to the
+very address that was checked (no second DNS lookup: DNS rebinding cannot swap
+it). Redirects are never followed, so neither a private nor any other Location
+is contacted.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import os
+import re
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -40,7 +47,6 @@ from enum import StrEnum
 from typing import Any
 
 import redis
-import requests
 
 from kinoit.errors import Forbidden, InvalidParameter, KinoitError, Unauthorized
 from kinoit.jobs import keys
@@ -183,16 +189,140 @@ def new_message_id(now: float) -> str:
 # ---------------------------------------------------------------------- SSRF
 Resolver = Callable[[str, int], Sequence[str]]
 
+# The only URLs accepted: scheme, a plain host (DNS name, dotted IPv4 or bracketed
+# IPv6), an optional decimal port and an optional path and query of visible ASCII.
+# No userinfo, backslash, fragment, whitespace or percent-encoded host: every part
+# any HTTP library could read differently from this grammar is refused outright.
+_URL = re.compile(
+    r"(?P<scheme>https?)://"
+    r"(?P<host>\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253})"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+    r"(?P<target>/[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*)?"
+)
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+MAX_URL_CHARS = 2048
+# NAT64 prefixes (RFC 6052, RFC 8215): the last 32 bits are an IPv4 address.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+@dataclass(frozen=True)
+class CallbackTarget:
+    """A callback URL parsed once: what was checked is exactly what is connected to.
+
+    ``address`` is the resolved IP the connection must go to (pinned: no second DNS
+    lookup between the check and the connect); ``host`` goes in the Host header and
+    the TLS server name; ``target`` is the request line's path and query.
+    """
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    target: str
+    address: str = ""
+
+
+def parse_callback_url(url: object) -> CallbackTarget:
+    """Parse ``url`` by the strict grammar above (InvalidParameter ``callback_url``);
+    no DNS lookup. The standard library's reading must agree on scheme, host and port."""
+
+    def bad(why: str) -> InvalidParameter:
+        return InvalidParameter("callback_url", why)
+
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS:
+        raise bad(f"expected an http(s) URL of at most {MAX_URL_CHARS} characters")
+    if "\\" in url:
+        raise bad("backslashes are not allowed in a callback URL")
+    if any(not (0x21 <= ord(c) <= 0x7E) for c in url):
+        raise bad("only visible ASCII is allowed (no spaces, control or non-ASCII characters)")
+    if "#" in url:
+        raise bad("a fragment is not allowed in a callback URL")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise bad(f"scheme must be http or https, got {url[:80]!r}")
+    if scheme != scheme.lower():
+        raise bad("write the scheme in lower case")
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    if "@" in authority:
+        raise bad("userinfo (user:password@) is not allowed in a callback URL")
+    match = _URL.fullmatch(url)
+    if match is None or _PERCENT.search(url):
+        raise bad(f"malformed URL {url[:80]!r}")
+    host = _check_host(match.group("host"))
+    port = int(match.group("port")) if match.group("port") else (443 if scheme == "https" else 80)
+    if not 1 <= port <= 65535:
+        raise bad(f"port {port} out of range")
+    target = match.group("target") or "/"
+    try:  # the differential check: the other common reading must see the same thing
+        other = urllib.parse.urlsplit(url)
+        other_port = other.port or (443 if other.scheme == "https" else 80)
+    except ValueError as exc:
+        raise bad(f"malformed URL: {exc}") from None
+    other_host = (other.hostname or "").lower()
+    if host.startswith("["):
+        with contextlib.suppress(ValueError):
+            other_host = f"[{ipaddress.IPv6Address(other_host)}]"
+    if (other.scheme, other_host, other_port) != (scheme, host, port):
+        raise bad("URL parses ambiguously; refused")
+    return CallbackTarget(url=url, scheme=scheme, host=host, port=port, target=target)
+
+
+def _check_host(raw: str) -> str:
+    """A lower-cased DNS name, a canonical dotted IPv4, or a bracketed IPv6 without zone."""
+    if raw.startswith("["):
+        try:
+            ip6 = ipaddress.IPv6Address(raw[1:-1])
+        except ValueError:
+            raise InvalidParameter("callback_url", f"not an IPv6 address: {raw}") from None
+        return f"[{ip6}]"
+    host = raw.lower()
+    labels = host.split(".")
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        raise InvalidParameter("callback_url", f"not a valid host name: {raw!r}")
+    if labels[-1].isdigit():
+        # numeric hosts must be exactly a dotted quad: "127.1", "2130706433" or
+        # "0177.0.0.1" mean loopback to some resolvers and a name to others
+        try:
+            ip4 = ipaddress.IPv4Address(host)
+        except ValueError:
+            raise InvalidParameter(
+                "callback_url", f"numeric host {raw!r} is not a dotted-quad IPv4 address"
+            ) from None
+        if str(ip4) != host:
+            raise InvalidParameter("callback_url", f"non-canonical IPv4 address {raw!r}")
+    return host
+
 
 def _resolve(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
 
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (mapped, 6to4, Teredo, NAT64, compatible)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _NAT64) or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if "%" in address:  # a scoped (link-local) IPv6 address
+        return False
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(ip)
+        if inner is not None and not _is_public(str(inner)):
+            return False
+        if ip in _IPV4_COMPATIBLE:
+            return False
     return not (
         ip.is_private
         or ip.is_loopback
@@ -204,55 +334,104 @@ def _is_public(address: str) -> bool:
     )
 
 
-def check_callback_url(url: str, allow_private: bool = False, resolve: Resolver = _resolve) -> str:
-    """Return ``url`` when it is a safe webhook target.
+def resolve_callback(
+    url: str, allow_private: bool = False, resolve: Resolver = _resolve
+) -> CallbackTarget:
+    """Parse ``url`` once, resolve its host once and return the target pinned to the
+    checked address.
 
-    InvalidParameter (field ``callback_url``) for a malformed URL, another
-    scheme than http(s), or a host that does not resolve; Forbidden when any
-    resolved address is private, loopback, link-local, multicast, reserved or
-    unspecified and ``allow_private`` is false.
+    InvalidParameter (field ``callback_url``) for a URL outside the strict grammar
+    or a host that does not resolve; Forbidden when any resolved address is private,
+    loopback, link-local, multicast, reserved or unspecified (IPv4 embedded in IPv6
+    included) and ``allow_private`` is false.
     """
-    if not isinstance(url, str) or len(url) > 2048:
-        raise InvalidParameter("callback_url", "expected an http(s) URL of at most 2048 characters")
+    target = parse_callback_url(url)
+    host = target.host.strip("[]")
     try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidParameter("callback_url", f"malformed URL: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise InvalidParameter("callback_url", f"scheme must be http or https, got {url!r}")
-    host = parts.hostname
-    if not host:
-        raise InvalidParameter("callback_url", f"no host in {url!r}")
-    if port is None:
-        port = 443 if parts.scheme == "https" else 80
-    try:
-        addresses = list(resolve(host, port))
+        addresses = [str(a) for a in resolve(host, target.port)]
     except (OSError, UnicodeError) as exc:
         raise InvalidParameter("callback_url", f"cannot resolve host {host!r}: {exc}") from None
     if not addresses:
         raise InvalidParameter("callback_url", f"host {host!r} has no address")
-    if not allow_private:
-        for address in addresses:
-            if not _is_public(address):
-                raise Forbidden(
-                    f"callback_url: {host} resolves to non-public address {address}; refused"
-                )
-    return url
+    for address in addresses:
+        try:
+            public = _is_public(address)
+        except ValueError:
+            raise InvalidParameter(
+                "callback_url", f"host {host!r} resolved to {address!r}, not an IP address"
+            ) from None
+        if not public and not allow_private:
+            raise Forbidden(
+                f"callback_url: {host} resolves to non-public address {address}; refused"
+            )
+    return CallbackTarget(
+        url=target.url,
+        scheme=target.scheme,
+        host=target.host,
+        port=target.port,
+        target=target.target,
+        address=addresses[0],
+    )
+
+
+def check_callback_url(url: str, allow_private: bool = False, resolve: Resolver = _resolve) -> str:
+    """Return ``url`` when it is a safe webhook target (see :func:`resolve_callback`)."""
+    return resolve_callback(url, allow_private, resolve).url
 
 
 # ------------------------------------------------------------------ delivery
-# (url, body, headers, timeout) -> HTTP status code; raises OSError/requests errors on failure.
-Sender = Callable[[str, bytes, Mapping[str, str], float], int]
+# (pinned target, body, headers, timeout) -> HTTP status; raises OSError or
+# http.client.HTTPException when no answer came.
+Sender = Callable[[CallbackTarget, bytes, Mapping[str, str], float], int]
 
 
-def http_sender(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
-    """POST with requests; redirects are not followed (they could bypass the SSRF guard)."""
-    response = requests.post(
-        url, data=body, headers=dict(headers), timeout=timeout, allow_redirects=False
-    )
-    response.close()
-    return int(response.status_code)
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """HTTP to ``address`` while the Host header names the checked host."""
+
+    def __init__(self, target: CallbackTarget, timeout: float) -> None:
+        super().__init__(target.host.strip("[]"), target.port, timeout=timeout)
+        self.pinned = target.address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.pinned, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to ``address``; the certificate is checked against the host name."""
+
+    def __init__(self, target: CallbackTarget, timeout: float, context: ssl.SSLContext) -> None:
+        super().__init__(target.host.strip("[]"), target.port, timeout=timeout, context=context)
+        self.pinned = target.address
+        self.tls = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.pinned, self.port), self.timeout)
+        try:
+            self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+
+
+def http_sender(
+    target: CallbackTarget, body: bytes, headers: Mapping[str, str], timeout: float
+) -> int:
+    """POST ``body`` to the pinned address of ``target``. Redirects are never followed
+    (a 3xx is a failed attempt): a Location is a new, unchecked target."""
+    if not target.address:
+        raise InvalidParameter("callback_url", "target was not resolved and checked")
+    connection: http.client.HTTPConnection
+    if target.scheme == "https":
+        connection = _PinnedHTTPSConnection(target, timeout, ssl.create_default_context())
+    else:
+        connection = _PinnedHTTPConnection(target, timeout)
+    try:
+        connection.request("POST", target.target, body=body, headers=dict(headers))
+        response = connection.getresponse()
+        response.read(64 * 1024)  # a little of the body, so the connection closes cleanly
+        return int(response.status)
+    finally:
+        connection.close()
 
 
 @dataclass(frozen=True)
@@ -355,11 +534,14 @@ def deliver_pending(
         body = msg["body"].encode()
         error = ""
         try:
-            check_callback_url(msg["url"], allow_private, resolve)
-            status = send(msg["url"], body, signature_headers(key, msg_id, int(now), body), timeout)
+            # one parse, one resolution: the connection goes to the address checked here
+            target = resolve_callback(msg["url"], allow_private, resolve)
+            status = send(target, body, signature_headers(key, msg_id, int(now), body), timeout)
             ok = 200 <= status < 300
             error = "" if ok else f"HTTP {status}"
-        except (OSError, requests.RequestException, KinoitError) as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            ok, error = False, f"ConnectionError: {type(exc).__name__}: {exc}"
+        except KinoitError as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}"
         attempts = int(msg.get("attempts", 0)) + 1
         pipe = connection.pipeline(transaction=True)
