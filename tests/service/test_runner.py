@@ -49,7 +49,9 @@ def test_plain_progress_writes_lines_not_carriage_returns() -> None:
     assert "\r" not in stream.getvalue() and stream.getvalue().splitlines()[-1] == "b"
 
 
-@pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a/../../b", ""])
+@pytest.mark.parametrize(
+    "path", ["../x", "/etc/passwd", "a/../../b", "", ".", "a//b", "a/.hidden", "360p\n/x.ts", 7]
+)
 def test_listing_paths_cannot_escape(path: str) -> None:
     with pytest.raises(InvalidParameter):
         safe_relative(path)

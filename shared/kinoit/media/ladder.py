@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from kinoit.errors import InvalidParameter
+from kinoit.names import NAME, check_name
 
 # A ladder file is a short document; anything larger is a mistake or an attack.
 MAX_LADDER_BYTES = 64 * 1024
@@ -40,8 +41,8 @@ MAX_RUNGS = 16
 MIN_EDGE, MAX_EDGE = 16, 8192
 # 1 kbit/s .. 1 Gbit/s covers every sane rendition bitrate.
 MIN_BITRATE, MAX_BITRATE = 1_000, 1_000_000_000
-# Rung names become directory and playlist names.
-RUNG_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+# Rung names become directory and playlist names: checked by kinoit.names (fullmatch).
+RUNG_NAME = NAME
 BITRATE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([kKmM]?)$")
 
 X26X_PRESETS = (
@@ -221,9 +222,7 @@ def parse_rung(raw: object, where: str) -> Rung:
     unknown = sorted(str(k) for k in raw if k not in RUNG_KEYS)
     if unknown:
         raise InvalidParameter(f"{where}.{unknown[0]}", "unknown key")
-    name = raw.get("name")
-    if not isinstance(name, str) or not RUNG_NAME.match(name):
-        raise InvalidParameter(f"{where}.name", f"expected [a-z0-9][a-z0-9_-]*, got {name!r}")
+    name = check_name(raw.get("name"), f"{where}.name")
     where = f"rungs[{name}]"
     codec = raw.get("codec", "h264")
     if not isinstance(codec, str) or codec not in CODECS:
@@ -293,9 +292,7 @@ def parse_ladder(raw: object, default_name: str = "custom") -> Ladder:
     unknown = sorted(str(k) for k in raw if k not in LADDER_KEYS)
     if unknown:
         raise InvalidParameter(f"ladder.{unknown[0]}", "unknown key")
-    name = raw.get("name", default_name)
-    if not isinstance(name, str) or not RUNG_NAME.match(name):
-        raise InvalidParameter("ladder.name", f"expected [a-z0-9][a-z0-9_-]*, got {name!r}")
+    name = check_name(raw.get("name", default_name), "ladder.name")
     rungs_raw = raw.get("rungs")
     if not isinstance(rungs_raw, Sequence) or isinstance(rungs_raw, str) or not rungs_raw:
         raise InvalidParameter("ladder.rungs", "expected a non-empty list of rungs")

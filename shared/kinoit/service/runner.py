@@ -23,6 +23,7 @@ from typing import IO, Any
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter, KinoitError, NotFound, StateUnavailable
 from kinoit.manifest import dumps_dag_json, expand_segments
+from kinoit.names import check_name
 
 # How often `kinoit run` asks for the job's state.
 POLL_SECONDS = 0.25
@@ -131,12 +132,18 @@ class ProgressView:
         self.stream.flush()
 
 
-def safe_relative(path: str) -> PurePosixPath:
-    """A relative path with no ``..`` (listing entries come from the store)."""
-    rel = PurePosixPath(path)
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+# One part of a path read from a stored directory listing: no leading dot (so no
+# "." or ".."), no separator, control character or space.
+_LISTING_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def safe_relative(path: object) -> PurePosixPath:
+    """A relative path whose every part is a plain file name (listing entries come
+    from the store)."""
+    parts = path.split("/") if isinstance(path, str) else []
+    if not parts or not all(_LISTING_PART.fullmatch(part) for part in parts):
         raise InvalidParameter("hls", f"refusing unsafe path {path!r} in a directory listing")
-    return rel
+    return PurePosixPath(*parts)
 
 
 @dataclass(frozen=True)
@@ -259,7 +266,7 @@ def _write_outputs(store: Any, manifest_cid: str, out_dir: Path) -> list[Path]:
 
     outputs = manifest["outputs"]
     for rung, cid in sorted(outputs["mp4"].items()):
-        get(cid, Path(*safe_relative(f"{rung}.mp4").parts))
+        get(cid, Path(check_name(rung, "outputs.mp4") + ".mp4"))
     listing = store.dag_get(str(outputs["hls"]))
     for rel, cid in sorted(listing["entries"].items()):
         get(cid, Path("hls", *safe_relative(rel).parts))

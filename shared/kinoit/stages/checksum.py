@@ -8,6 +8,7 @@ from typing import Any
 
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
+from kinoit.names import check_name
 from kinoit.stages.common import (
     fetch,
     inject_test_faults,
@@ -31,7 +32,7 @@ def parse_request(body: dict[str, Any]) -> ChecksumRequest:
     raw = require_mapping(body, "renditions")
     if not raw:
         raise InvalidParameter("renditions", "expected at least one rendition")
-    renditions = {str(rung): require_cid(raw, rung) for rung in sorted(raw)}
+    renditions = {check_name(rung, "renditions"): require_cid(raw, rung) for rung in sorted(raw)}
     return ChecksumRequest(segment, renditions)
 
 
