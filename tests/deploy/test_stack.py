@@ -204,6 +204,36 @@ def test_requirements_carry_the_shared_dependencies() -> None:
         assert not missing, f"functions/{name}/requirements.txt lacks {sorted(missing)}"
         # A path to ./shared does not exist when pip reads the file in the image.
         assert not any("shared" in line for line in listed), name
+        # The one-machine extra (RQ) stays out of the function images.
+        local = {
+            re.sub(r"\s+", "", d) for d in pyproject["project"]["optional-dependencies"]["local"]
+        }
+        assert not listed & local, (
+            f"functions/{name}/requirements.txt ships {sorted(listed & local)}"
+        )
+
+
+# Run in a fresh interpreter where importing rq fails, as in a function image.
+IMPORT_WITHOUT_LOCAL_EXTRA = """
+import importlib.util, sys
+sys.modules["rq"] = None
+spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+assert callable(module.handle)
+"""
+
+
+@pytest.mark.parametrize("name", [*STAGES, TICK])
+def test_handlers_import_without_the_local_extra(name: str) -> None:
+    handler = REPO / "functions" / name / "handler.py"
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_WITHOUT_LOCAL_EXTRA, str(handler)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def render_pro() -> subprocess.CompletedProcess[str]:
