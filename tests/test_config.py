@@ -10,6 +10,8 @@ def test_defaults_without_environment() -> None:
     assert settings.home == Path("~/.kinoit").expanduser()
     assert settings.ipfs_api is None
     assert settings.max_active_jobs == DEFAULT_MAX_ACTIVE_JOBS
+    assert settings.failpoints == {}
+    assert settings.functions_dir is None and settings.scratch_dir is None
     assert settings.store_dir == settings.home / "store"
 
 
@@ -21,6 +23,11 @@ def test_values_are_read_from_prefixed_variables(tmp_path: Path) -> None:
             "KINOIT_MAX_ATTEMPTS": "5",
             "KINOIT_LEASE_SECONDS": "2.5",
             "KINOIT_ALLOW_PRIVATE_CALLBACKS": "yes",
+            "KINOIT_DISPATCH_WINDOW": "3",
+            "KINOIT_TICK_SECONDS": "0",
+            "KINOIT_FUNCTIONS_DIR": str(tmp_path / "functions"),
+            "KINOIT_SCRATCH_DIR": str(tmp_path / "scratch"),
+            "KINOIT_FAILPOINTS": "stage.split=error",
         }
     )
     assert settings.home == tmp_path
@@ -28,6 +35,11 @@ def test_values_are_read_from_prefixed_variables(tmp_path: Path) -> None:
     assert settings.max_attempts == 5
     assert settings.lease_seconds == 2.5
     assert settings.allow_private_callbacks is True
+    assert settings.dispatch_window == 3
+    assert settings.tick_seconds == 0
+    assert settings.functions_dir == tmp_path / "functions"
+    assert settings.scratch_dir == tmp_path / "scratch"
+    assert set(settings.failpoints) == {"stage.split"}
 
 
 @pytest.mark.parametrize(
@@ -37,6 +49,11 @@ def test_values_are_read_from_prefixed_variables(tmp_path: Path) -> None:
         ("KINOIT_MAX_ATTEMPTS", "0"),
         ("KINOIT_LEASE_SECONDS", "nan"),
         ("KINOIT_ALLOW_PRIVATE_CALLBACKS", "maybe"),
+        ("KINOIT_DISPATCH_WINDOW", "sixteen"),
+        ("KINOIT_DISPATCH_WINDOW", "0"),
+        ("KINOIT_TICK_SECONDS", "-1"),
+        ("KINOIT_FAILPOINTS", "stage.split"),
+        ("KINOIT_FAILPOINTS", "stage.split=explode"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kinoit.errors import InvalidParameter
+from kinoit.failpoints import VARIABLE as FAILPOINTS_VARIABLE
+from kinoit.failpoints import Action, parse_failpoints
 
 # Where the embedded store, private redis and logs live when nothing else is said.
 DEFAULT_HOME = "~/.kinoit"
@@ -38,6 +40,12 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_HTTP_TIMEOUT_SECONDS = 60.0
 # Transient upstream failures are retried this many times with backoff.
 DEFAULT_HTTP_RETRIES = 3
+# Tasks in flight per job: enough to keep a few workers busy, few enough that a
+# task does not wait in the async queue long enough for its lease to expire.
+DEFAULT_DISPATCH_WINDOW = 16
+# Sweep leases, start queued jobs and deliver webhooks this often in every orchestrate
+# process, so nothing waits for the cron-connector's once-a-minute tick (0 disables).
+DEFAULT_TICK_SECONDS = 2.0
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -83,6 +91,11 @@ def _env_str(env: Mapping[str, str], name: str) -> str | None:
     return raw.strip() or None if raw is not None else None
 
 
+def _env_path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = _env_str(env, name)
+    return Path(raw).expanduser() if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every configurable value of kinoit, immutable once built."""
@@ -104,7 +117,14 @@ class Settings:
     http_timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS
     http_retries: int = DEFAULT_HTTP_RETRIES
     allow_private_callbacks: bool = False
-    extra: Mapping[str, str] = field(default_factory=dict)
+    dispatch_window: int = DEFAULT_DISPATCH_WINDOW
+    tick_seconds: float = DEFAULT_TICK_SECONDS
+    # None: the functions/ folder of the checkout kinoit is installed from.
+    functions_dir: Path | None = None
+    # None: an owner-only folder in the system temp dir (kinoit.stages.scratch).
+    scratch_dir: Path | None = None
+    # Armed only by test harnesses (kinoit.failpoints); empty in production.
+    failpoints: Mapping[str, Action] = field(default_factory=dict)
 
     @property
     def store_dir(self) -> Path:
@@ -148,5 +168,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         http_retries=_env_int(env, "KINOIT_HTTP_RETRIES", DEFAULT_HTTP_RETRIES, 0),
         allow_private_callbacks=_env_bool(env, "KINOIT_ALLOW_PRIVATE_CALLBACKS", False),
-        extra={k: v for k, v in env.items() if k.startswith("KINOIT_")},
+        dispatch_window=_env_int(env, "KINOIT_DISPATCH_WINDOW", DEFAULT_DISPATCH_WINDOW, 1),
+        tick_seconds=_env_float(env, "KINOIT_TICK_SECONDS", DEFAULT_TICK_SECONDS, 0.0),
+        functions_dir=_env_path(env, "KINOIT_FUNCTIONS_DIR"),
+        scratch_dir=_env_path(env, "KINOIT_SCRATCH_DIR"),
+        failpoints=parse_failpoints(env.get(FAILPOINTS_VARIABLE, "")),
     )

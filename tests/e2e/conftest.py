@@ -2,8 +2,10 @@
 KINOIT_HOME, a local webhook receiver, and tiny clips with sound.
 
 Everything is driven over HTTP exactly as a client would; nothing in the product
-is patched. Test-only behaviour is switched on through KINOIT_TEST_* variables
-that the product reads through its settings.
+is patched. Failures and stalls are switched on through named failpoints
+(KINOIT_FAILPOINTS, see kinoit.failpoints); a wrong rendition comes from a wrapper
+handler under tests/e2e/functions, served instead of the real one through
+KINOIT_FUNCTIONS_DIR (:func:`functions_with`).
 """
 
 from __future__ import annotations
@@ -185,6 +187,24 @@ def _write_secrets(secrets: Path) -> None:
     secrets.mkdir(parents=True, exist_ok=True)
     (secrets / "kinoit-api-token").write_text(API_TOKEN + "\n")
     (secrets / "kinoit-webhook-secret").write_text(WEBHOOK_SECRET + "\n")
+
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_FUNCTIONS = Path(__file__).resolve().parent / "functions"
+
+
+def functions_with(root: Path, *names: str) -> Path:
+    """A functions folder under ``root``: the repository's functions, except those
+    in ``names``, which come from tests/e2e/functions (wrapper handlers)."""
+    folder = root / "functions"
+    folder.mkdir()
+    for real in sorted((REPO / "functions").iterdir()):
+        if (real / "handler.py").is_file():
+            source = TEST_FUNCTIONS / real.name if real.name in names else real
+            (folder / real.name).symlink_to(source, target_is_directory=True)
+    missing = set(names) - {p.name for p in folder.iterdir()}
+    assert not missing, f"no such functions: {sorted(missing)}"
+    return folder
 
 
 def start_dev(root: Path, workers: int = 2, **env: str) -> Dev:

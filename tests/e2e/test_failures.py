@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.e2e.conftest import JOB_TIMEOUT, Dev, Receiver, ReferenceRun
+from tests.e2e.conftest import JOB_TIMEOUT, Dev, Receiver, ReferenceRun, functions_with
 
 pytestmark = [pytest.mark.redis, pytest.mark.ffmpeg]
 
@@ -37,7 +37,7 @@ def run_to_failure(dev: Dev, receiver: Receiver, source: str) -> tuple[dict[str,
 def test_task_that_always_fails_fails_the_job_with_the_reason(
     dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path]
 ) -> None:
-    dev = dev_factory(KINOIT_TEST_FAIL_STAGE="thumbnail", KINOIT_MAX_ATTEMPTS="2")
+    dev = dev_factory(KINOIT_FAILPOINTS="stage.thumbnail=error", KINOIT_MAX_ATTEMPTS="2")
     data, job = run_to_failure(dev, receiver, dev.add(clips["short0"]))
     assert "injected failure" in data["reason"]
     assert data["failed_tasks"][0]["stage"] == "thumbnail"
@@ -57,11 +57,13 @@ def test_source_that_is_not_a_video_fails_without_retries(
 
 
 def test_a_really_wrong_rendition_is_rerun_once_then_fails_the_job(
-    dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path]
+    dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path], tmp_path: Path
 ) -> None:
-    # transcode really writes a negative picture for the segment starting at frame 0,
-    # on the first run and on the re-run: the real checksum must catch both
-    dev = dev_factory(KINOIT_TEST_CORRUPT_START_FRAME="0")
+    # transcode (the wrapper in tests/e2e/functions) really stores a negative picture for
+    # the segment starting at frame 0, on the first run and on the re-run: the real
+    # checksum must catch both
+    functions = functions_with(tmp_path, "transcode-segment")
+    dev = dev_factory(KINOIT_FUNCTIONS_DIR=str(functions), CORRUPT_START_FRAME="0")
     data, job = run_to_failure(dev, receiver, dev.add(clips["short1"]))
     assert data["reason"].startswith("verification failed: segment 0: "), data["reason"]
     assert data["failed_tasks"][0]["task"] == "checksum.0.r2"
@@ -112,7 +114,7 @@ def test_killed_worker_task_is_retried_and_the_manifest_is_unchanged(
     dev_factory: Callable[..., Dev], clips: dict[str, Path], reference_run: ReferenceRun
 ) -> None:
     dev = dev_factory(
-        KINOIT_TEST_STAGE_DELAY="transcode:3",
+        KINOIT_FAILPOINTS="stage.transcode=sleep(3)",
         KINOIT_LEASE_SECONDS="20",
         KINOIT_DISPATCH_WINDOW="2",
     )
@@ -128,7 +130,7 @@ def test_killed_worker_task_is_retried_and_the_manifest_is_unchanged(
 def test_cancel_stops_the_job_and_releases_everything(
     dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path]
 ) -> None:
-    dev = dev_factory(KINOIT_TEST_STAGE_DELAY="transcode:2")
+    dev = dev_factory(KINOIT_FAILPOINTS="stage.transcode=sleep(2)")
     source = dev.add(clips["short2"])
     job_id = dev.submit(source, callback_url=receiver.url)
     deadline = time.monotonic() + JOB_TIMEOUT

@@ -27,9 +27,8 @@ _loaded: dict[Path, Handler] = {}
 
 def find_functions_dir(settings: Settings) -> Path:
     """The folder holding ``<name>/handler.py`` for every function."""
-    configured = settings.extra.get("KINOIT_FUNCTIONS_DIR")
-    if configured:
-        path = Path(configured).expanduser()
+    if settings.functions_dir is not None:
+        path = settings.functions_dir
     else:
         # shared/kinoit/gateway/functions.py -> the repository root is three levels up.
         path = Path(__file__).resolve().parents[3] / "functions"

@@ -298,11 +298,6 @@ def build_service(settings: Settings) -> OrchestrateService:
     return OrchestrateService(settings, pipeline, connection)
 
 
-# Sweep leases, start queued jobs and deliver webhooks this often in every orchestrate
-# process, so nothing waits for the cron-connector's once-a-minute tick.
-DEFAULT_TICK_SECONDS = 2.0
-
-
 def _tick_forever(service: OrchestrateService, interval: float) -> None:
     while not service.stopped.wait(interval):
         try:
@@ -342,9 +337,8 @@ def get_service() -> OrchestrateService:
             except InputError as exc:
                 # a bad setting is the operator's to fix: not the caller's 4xx
                 raise ConfigurationError(f"orchestrate is misconfigured: {exc.message}") from exc
-            interval = float(settings.extra.get("KINOIT_TICK_SECONDS") or DEFAULT_TICK_SECONDS)
-            if interval > 0:
-                start_background(_service, interval)
+            if settings.tick_seconds > 0:
+                start_background(_service, settings.tick_seconds)
         return _service
 
 

@@ -56,9 +56,6 @@ STAGE_FUNCTIONS = {
     "checksum": "checksum",
     "merge": "merge",
 }
-# Tasks in flight per job: enough to keep a few workers busy, few enough that a
-# task does not wait in the async queue long enough for its lease to expire.
-DEFAULT_DISPATCH_WINDOW = 16
 # Posting to the gateway's async endpoint only enqueues; it should be quick.
 DISPATCH_TIMEOUT_SECONDS = 10.0
 # Segment entries per page of the merge plan and of a long manifest: an entry with
@@ -184,7 +181,7 @@ class Pipeline:
         self.post = post
         self.clock = clock
         self.holds = PinHolds(engine.redis, store)
-        self.window = int(settings.extra.get("KINOIT_DISPATCH_WINDOW") or DEFAULT_DISPATCH_WINDOW)
+        self.window = settings.dispatch_window
         public = settings.public_url or settings.gateway_url.rstrip("/") + "/function/orchestrate"
         self.callback_base = public.rstrip("/")
         self._specs: BoundedMemo = BoundedMemo()

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kinoit import failpoints
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
 from kinoit.names import check_name
 from kinoit.stages.common import (
     fetch,
-    inject_test_faults,
     require_cid,
     require_mapping,
 )
@@ -41,7 +41,7 @@ def run(request: ChecksumRequest, settings: Settings) -> dict[str, Any]:
     from kinoit.media.checksum import ALGORITHM, checksum_video, compare_checksums
     from kinoit.store import open_store
 
-    inject_test_faults(settings, "checksum")
+    failpoints.hit(settings.failpoints, "stage.checksum")
     store = open_store(settings)
     rungs: dict[str, Any] = {}
     with scratch_dir("checksum", settings) as work:

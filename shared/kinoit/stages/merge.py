@@ -17,9 +17,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from kinoit import failpoints
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
-from kinoit.stages.common import fetch, inject_test_faults, require_cid
+from kinoit.stages.common import fetch, require_cid
 from kinoit.stages.scratch import scratch_dir
 
 DIRECTORY_TYPE = "kinoit/directory"
@@ -67,7 +68,7 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
     from kinoit.media.thumbnail import make_storyboard
     from kinoit.store import open_store
 
-    inject_test_faults(settings, "merge")
+    failpoints.hit(settings.failpoints, "stage.merge")
     store = open_store(settings)
     plan = store.dag_get(request.plan)
     entries = read_plan_segments(store, plan)

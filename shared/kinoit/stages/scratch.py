@@ -92,9 +92,8 @@ def pid_alive(pid: int) -> bool:
 def scratch_root(settings: Settings) -> Path:
     """The scratch root, created if needed. The default one, in the shared temp dir,
     must be a real directory owned by this user (ConfigurationError otherwise)."""
-    configured = settings.extra.get(SCRATCH_DIR_VAR)
-    if configured:
-        root = Path(configured).expanduser()
+    if settings.scratch_dir is not None:
+        root = settings.scratch_dir
         root.mkdir(parents=True, exist_ok=True)
         if not root.is_dir():
             raise ConfigurationError(f"{SCRATCH_DIR_VAR}={root} is not a directory")

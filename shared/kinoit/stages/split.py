@@ -11,9 +11,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Final
 
+from kinoit import failpoints
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter, NotAVideo
-from kinoit.stages.common import fetch, inject_test_faults, require_cid
+from kinoit.stages.common import fetch, require_cid
 from kinoit.stages.scratch import scratch_dir
 
 # Self-contained, bit-exact FFV1 segments (see run()).
@@ -48,7 +49,7 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
     from kinoit.store import open_store
     from kinoit.store.cid import CID
 
-    inject_test_faults(settings, "split")
+    failpoints.hit(settings.failpoints, "stage.split")
     store = open_store(settings)
     with scratch_dir("split", settings) as work:
         src = fetch(store, request.source, work / "source")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kinoit import failpoints
 from kinoit.config import Settings
-from kinoit.stages.common import fetch, inject_test_faults, optional_int, require_cid
+from kinoit.stages.common import fetch, optional_int, require_cid
 from kinoit.stages.scratch import scratch_dir
 
 # Wide enough for a seek preview, small enough to stay a few KiB.
@@ -33,7 +34,7 @@ def run(request: ThumbnailRequest, settings: Settings) -> dict[str, Any]:
     from kinoit.media.thumbnail import make_thumbnail
     from kinoit.store import open_store
 
-    inject_test_faults(settings, "thumbnail")
+    failpoints.hit(settings.failpoints, "stage.thumbnail")
     store = open_store(settings)
     with scratch_dir("thumbnail", settings) as work:
         segment = fetch(store, request.segment, work / "segment.mkv")

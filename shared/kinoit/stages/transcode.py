@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from kinoit import failpoints
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
 from kinoit.stages.common import (
-    corrupt_test_renditions,
     fetch,
-    inject_test_faults,
     optional_int,
     require_cid,
     require_mapping,
@@ -60,7 +59,7 @@ def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
     from kinoit.media.transcode import transcode_segment
     from kinoit.store import open_store
 
-    inject_test_faults(settings, "transcode")
+    failpoints.hit(settings.failpoints, "stage.transcode")
     store = open_store(settings)
     with scratch_dir("transcode", settings) as work:
         segment = fetch(store, request.segment, work / "segment.mkv")
@@ -74,7 +73,6 @@ def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
             size=request.size,
             settings=settings,
         )
-        corrupt_test_renditions(settings, request.start_frame, [f.path for f in files.values()])
         renditions = {name: store.add(f.path, pin=False) for name, f in sorted(files.items())}
         frames = {name: f.frames for name, f in files.items()}
     fps = f"{request.fps.numerator}/{request.fps.denominator}" if request.fps else None
