@@ -100,6 +100,7 @@ def run_pipeline(url: str, root: Path, segments: int) -> tuple[float, int, int, 
     secrets.mkdir()
     (secrets / "kinoit-api-token").write_text("t")
     (secrets / "kinoit-webhook-secret").write_text("whsec_YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2g=")
+    (secrets / "kinoit-stage-secret").write_text("bench-stage-signing-secret")
     settings = load_settings(
         {"KINOIT_HOME": str(root / "home"), "KINOIT_SECRETS_DIR": str(secrets),
          "KINOIT_REDIS_URL": url, "KINOIT_DISPATCH_WINDOW": "64"}

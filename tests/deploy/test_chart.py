@@ -19,11 +19,14 @@ DASHBOARD = CHART / "dashboards" / "kinoit.json"
 TOKEN = "0123456789abcdef0123456789abcdef"
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 CLUSTER_SECRET = "ab" * 32
+STAGE_SECRET = "fedcba9876543210fedcba9876543210"
 REQUIRED = [
     "--set",
     f"secrets.apiToken={TOKEN}",
     "--set",
     f"secrets.webhookSecret={WEBHOOK_SECRET}",
+    "--set",
+    f"secrets.stageSecret={STAGE_SECRET}",
 ]
 GATEWAY_SERIES = {"gateway_function_invocation_total", "gateway_functions_seconds"}
 
@@ -47,6 +50,7 @@ def test_default_render_has_redis_kubo_secrets_and_dashboard(helm: str) -> None:
     for name, key, value in [
         ("kinoit-api-token", "kinoit-api-token", TOKEN),
         ("kinoit-webhook-secret", "kinoit-webhook-secret", WEBHOOK_SECRET),
+        ("kinoit-stage-secret", "kinoit-stage-secret", STAGE_SECRET),
     ]:
         secret = find(docs, "Secret", name)
         assert secret["metadata"]["namespace"] == "openfaas-fn"
@@ -125,6 +129,8 @@ def test_existing_secrets_need_no_values(helm: str) -> None:
             ["--set", "secrets.apiToken=short", "--set", f"secrets.webhookSecret={WEBHOOK_SECRET}"],
             "secrets.apiToken is too short",
         ),
+        (REQUIRED[:4], "secrets.stageSecret is required"),
+        ([*REQUIRED[:4], "--set", "secrets.stageSecret=short"], "secrets.stageSecret is too short"),
         ([*REQUIRED, "--set", "cluster.enabled=true"], "cluster.secret is required"),
         (
             [*REQUIRED, "--set", "cluster.enabled=true", "--set", "cluster.secret=nothex"],

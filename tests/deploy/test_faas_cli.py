@@ -148,6 +148,7 @@ def test_generate_function_resources_with_substituted_settings(
     assert set(by_name["orchestrate"]["spec"]["secrets"]) == {
         "kinoit-api-token",
         "kinoit-webhook-secret",
+        "kinoit-stage-secret",
     }
 
 

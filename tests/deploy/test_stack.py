@@ -167,10 +167,16 @@ def test_requests_and_limits_per_stage(functions: dict[str, Any]) -> None:
 
 
 def test_secrets(functions: dict[str, Any]) -> None:
-    assert set(functions["orchestrate"]["secrets"]) == {"kinoit-api-token", "kinoit-webhook-secret"}
+    assert set(functions["orchestrate"]["secrets"]) == {
+        "kinoit-api-token",
+        "kinoit-webhook-secret",
+        "kinoit-stage-secret",
+    }
     assert functions[TICK]["secrets"] == ["kinoit-api-token"]
     for name in STAGES:
         assert "kinoit-api-token" in functions[name]["secrets"], name
+        # orchestrate signs stage requests with it, every stage verifies with it
+        assert "kinoit-stage-secret" in functions[name]["secrets"], name
 
 
 def test_heavy_stages_are_pinned_to_datacenter_nodes(functions: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ from tests.conftest import free_port, wait_for_port
 
 API_TOKEN = "e2e-api-token"
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWJ5dGVzLTEyMzQ="
+STAGE_SECRET = "e2e-stage-signing-secret"
 TINY_LADDER = {
     "name": "tiny",
     "rungs": [
@@ -187,6 +188,7 @@ def _write_secrets(secrets: Path) -> None:
     secrets.mkdir(parents=True, exist_ok=True)
     (secrets / "kinoit-api-token").write_text(API_TOKEN + "\n")
     (secrets / "kinoit-webhook-secret").write_text(WEBHOOK_SECRET + "\n")
+    (secrets / "kinoit-stage-secret").write_text(STAGE_SECRET + "\n")
 
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 import requests
+from kinoit.stages.testing import signed_headers
 from standardwebhooks import Webhook as StandardWebhook
 
-from tests.e2e.conftest import WEBHOOK_SECRET, Dev, ReferenceRun
+from tests.e2e.conftest import STAGE_SECRET, WEBHOOK_SECRET, Dev, ReferenceRun
 
 pytestmark = [pytest.mark.redis, pytest.mark.ffmpeg]
 
@@ -152,7 +153,10 @@ def test_forged_and_duplicate_callbacks(
 
 def test_gateway_routes_sync_and_async_calls(dev_factory: Callable[..., Dev]) -> None:
     dev = dev_factory(workers=1)
-    response = requests.post(f"{dev.url}/function/split", data=b"{}", timeout=30)
+    unsigned = requests.post(f"{dev.url}/function/split", data=b"{}", timeout=30)
+    assert unsigned.status_code == 401 and unsigned.json()["error"] == "Unauthorized"
+    signed = signed_headers(b"{}", STAGE_SECRET.encode())
+    response = requests.post(f"{dev.url}/function/split", data=b"{}", headers=signed, timeout=30)
     assert response.status_code == 400 and response.json()["field"] == "source"
     queued = requests.post(f"{dev.url}/async-function/thumbnail", data=b"{}", timeout=30)
     assert queued.status_code == 202 and queued.headers["X-Call-Id"]

@@ -16,6 +16,7 @@ def test_complete_configured_secrets_are_used_as_they_are(tmp_path: Path) -> Non
     secrets.mkdir()
     (secrets / "kinoit-api-token").write_text("tok")
     (secrets / "kinoit-webhook-secret").write_text(generate_webhook_secret())
+    (secrets / "kinoit-stage-secret").write_text("a stage-signing secret")
     settings = load_settings(
         {"KINOIT_HOME": str(tmp_path / "h"), "KINOIT_SECRETS_DIR": str(secrets)}
     )
@@ -37,6 +38,9 @@ def test_missing_secrets_are_generated_under_home_keeping_existing_ones(tmp_path
     assert oct((target / "kinoit-webhook-secret").stat().st_mode & 0o777) == "0o600"
     assert ensure_dev_secrets(settings) == target  # stable on the next start
     assert (target / "kinoit-webhook-secret").read_text().strip() == webhook
+    stage = (target / "kinoit-stage-secret").read_text().strip()
+    assert len(stage) >= 32 and stage != webhook
+    assert oct((target / "kinoit-stage-secret").stat().st_mode & 0o777) == "0o600"
 
 
 @pytest.mark.redis

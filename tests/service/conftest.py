@@ -19,11 +19,13 @@ from kinoit.jobs import EngineConfig, JobEngine, ResultCache
 from kinoit.metrics import MetricsRecorder
 from kinoit.service import HttpRequest, OrchestrateService, RedisNotifier
 from kinoit.service.pipeline import Pipeline
+from kinoit.stages.signing import verify_stage_request
 from kinoit.store import EmbeddedStore
 from kinoit.store.cid import CID
 
 API_TOKEN = "test-api-token"
 WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY="
+STAGE_SECRET = "test-stage-signing-secret"
 GATEWAY = "http://gateway.test:8080"
 LADDER = {
     "name": "tiny",
@@ -63,6 +65,8 @@ class Harness:
         return self.service.pipeline
 
     def post(self, url: str, data: str, headers: dict[str, str], timeout: float) -> FakeResponse:
+        # every dispatch is signed for the stage, its body and its callback bound
+        verify_stage_request(STAGE_SECRET.encode(), headers, data.encode())
         callback = urllib.parse.urlsplit(headers["X-Callback-Url"])
         _, _, job_id, task_id, attempt = callback.path.rsplit("/", 4)
         token = urllib.parse.parse_qs(callback.query)["token"][0]
@@ -188,6 +192,7 @@ def make_settings(tmp_path: Path, redis_url: str, **env: str) -> Settings:
     secrets.mkdir(exist_ok=True)
     (secrets / "kinoit-api-token").write_text(API_TOKEN)
     (secrets / "kinoit-webhook-secret").write_text(WEBHOOK_SECRET)
+    (secrets / "kinoit-stage-secret").write_text(STAGE_SECRET)
     return load_settings(
         {
             "KINOIT_HOME": str(tmp_path / "home"),

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kinoit.errors import InvalidParameter, StoreUnavailable
 from kinoit.stages.http import serve_stage
+from kinoit.stages.signing import STAGE_SECRET_FILE
+from kinoit.stages.testing import CONTRACT_STAGE_SECRET, signed_headers
 
 
-def event(body: bytes, method: str = "POST") -> Any:
-    return SimpleNamespace(body=body, headers={}, method=method, query={}, path="/")
+@pytest.fixture(autouse=True)
+def stage_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / STAGE_SECRET_FILE).write_bytes(CONTRACT_STAGE_SECRET)
+    monkeypatch.setenv("KINOIT_SECRETS_DIR", str(tmp_path))
+
+
+def event(body: bytes, method: str = "POST", signed: bool = True) -> Any:
+    headers = signed_headers(body) if signed else {}
+    return SimpleNamespace(body=body, headers=headers, method=method, query={}, path="/")
 
 
 def parse_request(body: dict[str, Any]) -> str:
@@ -57,3 +67,23 @@ def test_a_bad_setting_is_the_deployments_500_not_the_callers_400(
     reply = json.loads(body)
     assert status == 500 and reply["error"] == "ConfigurationError"
     assert "KINOIT_MAX_BODY_BYTES" in reply["message"]
+
+
+def test_unsigned_requests_are_401_and_never_reach_the_stage() -> None:
+    calls: list[Any] = []
+    spy = SimpleNamespace(parse_request=lambda body: calls.append(body), run=run)
+    body, status, _ = serve_stage(event(b'{"segment": "s"}', signed=False), spy)
+    assert status == 401 and json.loads(body)["error"] == "Unauthorized"
+    assert calls == []
+
+
+def test_a_stage_without_its_secret_refuses_everything_as_misconfigured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("KINOIT_SECRETS_DIR", str(empty))
+    body, status, _ = serve_stage(event(b'{"segment": "s"}'), STAGE)
+    reply = json.loads(body)
+    assert status == 500 and reply["error"] == "ConfigurationError"
+    assert "kinoit-stage-secret" in reply["message"]

@@ -27,6 +27,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- if not (hasPrefix "whsec_" $hook) -}}
 {{- fail "secrets.webhookSecret must start with whsec_ followed by base64 (Standard Webhooks), e.g. whsec_$(openssl rand -base64 32)" -}}
 {{- end -}}
+{{- $stage := required "secrets.stageSecret is required: orchestrate signs every stage request with it, e.g. --set secrets.stageSecret=$(openssl rand -hex 32)" .Values.secrets.stageSecret -}}
+{{- if lt (len $stage) 16 -}}
+{{- fail "secrets.stageSecret is too short: use at least 16 characters, e.g. $(openssl rand -hex 32)" -}}
+{{- end -}}
 {{- end -}}
 {{- if .Values.cluster.enabled -}}
 {{- $secret := required "cluster.secret is required when cluster.enabled: 64 hex characters shared by the cluster peers, e.g. --set cluster.secret=$(openssl rand -hex 32)" .Values.cluster.secret -}}

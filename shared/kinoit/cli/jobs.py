@@ -69,7 +69,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
         _say(f"gateway on {stack.gateway_url}")
         _say(f"orchestrate at {stack.gateway_url}/function/orchestrate")
         _say(f"redis at {stack.redis_url}")
-        _say(f"secrets in {stack.secrets_dir} (kinoit-api-token, kinoit-webhook-secret)")
+        _say(
+            f"secrets in {stack.secrets_dir} "
+            "(kinoit-api-token, kinoit-webhook-secret, kinoit-stage-secret)"
+        )
         _say(f"{args.workers} workers; logs in {stack.settings.home / 'logs'}")
         print("READY", file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):

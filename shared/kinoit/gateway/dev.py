@@ -34,6 +34,7 @@ from kinoit.gateway.app import create_gateway_app
 from kinoit.gateway.functions import find_functions_dir
 from kinoit.gateway.redis_server import PrivateRedis, ensure_private_redis
 from kinoit.gateway.worker import ASYNC_QUEUE
+from kinoit.stages.signing import STAGE_SECRET_FILE
 
 API_TOKEN_FILE = "kinoit-api-token"
 WEBHOOK_SECRET_FILE = "kinoit-webhook-secret"
@@ -54,14 +55,19 @@ def generate_webhook_secret() -> str:
 
 
 def ensure_dev_secrets(settings: Settings) -> Path:
-    """A secrets dir holding both secrets: the configured one when complete, else
+    """A secrets dir holding every secret (API token, webhook secret, stage-signing
+    secret): the configured one when complete, else
     ``$KINOIT_HOME/secrets`` with missing secrets generated (existing ones copied)."""
-    names = (API_TOKEN_FILE, WEBHOOK_SECRET_FILE)
+    names = (API_TOKEN_FILE, WEBHOOK_SECRET_FILE, STAGE_SECRET_FILE)
     if all(settings.secret(name) for name in names):
         return settings.secrets_dir
     target = settings.home / "secrets"
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
-    generators = {API_TOKEN_FILE: generate_api_token, WEBHOOK_SECRET_FILE: generate_webhook_secret}
+    generators = {
+        API_TOKEN_FILE: generate_api_token,
+        WEBHOOK_SECRET_FILE: generate_webhook_secret,
+        STAGE_SECRET_FILE: generate_api_token,  # random URL-safe text, as the token
+    }
     for name in names:
         path = target / name
         if path.exists() and path.read_text().strip():

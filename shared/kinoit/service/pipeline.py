@@ -45,6 +45,7 @@ from kinoit.jobs import (
 from kinoit.manifest import build_manifest, build_segment_entry
 from kinoit.service.holds import PinHolds
 from kinoit.service.spec import JobSpec
+from kinoit.stages.signing import sign_stage_request, stage_key
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,7 @@ class Pipeline:
         self._specs: BoundedMemo = BoundedMemo()
         self._dispatched_at: BoundedMemo = BoundedMemo()
         self._stuck: BoundedMemo = BoundedMemo()
+        self._stage_key: bytes | None = None  # read on the first dispatch
 
     # ------------------------------------------------------------------ jobs
     def spec(self, job_id: str) -> JobSpec:
@@ -368,11 +370,20 @@ class Pipeline:
         callback = f"{self.callback_base}/callback/{d.job_id}/{d.task_id}/{d.attempt}?token={token}"
         url = f"{self.settings.gateway_url.rstrip('/')}/async-function/{STAGE_FUNCTIONS[d.stage]}"
         self._dispatched_at[(d.job_id, d.task_id)] = self.clock()
+        data = json.dumps(body, separators=(",", ":"))
+        if self._stage_key is None:
+            self._stage_key = stage_key(self.settings)
+        # every stage refuses a request orchestrate did not sign (body and callback bound)
+        signature = sign_stage_request(self._stage_key, data.encode(), callback, self.clock())
         try:
             response = self.post(
                 url,
-                data=json.dumps(body, separators=(",", ":")),
-                headers={"Content-Type": "application/json", "X-Callback-Url": callback},
+                data=data,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Callback-Url": callback,
+                    **signature,
+                },
                 timeout=DISPATCH_TIMEOUT_SECONDS,
             )
             if int(response.status_code) >= 300:
@@ -450,7 +461,9 @@ class Pipeline:
             message = f"{parsed.get('error', 'Error')}: {parsed['message']}"
         else:
             message = f"HTTP {status}: {text.strip() or 'no body'}"
-        return message, status >= 500 or status == 429
+        # 401: the stage refused the signature, which had expired while the task waited
+        # in the queue; the next attempt is signed afresh
+        return message, status >= 500 or status in (401, 429)
 
     def on_failure(
         self, job_id: str, task_id: str, attempt: int, reason: str, retryable: bool

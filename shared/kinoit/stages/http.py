@@ -19,16 +19,23 @@ from kinoit.errors import (
     KinoitError,
     PayloadTooLarge,
 )
+from kinoit.stages.signing import stage_key, verify_stage_request
 
 Reply = tuple[str, int, dict[str, str]]
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-def read_json(event: Any, max_bytes: int) -> dict[str, Any]:
-    """The event body as a JSON object; 413 over ``max_bytes``, 400 when not an object."""
+def event_body(event: Any, max_bytes: int) -> bytes:
+    """The event body as bytes; 413 over ``max_bytes``."""
     body = event.body if isinstance(event.body, bytes | bytearray) else str(event.body).encode()
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"request body of {len(body)} bytes exceeds {max_bytes}")
+    return bytes(body)
+
+
+def read_json(event: Any, max_bytes: int) -> dict[str, Any]:
+    """The event body as a JSON object; 413 over ``max_bytes``, 400 when not an object."""
+    body = event_body(event, max_bytes)
     try:
         value = json.loads(body or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -59,14 +66,18 @@ class Stage(Protocol):
 
 def serve_stage(event: Any, stage: Stage) -> Reply:
     """The whole of a stage handler: POST JSON in, the stage's JSON result or a JSON
-    error out (400/413 for bad requests, 5xx for failures another attempt may fix)."""
+    error out (401 unless orchestrate signed it, 400/413 for bad requests, 5xx for
+    failures another attempt may fix)."""
     if event.method != "POST":
         return json_reply({"error": "MethodNotAllowed", "message": "use POST"}, 405)
     try:
         try:
             settings = load_settings()
+            key = stage_key(settings)
         except InputError as exc:  # the operator's to fix: not the caller's 4xx
             raise ConfigurationError(f"function is misconfigured: {exc.message}") from exc
+        # Only orchestrate may call: the signature is checked before anything is parsed.
+        verify_stage_request(key, event.headers, event_body(event, settings.max_body_bytes))
         request = stage.parse_request(read_json(event, settings.max_body_bytes))
         return json_reply(stage.run(request, settings))
     except KinoitError as exc:

@@ -17,8 +17,12 @@ installed ``kinoit`` package, like its handler) stays a few lines long::
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -67,6 +71,41 @@ def call(
     return HandlerReply(result.status, result.headers, result.body)
 
 
+# The stage-signing secret the contract's handlers are called with.
+CONTRACT_STAGE_SECRET = b"contract-stage-signing-secret"
+
+
+@contextlib.contextmanager
+def stage_secrets(key: bytes = CONTRACT_STAGE_SECRET) -> Iterator[Path]:
+    """A secrets dir holding ``kinoit-stage-secret`` = ``key``, named by
+    ``KINOIT_SECRETS_DIR`` while the block runs (the handler reads its settings then)."""
+    from kinoit.stages.signing import STAGE_SECRET_FILE
+
+    with tempfile.TemporaryDirectory(prefix="kinoit-contract-") as folder:
+        (Path(folder) / STAGE_SECRET_FILE).write_bytes(key)
+        before = os.environ.get("KINOIT_SECRETS_DIR")
+        os.environ["KINOIT_SECRETS_DIR"] = folder
+        try:
+            yield Path(folder)
+        finally:
+            if before is None:
+                del os.environ["KINOIT_SECRETS_DIR"]
+            else:
+                os.environ["KINOIT_SECRETS_DIR"] = before
+
+
+def signed_headers(
+    body: bytes, key: bytes = CONTRACT_STAGE_SECRET, callback_url: str = "", **kwargs: Any
+) -> dict[str, str]:
+    """Headers of a stage request signed as orchestrate signs it."""
+    from kinoit.stages.signing import CALLBACK_HEADER, sign_stage_request
+
+    headers = sign_stage_request(key, body, callback_url, **kwargs)
+    if callback_url:
+        headers[CALLBACK_HEADER] = callback_url
+    return headers
+
+
 class StageHandlerContract:
     """The request checks every stage handler (a :func:`~kinoit.stages.http.serve_stage`
     adapter) must pass. Subclass it as ``Test<Name>Handler`` in the handler's test file,
@@ -76,9 +115,39 @@ class StageHandlerContract:
     test_file: ClassVar[str]
     cid_field: ClassVar[str]
 
-    def reply(self, body: bytes | Mapping[str, Any] = b"", method: str = "POST") -> HandlerReply:
-        """Call this class's handler."""
-        return call(load_function(self.test_file), body, method=method)
+    def reply(
+        self,
+        body: bytes | Mapping[str, Any] = b"",
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+    ) -> HandlerReply:
+        """Call this class's handler, signed as orchestrate signs unless ``headers``
+        are given."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        with stage_secrets():
+            sent = signed_headers(raw) if headers is None else headers
+            return call(load_function(self.test_file), raw, method=method, headers=sent)
+
+    def test_unsigned_request_is_401_before_the_body_is_read(self) -> None:
+        reply = self.reply(b"{nope", headers={})
+        assert reply.status == 401 and reply.json["error"] == "Unauthorized"
+
+    def test_stale_signature_is_401(self) -> None:
+        raw = json.dumps({self.cid_field: "not-a-cid"}).encode()
+        stale = signed_headers(raw, now=time.time() - 7200, valid_for=3600)
+        reply = self.reply(raw, headers=stale)
+        assert reply.status == 401 and "expired" in reply.json["message"]
+
+    def test_signature_of_another_body_or_key_or_callback_is_401(self) -> None:
+        raw = json.dumps({self.cid_field: "not-a-cid"}).encode()
+        for headers in (
+            signed_headers(raw + b" "),
+            signed_headers(raw, key=b"some-other-stage-secret"),
+            {**signed_headers(raw, callback_url="http://orchestrate/cb"),
+             "X-Callback-Url": "http://attacker.example/cb"},
+        ):  # fmt: skip
+            reply = self.reply(raw, headers=headers)
+            assert reply.status == 401, headers
 
     def test_rejects_other_methods(self) -> None:
         reply = self.reply(method="GET")
