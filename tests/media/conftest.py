@@ -86,3 +86,20 @@ def temp_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
     monkeypatch.setattr(tempfile, "mkdtemp", spy)
     return made
+
+
+@pytest.fixture
+def media_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The argv of every ffmpeg/ffprobe that kinoit.media runs during the test, in
+    order (the real processes still run)."""
+    from kinoit.media import ffmpeg
+
+    runs: list[list[str]] = []
+    real = ffmpeg.run
+
+    def spy(argv: Any, *args: Any, **kwargs: Any) -> Any:
+        runs.append([str(a) for a in argv])
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg, "run", spy)
+    return runs

@@ -212,3 +212,19 @@ def test_merge_and_hls_temp_folders_live_under_the_output(
     assert all(out in d.parents and not d.exists() for d in temp_dirs), temp_dirs
     assert list((tmp_path / "system-tmp").iterdir()) == []
     assert not list(out.rglob("kinoit-*"))
+
+
+def test_merge_job_probes_each_rung_once(job: dict[str, Any], media_runs) -> None:
+    from kinoit.media.merge import merge_job
+
+    split = job["split"]
+    merge_job(
+        job["renditions"], split.audio, job["root"] / "once", fps=split.fps,
+        segment_frames=[s.frames for s in split.segments], settings=job["settings"],
+    )  # fmt: skip
+    probed = [
+        argv[-1]
+        for argv in media_runs
+        if argv[0] == "ffprobe" and "stream=codec_name,profile,level,width,height,pix_fmt" in argv
+    ]
+    assert sorted(probed) == sorted(str(paths[0]) for paths in job["renditions"].values())

@@ -103,3 +103,81 @@ def test_rotation_from_display_matrix_or_tag() -> None:
 def test_variable_rate_detection_is_pure() -> None:
     assert not is_variable_rate(list(range(0, 4000, 40)), 40.0)
     assert is_variable_rate([0, 40, 80, 140, 180, 220], 40.0)
+
+
+def _decode_order_pts(path: Path) -> list[int]:
+    import subprocess
+
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts",
+         "-of", "csv=p=0", "-i", str(path)],
+        capture_output=True, check=True, timeout=60,
+    ).stdout.decode()  # fmt: skip
+    return [int(x.strip(",")) for x in out.split()]
+
+
+def _has_b_frames(path: Path) -> bool:
+    pts = _decode_order_pts(path)
+    return pts != sorted(pts)  # presentation order differs from decode order
+
+
+# 30 s of 25 fps: more packets than the 600 the old check sampled in decode order.
+# GOPs that do not divide 600: the old sample then ended inside a GOP.
+@pytest.mark.parametrize("gop", [None, 48, 26, 14])
+def test_constant_rate_with_b_frames_is_not_variable_rate(clip, settings, gop) -> None:
+    path = clip("bframes", seconds=30, audio=True, preset="veryfast", gop=gop)
+    assert _has_b_frames(path)
+    info = probe(path, settings=settings)
+    assert not info.vfr
+    assert (info.fps, info.frames) == (Fraction(25), 750)
+
+
+def test_a_decode_order_prefix_of_a_b_frame_stream_looks_variable_rate(clip) -> None:
+    # Why the check needs every packet: with B-frames, a prefix in decode order (the
+    # old check sampled the first 600 packets) mostly ends inside a reordered group,
+    # whose frames still to come leave a gap at its end.
+    path = clip("bframes", seconds=30, audio=True, preset="veryfast", gop=None)
+    pts = _decode_order_pts(path)
+    interval = 512.0  # mp4 time base 1/12800 at 25 fps
+    cut_inside_a_group = [n for n in range(590, 611) if is_variable_rate(pts[:n], interval)]
+    assert len(cut_inside_a_group) > 5
+    assert not is_variable_rate(pts, interval)
+
+
+def test_phone_like_one_second_gop_at_ntsc_rate_is_constant(clip, settings) -> None:
+    path = clip(
+        "phone", seconds=25, fps="30000/1001", width=64, height=36, preset="veryfast", gop=30
+    )
+    assert _has_b_frames(path)
+    info = probe(path, settings=settings)
+    assert not info.vfr and info.fps == Fraction(30000, 1001)
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_variable_rate_with_b_frames_is_detected(clip, settings, ext) -> None:
+    path = clip("vfrb", seconds=4, vfr=True, preset="veryfast", ext=ext)
+    assert probe(path, settings=settings).vfr
+
+
+def test_variable_rate_that_starts_late_in_the_file_is_detected(tmp_path: Path, settings) -> None:
+    import subprocess
+
+    path = tmp_path / "late-vfr.mp4"
+    # Constant 25 fps for 700 frames, then every tenth frame half a frame late.
+    setpts = "setpts=(N+0.5*floor(max(N-700\\,0)/10))/FR/TB"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x36:rate=25:duration=36",
+         "-vf", setpts, "-fps_mode", "vfr", "-video_track_timescale", "90000",
+         "-c:v", "libx264", "-preset", "veryfast", str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    info = probe(path, settings=settings)
+    assert info.vfr
+    assert info.frames == 900
+
+
+def test_probe_runs_one_ffprobe_per_file(clip, settings, media_runs) -> None:
+    path = clip("bframes", seconds=30, audio=True, preset="veryfast", gop=None)
+    probe(path, settings=settings)
+    probe(path, settings=settings, detect_vfr=False)
+    assert [argv[0] for argv in media_runs] == ["ffprobe", "ffprobe"]

@@ -239,13 +239,15 @@ def merge_rung(
     fps: Fraction,
     segment_frames: Sequence[int],
     expected_frames: int | None = None,
+    facts: StreamFacts | None = None,
     settings: Settings | None = None,
 ) -> MergedRung:
     """Concatenate one rung's segments by stream copy into a faststart MP4 with the audio.
 
     Verifies the result: every frame decodes, the frame count equals
     ``expected_frames`` (default: the sum of ``segment_frames``) and the audio
-    lasts as long as the video, within one frame.
+    lasts as long as the video, within one frame. ``facts`` (from
+    :func:`probe_facts` of the first segment) spares probing it again.
     """
     settings = settings or load_settings()
     paths = _check_segments(segment_paths)
@@ -255,7 +257,7 @@ def merge_rung(
     out = Path(out_mp4)
     out.parent.mkdir(parents=True, exist_ok=True)
     audio = Path(audio_path) if audio_path else None
-    codec = _probe_facts(paths[0], settings).codec
+    codec = (facts or probe_facts(paths[0], settings)).codec
     try:
         # Next to the output (a stage's swept scratch dir), not in the system temp dir.
         with tempfile.TemporaryDirectory(prefix="kinoit-merge-", dir=out.parent) as tmp:
@@ -294,7 +296,9 @@ def build_facts_argv(path: str | Path) -> list[str]:
     ]  # fmt: skip
 
 
-def _probe_facts(path: Path, settings: Settings) -> StreamFacts:
+def probe_facts(path: str | Path, settings: Settings | None = None) -> StreamFacts:
+    """What the master playlist needs of a rendition file's video stream (one ffprobe)."""
+    settings = settings or load_settings()
     out = ffmpeg.run(build_facts_argv(path), settings.ffmpeg_timeout_seconds, what="probe")
     streams = json.loads(out.stdout or b"{}").get("streams") or []
     if not streams:
@@ -344,9 +348,13 @@ def package_hls(
     fps: Fraction,
     segment_frames: Sequence[int],
     audio_path: str | Path | None = None,
+    facts: Mapping[str, StreamFacts] | None = None,
     settings: Settings | None = None,
 ) -> Path:
     """HLS from the rendition segments, without re-encoding; returns the master playlist.
+
+    ``facts`` maps a rung to :func:`probe_facts` of its first segment (probed here
+    for the rungs it lacks).
 
     Layout: ``out_dir/master.m3u8``, ``out_dir/<rung>/index.m3u8`` + segments,
     ``out_dir/audio/index.m3u8`` + segments when there is audio.
@@ -365,7 +373,7 @@ def package_hls(
             raise InvalidParameter("segment_frames", f"rung {name}: one frame count per segment")
         rung_dir = root / name
         rung_dir.mkdir(parents=True, exist_ok=True)
-        facts = _probe_facts(paths[0], settings)
+        rung_facts = (facts or {}).get(name) or probe_facts(paths[0], settings)
         if paths[0].suffix == ".ts":
             entries = []
             for i, p in enumerate(paths):
@@ -391,9 +399,9 @@ def package_hls(
                 uri=f"{name}/{MEDIA_PLAYLIST}",
                 bandwidth=math.ceil(peak),
                 average_bandwidth=math.ceil(average),
-                width=facts.width,
-                height=facts.height,
-                codecs=codec_string(facts),
+                width=rung_facts.width,
+                height=rung_facts.height,
+                codecs=codec_string(rung_facts),
                 frame_rate=fps,
             )
         )
@@ -484,6 +492,9 @@ def merge_job(
 
     settings = settings or load_settings()
     out = Path(out_dir)
+    facts = {
+        rung: probe_facts(_check_segments(paths)[0], settings) for rung, paths in renditions.items()
+    }
     merged = tuple(
         merge_rung(
             paths,
@@ -491,6 +502,7 @@ def merge_job(
             out / f"{rung}.mp4",
             fps=fps,
             segment_frames=segment_frames,
+            facts=facts[rung],
             settings=settings,
         )
         for rung, paths in renditions.items()
@@ -499,7 +511,7 @@ def merge_job(
     if hls:
         master = package_hls(
             renditions, out / HLS_DIR, fps=fps, segment_frames=segment_frames,
-            audio_path=audio_path, settings=settings,
+            audio_path=audio_path, facts=facts, settings=settings,
         )  # fmt: skip
     board = None
     if thumbnails:

@@ -15,8 +15,6 @@ from kinoit.config import Settings, load_settings
 from kinoit.errors import InvalidParameter, MediaError, MediaLimitExceeded, NotAVideo
 from kinoit.media import ffmpeg
 
-# Packets sampled from the start of the stream to decide whether the rate varies.
-VFR_SAMPLE_PACKETS = 600
 # A frame interval this far (as a fraction of the nominal one) from the median marks VFR.
 VFR_TOLERANCE = 0.25
 # How far the average rate may stray from the nominal one before the stream is VFR.
@@ -74,22 +72,28 @@ class ProbeResult:
         return body
 
 
-def build_probe_argv(path: str | Path) -> list[str]:
-    """ffprobe arguments: format and streams as JSON, packets counted by demuxing."""
-    return [
+def build_probe_argv(path: str | Path, *, timestamps: bool = True) -> list[str]:
+    """ffprobe arguments: format and streams as JSON, packets counted by demuxing.
+
+    ``timestamps`` adds every packet's stream index and pts, from the same demuxing
+    pass, for the variable-rate check: one ffprobe per file either way.
+    """
+    argv = [
         ffmpeg.FFPROBE, "-v", "error", "-print_format", "json",
         "-show_format", "-show_streams", "-count_packets",
-        "-i", str(path),
     ]  # fmt: skip
+    if timestamps:
+        argv += ["-show_entries", "packet=stream_index,pts"]
+    return [*argv, "-i", str(path)]
 
 
-def build_timestamps_argv(path: str | Path, packets: int = VFR_SAMPLE_PACKETS) -> list[str]:
-    """ffprobe arguments listing the pts of the first ``packets`` video packets."""
+def video_pts(doc: Mapping[str, Any], stream_index: int) -> list[int]:
+    """The pts of every packet of stream ``stream_index`` in ffprobe's JSON (pure)."""
     return [
-        ffmpeg.FFPROBE, "-v", "error", "-select_streams", "v:0",
-        "-read_intervals", f"%+#{packets}", "-show_entries", "packet=pts",
-        "-of", "csv=p=0", "-i", str(path),
-    ]  # fmt: skip
+        int(pts)
+        for packet in doc.get("packets") or []
+        if packet.get("stream_index") == stream_index and isinstance(pts := packet.get("pts"), int)
+    ]
 
 
 def _rate(text: object) -> Fraction | None:
@@ -131,7 +135,12 @@ def rotation_of(stream: Mapping[str, Any]) -> int:
 
 
 def is_variable_rate(pts: Sequence[int], nominal_interval: float) -> bool:
-    """True when frame intervals stray from the median by more than VFR_TOLERANCE of a frame."""
+    """True when frame intervals stray from the median by more than VFR_TOLERANCE of a frame.
+
+    ``pts`` must be every packet of the stream (in any order): sorted, they are the
+    presentation order. A prefix in decode order is not enough: with B-frames it
+    ends inside a reordered group, whose missing frames look like a gap.
+    """
     ordered = sorted(pts)
     deltas = [b - a for a, b in itertools.pairwise(ordered) if b > a]
     if len(deltas) < 2:
@@ -141,8 +150,12 @@ def is_variable_rate(pts: Sequence[int], nominal_interval: float) -> bool:
     return any(abs(d - median) > slack for d in deltas)
 
 
-def parse_probe(doc: Mapping[str, Any], path: str, pts: Sequence[int] = ()) -> ProbeResult:
-    """Build a ProbeResult from ffprobe's JSON (pure); raise NotAVideo when there is no video."""
+def parse_probe(doc: Mapping[str, Any], path: str, pts: Sequence[int] | None = None) -> ProbeResult:
+    """Build a ProbeResult from ffprobe's JSON (pure); raise NotAVideo when there is no video.
+
+    The variable-rate check reads ``pts`` when given, else the video packets listed
+    in ``doc`` (see :func:`build_probe_argv`); with neither it trusts the declared rates.
+    """
     streams = list(doc.get("streams") or [])
     fmt = doc.get("format") or {}
     videos = [
@@ -180,6 +193,8 @@ def parse_probe(doc: Mapping[str, Any], path: str, pts: Sequence[int] = ()) -> P
     if r_rate and avg_rate and abs(avg_rate - r_rate) > VFR_RATE_TOLERANCE * r_rate:
         vfr = True
     time_base = _rate(v.get("time_base"))
+    if pts is None:
+        pts = video_pts(doc, _int(v.get("index")) or 0)
     if pts and time_base:
         interval = float(1 / (nominal * time_base))
         vfr = vfr or is_variable_rate(pts, interval)
@@ -232,10 +247,11 @@ def check_limits(result: ProbeResult, settings: Settings) -> None:
 def probe(
     path: str | Path, *, settings: Settings | None = None, detect_vfr: bool = True
 ) -> ProbeResult:
-    """Probe ``path``: stream facts, counted frames, VFR detection; enforce the caps.
+    """Probe ``path`` with one ffprobe: stream facts, counted frames, VFR detection; enforce
+    the caps.
 
-    ``detect_vfr=False`` skips the timestamp scan (one ffprobe instead of two) for
-    files kinoit wrote itself at a constant rate.
+    ``detect_vfr=False`` leaves the packet timestamps out (a smaller answer) for files
+    kinoit wrote itself at a constant rate.
     """
     settings = settings or load_settings()
     p = Path(path)
@@ -243,7 +259,7 @@ def probe(
         raise InvalidParameter("path", f"no such file: {p}")
     if p.stat().st_size == 0:
         raise NotAVideo(f"{p}: empty file (0 bytes)")
-    argv = build_probe_argv(p)
+    argv = build_probe_argv(p, timestamps=detect_vfr)
     try:
         out = ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="probe")
     except MediaError as exc:
@@ -252,11 +268,6 @@ def probe(
         doc = json.loads(out.stdout or b"{}")
     except json.JSONDecodeError:
         raise NotAVideo(f"{p}: ffprobe printed no JSON", argv) from None
-    pts: list[int] = []
-    if detect_vfr:
-        ts = ffmpeg.run(build_timestamps_argv(p), settings.ffmpeg_timeout_seconds, what="probe")
-        words = (x.strip(",") for x in ts.stdout.decode().split())
-        pts = [int(x) for x in words if x.lstrip("-").isdigit()]
-    result = parse_probe(doc, str(p), pts)
+    result = parse_probe(doc, str(p))
     check_limits(result, settings)
     return result

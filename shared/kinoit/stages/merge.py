@@ -64,7 +64,7 @@ def store_directory(store: Any, root: Path) -> str:
 def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
     """Fetch every rendition, merge each rung with the audio, package HLS, tile a storyboard."""
     from kinoit.media.ladder import load_ladder
-    from kinoit.media.merge import merge_rung, package_hls
+    from kinoit.media.merge import merge_rung, package_hls, probe_facts
     from kinoit.media.thumbnail import make_storyboard
     from kinoit.store import open_store
 
@@ -86,15 +86,17 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
             ]
         audio = fetch(store, str(plan["audio"]), work / "audio.m4a") if plan.get("audio") else None
         mp4: dict[str, str] = {}
+        # One ffprobe per rung: merge_rung and package_hls share what it found.
+        facts = {rung: probe_facts(paths[rung][0], settings) for rung in rungs}
         for rung in rungs:
             merged = merge_rung(
                 paths[rung], audio, work / "mp4" / f"{rung}.mp4", fps=fps,
-                segment_frames=frames, settings=settings,
+                segment_frames=frames, facts=facts[rung], settings=settings,
             )  # fmt: skip
             mp4[rung] = store.add(merged.path, pin=False)
         package_hls(
             paths, work / "hls", fps=fps, segment_frames=frames, audio_path=audio,
-            settings=settings,
+            facts=facts, settings=settings,
         )  # fmt: skip
         hls = store_directory(store, work / "hls")
         thumbs = [
