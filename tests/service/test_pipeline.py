@@ -307,13 +307,14 @@ def test_long_manifests_link_pages_and_export_expands_them(
 ) -> None:
     import json
 
+    from kinoit import documents
     from kinoit.manifest import expand_segments
-    from kinoit.service import pipeline
+    from kinoit.service import job_end
     from kinoit.service.runner import export_outputs
     from kinoit.store.cid import CID
 
-    monkeypatch.setattr(pipeline, "MANIFEST_INLINE_SEGMENTS", 2)
-    monkeypatch.setattr(pipeline, "PAGE_SIZE", 2)
+    monkeypatch.setattr(job_end, "MANIFEST_INLINE_SEGMENTS", 2)
+    monkeypatch.setattr(documents, "PAGE_SIZE", 2)
     job_id = harness.submit()
     harness.drain()
     cid = harness.job(job_id)["manifest"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from kinoit import failpoints
 from kinoit.config import Settings
+from kinoit.documents import MergePlan, read_pages
 from kinoit.errors import InvalidParameter
 from kinoit.stages.common import fetch, require_cid
 from kinoit.stages.scratch import scratch_dir
@@ -38,11 +39,9 @@ def parse_request(body: dict[str, Any]) -> MergeRequest:
     return MergeRequest(require_cid(body, "plan"))
 
 
-def read_plan_segments(store: Any, plan: dict[str, Any]) -> list[dict[str, Any]]:
+def read_plan_segments(store: Any, plan: MergePlan) -> list[dict[str, Any]]:
     """Every segment entry of a plan, in order."""
-    entries: list[dict[str, Any]] = []
-    for page in plan["pages"]:
-        entries.extend(store.dag_get(str(page)))
+    entries: list[dict[str, Any]] = list(read_pages(store, plan.pages))
     entries.sort(key=lambda e: int(e["index"]))
     if not entries:
         raise InvalidParameter("plan", "the plan has no segments")
@@ -70,10 +69,10 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
 
     failpoints.hit(settings.failpoints, "stage.merge")
     store = open_store(settings)
-    plan = store.dag_get(request.plan)
+    plan = MergePlan.from_dag(store.dag_get(request.plan))
     entries = read_plan_segments(store, plan)
-    ladder = load_ladder(dict(plan["ladder"]))
-    fps = Fraction(str(plan["source"]["fps"]))
+    ladder = load_ladder(dict(plan.ladder))
+    fps = Fraction(str(plan.source["fps"]))
     frames = [int(e["end_frame"]) - int(e["start_frame"]) for e in entries]
     rungs = sorted(entries[0]["renditions"])
     with scratch_dir("merge", settings) as work:
@@ -84,7 +83,7 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
                 fetch(store, str(e["renditions"][rung]), work / rung / f"{i:05d}.{ext}")
                 for i, e in enumerate(entries)
             ]
-        audio = fetch(store, str(plan["audio"]), work / "audio.m4a") if plan.get("audio") else None
+        audio = fetch(store, plan.audio, work / "audio.m4a") if plan.audio else None
         mp4: dict[str, str] = {}
         # One ffprobe per rung: merge_rung and package_hls share what it found.
         facts = {rung: probe_facts(paths[rung][0], settings) for rung in rungs}

@@ -13,14 +13,13 @@ from typing import Any, Final
 
 from kinoit import failpoints
 from kinoit.config import Settings
+from kinoit.documents import SegmentRef, write_split_index
 from kinoit.errors import InvalidParameter, NotAVideo
 from kinoit.stages.common import fetch, require_cid
 from kinoit.stages.scratch import scratch_dir
 
 # Self-contained, bit-exact FFV1 segments (see run()).
 SPLIT_MODE: Final = "lossless"
-# Segments per index page: keeps every block far below the 1 MiB block limit.
-INDEX_PAGE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,6 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
     """Fetch, split, store; return ``{source, index, segments, audio}``."""
     from kinoit.media.split import split_video
     from kinoit.store import open_store
-    from kinoit.store.cid import CID
 
     failpoints.hit(settings.failpoints, "stage.split")
     store = open_store(settings)
@@ -63,22 +61,16 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
         )
         if not result.segments:
             raise NotAVideo("split: the source has no video frames")
-        entries = []
-        for seg in result.segments:
-            cid = store.add(Path(seg.path), pin=False)
-            entries.append(
-                {
-                    "index": seg.index,
-                    "cid": CID.parse(cid),
-                    "start_frame": seg.start_frame,
-                    "end_frame": seg.start_frame + seg.frames,
-                }
+        segments = [
+            SegmentRef(
+                seg.index,
+                store.add(Path(seg.path), pin=False),
+                seg.start_frame,
+                seg.start_frame + seg.frames,
             )
+            for seg in result.segments
+        ]
         audio = store.add(Path(result.audio), pin=False) if result.audio else None
-    pages = [
-        CID.parse(store.dag_put(entries[i : i + INDEX_PAGE_SIZE]))
-        for i in range(0, len(entries), INDEX_PAGE_SIZE)
-    ]
     fps = f"{result.fps.numerator}/{result.fps.denominator}"
     source = {
         "frames": result.frames,
@@ -88,16 +80,10 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
         "duration": float(Fraction(result.frames) / result.fps),
         "bytes": source_bytes,
     }
-    index = {
-        "source": source,
-        "audio": CID.parse(audio) if audio else None,
-        "count": len(entries),
-        "pages": pages,
-    }
     return {
         "source_cid": request.source,
-        "index": store.dag_put(index),
-        "segments": len(entries),
+        "index": write_split_index(store, segments, source, audio),
+        "segments": len(segments),
         "audio": audio,
         "source": source,
     }

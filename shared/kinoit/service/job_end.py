@@ -1,0 +1,251 @@
+"""The end of a job: the merge plan once every segment is done, the manifest once
+merge is, the pins (intermediates held while the job runs, one pin per job root
+after), and the last word — completed, failed — with its webhook.
+
+    last segment done ──▶ merge plan ──▶ merge ──▶ manifest ──▶ pin ──▶ job.completed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kinoit import documents
+from kinoit.documents import link, read_split_index, write_merge_plan, write_pages
+from kinoit.errors import Conflict, KinoitError
+from kinoit.jobs import JobEngine, JobState, ResultCache, TaskState
+from kinoit.manifest import build_manifest, build_segment_entry
+from kinoit.service.holds import PinHolds
+from kinoit.service.planning import (
+    JOB_CACHE_STAGE,
+    SEGMENT_STAGES,
+    is_rerun,
+    segment_of,
+)
+from kinoit.service.spec import JobSpec
+
+# Manifests of up to this many segments list them inline; longer ones link pages.
+MANIFEST_INLINE_SEGMENTS = documents.PAGE_SIZE
+
+EventData = Callable[..., dict[str, Any]]
+
+
+class JobEnd:
+    """Merge, manifest, holds and the end of a job (completed or failed)."""
+
+    def __init__(
+        self,
+        engine: JobEngine,
+        cache: ResultCache,
+        store: Any,
+        notifier: Any,
+        metrics: Any,
+        spec: Callable[[str], JobSpec],
+        data: EventData,
+        promote: Callable[[], None],
+    ) -> None:
+        self.engine = engine
+        self.cache = cache
+        self.store = store
+        self.notifier = notifier
+        self.metrics = metrics
+        self.spec = spec
+        self.data = data
+        self.promote = promote
+        self.holds = PinHolds(engine.redis, store)
+
+    # --------------------------------------------------------- segment entries
+    def _final_results(self, job_id: str) -> dict[str, dict[int, Mapping[str, Any]]]:
+        """Per segment stage and segment, the result of the re-run when there was one,
+        else of the first run; ``"reruns"`` maps the re-run segments (one task scan)."""
+        chosen: dict[str, dict[int, tuple[bool, Mapping[str, Any]]]] = {
+            stage: {} for stage in SEGMENT_STAGES
+        }
+        reruns: dict[int, Mapping[str, Any]] = {}
+        for info in self.engine.iter_results(job_id):
+            per = chosen.get(info.stage)
+            if per is None:
+                continue
+            i, rerun = segment_of(info.task_id), is_rerun(info.task_id)
+            if rerun and info.stage == "transcode":
+                reruns[i] = {}
+            if i not in per or rerun:
+                per[i] = (rerun, info.result or {})
+        out = {stage: {i: r for i, (_, r) in per.items()} for stage, per in chosen.items()}
+        out["reruns"] = reruns
+        return out
+
+    def segment_entries(self, job_id: str) -> tuple[Mapping[str, Any], list[dict[str, Any]]]:
+        """The split result and the manifest entry of every segment, in order."""
+        split = self.engine.task(job_id, "split").result or {}
+        final = self._final_results(job_id)
+        transcodes, checksums, thumbs = final["transcode"], final["checksum"], final["thumbnail"]
+        reruns = final["reruns"]
+        entries = [
+            build_segment_entry(
+                index=seg.index,
+                start_frame=seg.start_frame,
+                end_frame=seg.end_frame,
+                segment=seg.cid,
+                renditions=dict(transcodes[seg.index]["renditions"]),
+                thumbnail=str(thumbs[seg.index]["thumbnail"]),
+                checksum=checksums[seg.index],
+                attempts=2 if seg.index in reruns else 1,
+                link=link,
+            )
+            for seg in read_split_index(self.store, str(split["index"]))
+        ]
+        return split, entries
+
+    # ------------------------------------------------------------------ merge
+    def start_merge(self, job_id: str) -> None:
+        """Write the merge plan, hold the renditions, add the merge task."""
+        split, entries = self.segment_entries(job_id)
+        spec = self.spec(job_id)
+        plan_cid = write_merge_plan(
+            self.store,
+            entries,
+            source=split.get("source", {}),
+            audio=str(split["audio"]) if split.get("audio") else None,
+            segment_seconds=spec.segment_seconds,
+            ladder=spec.ladder,
+        )
+        self.hold(job_id, plan_cid, "renditions")
+        self.engine.emit(job_id, "job.merge", plan=plan_cid)
+        self.engine.add_tasks(job_id, "merge", [("merge", {"plan": plan_cid})])
+
+    # --------------------------------------------------------------- manifest
+    def finish(self, job_id: str, merge_result: Mapping[str, Any]) -> None:
+        """Build and store the manifest, pin it, cache the job, complete the job."""
+        spec = self.spec(job_id)
+        segments = self._plan_pages(merge_result)
+        if segments is None:
+            split, entries = self.segment_entries(job_id)
+            segments = self._manifest_segments(entries)
+        else:
+            split = self.engine.task(job_id, "split").result or {}
+        outputs = {
+            "mp4": dict(merge_result["mp4"]),
+            "hls": str(merge_result["hls"]),
+            "storyboard": merge_result.get("storyboard"),
+            "storyboard_vtt": merge_result.get("storyboard_vtt"),
+        }
+        manifest = build_manifest(
+            source={**dict(split["source"]), "cid": spec.source},
+            segment_seconds=spec.segment_seconds,
+            ladder=list(spec.ladder.get("rungs", [])),
+            audio=split.get("audio"),
+            segments=segments,
+            outputs=outputs,
+            link=link,
+        )
+        manifest_cid = self.store.dag_put(manifest)
+        self.hold_outputs(job_id, manifest_cid)
+        self.cache.put(
+            JOB_CACHE_STAGE,
+            spec.source,
+            spec.reuse_key(),
+            {"manifest": manifest_cid, "outputs": outputs},
+        )
+        self.complete_job(job_id, manifest_cid, outputs)
+
+    def _plan_pages(self, merge_result: Mapping[str, Any]) -> list[Any] | None:
+        """A long video's manifest links the very pages of entries its merge plan links
+        (same entries, same order, same page size): reuse them rather than rebuild every
+        entry from the task results. None for a short video (entries inline) or when
+        the plan cannot be read."""
+        plan_cid = merge_result.get("plan")
+        if not plan_cid:
+            return None
+        try:
+            plan = self.store.dag_get(str(plan_cid))
+        except KinoitError:
+            return None
+        pages = plan.get("pages") if isinstance(plan, dict) else None
+        if not isinstance(pages, list) or len(pages) <= 1:
+            return None
+        return [link(str(page)) for page in pages]
+
+    def _manifest_segments(self, entries: list[dict[str, Any]]) -> list[Any]:
+        """The entries inline, or for a long video links to pages of them (in order)."""
+        entries = sorted(entries, key=lambda e: int(e["index"]))
+        if len(entries) <= MANIFEST_INLINE_SEGMENTS:
+            return list(entries)
+        return write_pages(self.store, entries, documents.PAGE_SIZE)
+
+    def complete_job(self, job_id: str, manifest_cid: str, outputs: Mapping[str, Any]) -> None:
+        """Record the job as completed and tell the client (once)."""
+        spec = self.spec(job_id)
+        try:
+            self.engine.complete_job(job_id, manifest=manifest_cid, outputs=outputs)
+        except Conflict:
+            # Completed by a concurrent finish (keep its pins), or cancelled while
+            # merging (keep nothing).
+            if self.engine.get_job(job_id).state is not JobState.COMPLETED:
+                self.holds.let_go(job_id, manifest_cid)  # kept if another job holds it
+                self.release(job_id)
+            return
+        if not spec.keep_intermediates:
+            self.release(job_id)
+        self.metrics.job_transition(JobState.COMPLETED.value)
+        self.notifier.notify(
+            job_id,
+            spec.callback_url,
+            "job.completed",
+            self.data(job_id, manifest=manifest_cid, outputs=dict(outputs)),
+        )
+        self.promote()
+
+    # ------------------------------------------------------------------- pins
+    def hold(self, job_id: str, cid: str, what: str) -> None:
+        """Pin an intermediate DAG (segments, renditions) while the job needs it."""
+        self.holds.hold(job_id, cid, f"kinoit-job-{job_id}-{what}")
+        # A cancel or failure that released between our check and our hold would
+        # leave this pin behind: release again once the job has ended.
+        if self.engine.get_job(job_id).state in (JobState.FAILED, JobState.CANCELLED):
+            self.holds.release(job_id)
+
+    def hold_outputs(self, job_id: str, manifest_cid: str) -> None:
+        """One recursive pin per job root (the manifest reaches every output), for as
+        long as the job asked."""
+        self.holds.hold(
+            job_id, manifest_cid, f"kinoit-job-{job_id}", until_job_ends=False,
+            expire_in=self.spec(job_id).outputs_expire_in,
+        )  # fmt: skip
+
+    def release(self, job_id: str) -> None:
+        """Drop the job's holds on intermediates (unpinned when no other job holds them)."""
+        self.holds.release(job_id)
+
+    # ---------------------------------------------------------------- failure
+    def fail_job(
+        self, job_id: str, reason: str, failed_task: Mapping[str, Any] | None = None
+    ) -> None:
+        """Fail a running job (nothing when it already ended)."""
+        try:
+            self.engine.fail_job(job_id, reason)
+        except Conflict:
+            return
+        self.after_job_failed(job_id, reason, failed_task)
+
+    def after_job_failed(
+        self, job_id: str, reason: str, failed_task: Mapping[str, Any] | None = None
+    ) -> None:
+        """Release what the failed job held and send job.failed with its failed tasks."""
+        self.release(job_id)
+        self.metrics.job_transition(JobState.FAILED.value)
+        failed: list[Mapping[str, Any]] = [
+            {"task": t.task_id, "stage": t.stage, "attempt": t.attempt, "reason": t.reason}
+            for t in self.engine.iter_tasks(job_id)
+            if t.state is TaskState.FAILED
+        ]
+        if failed_task is not None and not any(f["task"] == failed_task["task"] for f in failed):
+            failed.insert(0, dict(failed_task))
+        spec = self.spec(job_id)
+        self.notifier.notify(
+            job_id,
+            spec.callback_url,
+            "job.failed",
+            self.data(job_id, reason=reason, failed_tasks=failed[:50]),
+        )
+        self.promote()

@@ -1,0 +1,210 @@
+"""What the pipeline plans, as pure functions: the stage table, task ids, the
+request each task sends, its result-cache key, the follow-up tasks a result
+unlocks, and the reason text of a failure. No Redis, no store, no HTTP.
+
+Task ids name the work: ``split``, ``transcode.<i>``, ``thumbnail.<i>``,
+``checksum.<i>``, ``transcode.<i>.r2`` / ``checksum.<i>.r2`` after a checksum
+mismatch, and ``merge``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kinoit.documents import SegmentRef
+from kinoit.errors import InputError
+from kinoit.jobs import cache_digest
+from kinoit.service.spec import JobSpec
+
+# Which OpenFaaS function runs each stage.
+STAGE_FUNCTIONS = {
+    "split": "split",
+    "transcode": "transcode-segment",
+    "thumbnail": "thumbnail",
+    "checksum": "checksum",
+    "merge": "merge",
+}
+# The stages that run once per segment.
+SEGMENT_STAGES = ("transcode", "checksum", "thumbnail")
+# The suffix of a verification re-run.
+RERUN_SUFFIX = ".r2"
+# Job-level reuse: results recorded under this pseudo-stage in the result cache.
+JOB_CACHE_STAGE = "job"
+# Result fields that name a single output CID (checked before a cached result is reused).
+OUTPUT_KEYS = ("index", "audio", "thumbnail", "hls", "storyboard", "storyboard_vtt")
+# Fields a segment task's result echoes from its request, by stage: not stored with the
+# task (the split index, the transcode result and the cache key already have them).
+ECHOED = {
+    "transcode": ("segment",),
+    "thumbnail": ("segment",),
+    "checksum": ("segment", "renditions"),
+}
+
+Payload = Mapping[str, Any]
+# (task id, payload) pairs for JobEngine.add_tasks, grouped by stage.
+FollowUps = list[tuple[str, list[tuple[str, Payload | None]]]]
+
+
+def stage_of(task_id: str) -> str:
+    """The stage of a task id (its first dotted part)."""
+    return task_id.split(".", 1)[0]
+
+
+def segment_of(task_id: str) -> int:
+    """The segment index in ``transcode.<i>[.r2]``."""
+    return int(task_id.split(".")[1])
+
+
+def is_rerun(task_id: str) -> bool:
+    """True for the verification re-run tasks."""
+    return task_id.endswith(RERUN_SUFFIX)
+
+
+def stored_result(stage: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """What the engine keeps of a segment task's result: without the echoed inputs."""
+    drop = ECHOED.get(stage, ())
+    return {k: v for k, v in result.items() if k not in drop}
+
+
+@dataclass(frozen=True)
+class StageRequest:
+    """The JSON body a task POSTs to its function, and its result-cache key."""
+
+    body: dict[str, Any]
+    input_cid: str
+    params: dict[str, Any]
+
+    def cache_digest(self, stage: str) -> str:
+        return cache_digest(stage, self.input_cid, self.params)
+
+
+def request_for(spec: JobSpec, stage: str, payload: Payload) -> StageRequest:
+    """The function request of a task of ``stage`` with ``payload``."""
+    body: dict[str, Any]
+    if stage == "split":
+        body = {"source": spec.source, "segment_seconds": spec.segment_seconds}
+        return StageRequest(body, spec.source, {"segment_seconds": spec.segment_seconds})
+    if stage == "transcode":
+        segment = str(payload["segment"])
+        start, fps = int(payload.get("start", 0)), payload.get("fps")
+        body = {
+            "segment": segment,
+            "ladder": spec.ladder,
+            "start_frame": start,
+            "fps": fps,
+        }
+        if payload.get("n") and payload.get("size"):
+            body["frames"] = int(payload["n"])
+            body["width"], body["height"] = (int(v) for v in payload["size"])
+        return StageRequest(body, segment, {"ladder": spec.ladder, "start": start, "fps": fps})
+    if stage == "thumbnail":
+        segment = str(payload["segment"])
+        return StageRequest({"segment": segment}, segment, {})
+    if stage == "checksum":
+        segment = str(payload["segment"])
+        renditions = dict(payload["renditions"])
+        return StageRequest(
+            {"segment": segment, "renditions": renditions}, segment, {"r": renditions}
+        )
+    if stage == "merge":
+        plan = str(payload["plan"])
+        return StageRequest({"plan": plan}, plan, {})
+    raise InputError(f"unknown stage {stage!r}")
+
+
+def payload_from_result(task_id: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """Rebuild the payload of a finished task from its result (stages echo their
+    inputs), enough for :func:`request_for` to give its cache key."""
+    if stage_of(task_id) == "transcode":
+        # transcode echoes its inputs, so the cache key needs no index lookup
+        return {
+            "segment": result["segment"],
+            "start": int(result.get("start_frame", 0)),
+            "fps": result.get("fps"),
+        }
+    return {key: result[key] for key in ("segment", "renditions", "plan") if key in result}
+
+
+def with_cache_key(spec: JobSpec, stage: str, payload: Payload) -> dict[str, Any]:
+    """The payload naming its result-cache digest (``"cache"``), so the engine reads
+    the cached result in the round trip that leases the task."""
+    return {**payload, "cache": request_for(spec, stage, payload).cache_digest(stage)}
+
+
+def fanout(spec: JobSpec, segments: Iterable[SegmentRef], source: Mapping[str, Any]) -> FollowUps:
+    """The transcode and thumbnail task of every segment, after a split."""
+    fps = str(source["fps"])
+    size = [int(source["width"]), int(source["height"])]
+    payloads = [
+        (s.index, {"segment": s.cid, "i": s.index, "start": s.start_frame, "n": s.frames,
+                   "fps": fps, "size": size})
+        for s in segments
+    ]  # fmt: skip
+    return [
+        (stage, [(f"{stage}.{i}", with_cache_key(spec, stage, p)) for i, p in payloads])
+        for stage in ("transcode", "thumbnail")
+    ]
+
+
+def checksum_followup(
+    spec: JobSpec, task_id: str, result: Mapping[str, Any], *, cache_key: bool
+) -> FollowUps:
+    """The checksum of a transcode's renditions (``.r2`` after a re-run, whose check is
+    never answered from the cache; ``cache_key``: name the cache entry in the payload)."""
+    suffix = RERUN_SUFFIX if is_rerun(task_id) else ""
+    payload: dict[str, Any] = {"segment": result["segment"], "renditions": result["renditions"]}
+    if cache_key and not suffix:
+        payload = with_cache_key(spec, "checksum", payload)
+    return [("checksum", [(f"checksum.{segment_of(task_id)}{suffix}", payload)])]
+
+
+def rerun_followup(
+    task_id: str, result: Mapping[str, Any], first_transcode: Mapping[str, Any]
+) -> FollowUps:
+    """The verification re-run of a segment whose first checksum mismatched."""
+    i = segment_of(task_id)
+    payload = {
+        "segment": result["segment"],
+        "i": i,
+        "start": int(first_transcode.get("start_frame", 0)),
+        "fps": first_transcode.get("fps"),
+    }
+    return [("transcode", [(f"transcode.{i}{RERUN_SUFFIX}", payload)])]
+
+
+def result_cids(stage: str, result: Mapping[str, Any]) -> list[Any] | None:
+    """The CIDs a cached result names (all must still be stored for it to be replayed);
+    None when the result must never be replayed (a checksum mismatch is re-checked)."""
+    if stage == "checksum":
+        return [] if result.get("ok") else None
+    cids = [result.get(k) for k in OUTPUT_KEYS if result.get(k)]
+    for key in ("renditions", "mp4"):
+        cids += list(dict(result.get(key) or {}).values())
+    return cids
+
+
+def failure_reason(status: int, body: bytes) -> tuple[str, bool]:
+    """The reason text of a failed call, and whether another attempt may succeed: a 4xx
+    (bad input, not a video) fails the same way again, except a 401 (see below) and a
+    429; a 5xx (ffmpeg killed, store down, crash) may not, so it is retried up to the
+    attempt limit."""
+    text = body.decode("utf-8", "replace")[:1000]
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict) and "message" in parsed:
+        message = f"{parsed.get('error', 'Error')}: {parsed['message']}"
+    else:
+        message = f"HTTP {status}: {text.strip() or 'no body'}"
+    # 401: the stage refused the signature, which had expired while the task waited
+    # in the queue; the next attempt is signed afresh
+    return message, status >= 500 or status in (401, 429)
+
+
+def failed_task(task_id: str, attempt: int, reason: str) -> dict[str, Any]:
+    """The ``failed_tasks`` entry of a job.failed event."""
+    return {"task": task_id, "stage": stage_of(task_id), "attempt": attempt, "reason": reason}
