@@ -49,3 +49,16 @@ def test_merge_plan_round_trip(tmp_path: Path) -> None:
     assert plan.audio is None and plan.segment_seconds == "1"
     assert plan.ladder == {"name": "tiny"} and plan.source == {"fps": "25/1"}
     assert list(read_pages(store, plan.pages)) == entries
+
+
+def test_a_document_that_is_not_a_split_index_is_an_invalid_index(tmp_path: Path) -> None:
+    import pytest
+    from kinoit.errors import InvalidParameter
+
+    store = EmbeddedStore(tmp_path, durable=False)
+    not_pages = store.dag_put({"pages": "nope"})
+    bad_entry = store.dag_put({"pages": [CID.parse(store.dag_put([{"index": "x"}]))]})
+    for cid in (store.dag_put([1, 2]), not_pages, bad_entry):
+        with pytest.raises(InvalidParameter) as info:
+            list(read_split_index(store, cid))
+        assert info.value.field == "index"

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kinoit.errors import InvalidParameter
+
 # Segment entries per page of the merge plan and of a long manifest: an entry with
 # its per-frame hashes is under 1 KB, so a page stays well under Kubo's 1 MiB block cap.
 PAGE_SIZE = 512
@@ -110,8 +112,15 @@ def write_split_index(
 def read_split_index(store: DagStore, index_cid: str) -> Iterator[SegmentRef]:
     """The segments of a split index, in order."""
     index = store.dag_get(index_cid)
-    for entry in read_pages(store, index["pages"]):
-        yield SegmentRef.from_dag(entry)
+    pages = index.get("pages") if isinstance(index, dict) else None
+    if not isinstance(pages, list):
+        raise InvalidParameter("index", f"{index_cid} is not a split index (no pages)")
+    for entry in read_pages(store, pages):
+        try:
+            yield SegmentRef.from_dag(entry)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # a split result naming a document that is not an index: that task fails
+            raise InvalidParameter("index", f"{index_cid}: malformed segment entry") from None
 
 
 @dataclass(frozen=True)

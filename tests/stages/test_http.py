@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from kinoit.errors import InvalidParameter, StoreUnavailable
-from kinoit.stages.http import serve_stage
+from kinoit.stages.http import parse_json_object, serve_stage
 from kinoit.stages.signing import STAGE_SECRET_FILE
 from kinoit.stages.testing import CONTRACT_STAGE_SECRET, signed_headers
 
@@ -87,3 +87,28 @@ def test_a_stage_without_its_secret_refuses_everything_as_misconfigured(
     reply = json.loads(body)
     assert status == 500 and reply["error"] == "ConfigurationError"
     assert "kinoit-stage-secret" in reply["message"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": ' + b"9" * 5000 + b"}",  # beyond Python's integer digit limit
+        b"[" * 50_000 + b"]" * 50_000,  # would recurse 50,000 deep
+        b'{"a": ' + b'{"b": ' * 65 + b"1" + b"}" * 65 + b"}",  # just over the depth cap
+        b'{"a": NaN}',
+        b'{"a": -Infinity}',
+        b'{"a": "\xff"}',
+        b"[]",
+        b'"text"',
+        b"{",
+    ],
+)
+def test_hostile_json_is_a_400_naming_the_body_never_a_bare_error(raw: bytes) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        parse_json_object(raw)
+    assert info.value.field == "body"
+
+
+def test_brackets_inside_strings_do_not_count_as_depth() -> None:
+    text = "[" * 10_000
+    assert parse_json_object(json.dumps({"a": text, "b": [[1]]}).encode())["a"] == text

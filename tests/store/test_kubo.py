@@ -269,6 +269,20 @@ def test_kubo_error_message_is_mapped_not_retried() -> None:
         assert len(server.requests) == 1
 
 
+def test_kubo_context_deadline_exceeded_is_unavailable_and_retryable_not_not_found() -> None:
+    """Kubo gave up waiting (its own timeout, a busy datastore): the block may well exist,
+    so a caller must retry, not conclude the CID is unknown."""
+
+    def respond(request: Request) -> Answer:
+        return Answer(500, {"Message": "context deadline exceeded", "Code": 0, "Type": "error"})
+
+    with fake_server(respond) as server:
+        store = KuboStore(server.url, retries=0)
+        with pytest.raises(StoreUnavailable, match="context deadline exceeded") as info:
+            store.block_get("bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4")
+        assert info.value.retryable and info.value.http_status == 503
+
+
 def test_kubo_returning_wrong_bytes_is_an_integrity_error() -> None:
     def respond(request: Request) -> Answer:
         if request.path == "/api/v0/add":

@@ -55,6 +55,27 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fps(text: str) -> Fraction:
+    """A positive frame rate such as 25 or 30000/1001."""
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"expected a frame rate like 30000/1001, got {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"frame rate must be positive, got {text!r}")
+    return value
+
+
+def _input(text: str) -> str:
+    """An input file path, made absolute: ffmpeg reads ``concat:x``, ``http:x`` or
+    ``pipe:`` as protocols, never a path that starts with ``/``."""
+    if not text or "\x00" in text:
+        raise argparse.ArgumentTypeError("expected a file path")
+    return str(Path(text).absolute())
+
+
 def _frame_range(text: str) -> tuple[int, int]:
     try:
         first, end = (int(x) for x in text.split(":"))
@@ -85,7 +106,7 @@ def _transcode(args: argparse.Namespace) -> int:
     segment = Path(args.segment)
     context = _segment_context(segment)
     start = args.start_frame if args.start_frame is not None else context.get("start_frame", 0)
-    fps = Fraction(args.fps) if args.fps else context.get("fps")
+    fps = args.fps or context.get("fps")
     frame_range = args.frame_range or context.get("frame_range")
     out = transcode_segment(
         segment, load_ladder(args.ladder), args.outdir, fps=fps, start_frame=start,
@@ -176,47 +197,49 @@ def _synth(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this group's subcommands to the parser."""
     p = sub.add_parser("probe", help="print what a video contains (JSON)")
-    p.add_argument("file")
+    p.add_argument("file", type=_input)
     p.set_defaults(handler=_probe)
 
     p = sub.add_parser("split", help="cut a video into frame-exact segments + audio")
-    p.add_argument("file")
+    p.add_argument("file", type=_input)
     p.add_argument("outdir")
     p.add_argument("--seconds", type=float, default=1.0, help="segment length (default 1)")
     p.add_argument("--mode", choices=SPLIT_MODES, default=DEFAULT_SPLIT_MODE)
     p.set_defaults(handler=_split)
 
     p = sub.add_parser("transcode", help="render every ladder rung of one segment")
-    p.add_argument("segment")
+    p.add_argument("segment", type=_input)
     p.add_argument("outdir")
     p.add_argument("--ladder", default="default", help="'default' or a YAML/JSON file")
     p.add_argument(
         "--start-frame", type=int, help="first frame in the source (default: segments.json)"
     )
-    p.add_argument("--fps", help="frame rate as a rational, e.g. 30000/1001")
+    p.add_argument("--fps", type=_fps, help="frame rate as a rational, e.g. 30000/1001")
     p.add_argument("--frame-range", type=_frame_range, help="copy mode trim FIRST:END")
     p.set_defaults(handler=_transcode)
 
     p = sub.add_parser("thumbnail", help="write a poster frame (.jpg/.webp/.png)")
-    p.add_argument("video")
+    p.add_argument("video", type=_input)
     p.add_argument("out")
     p.add_argument("--width", type=int, default=DEFAULT_THUMBNAIL_WIDTH)
     p.add_argument("--frame-range", type=_frame_range, help="only frames FIRST:END")
     p.set_defaults(handler=_thumbnail)
 
     p = sub.add_parser("checksum", help="perceptual hash of every frame (JSON)")
-    p.add_argument("video")
+    p.add_argument("video", type=_input)
     p.add_argument("--frame-range", type=_frame_range, help="only frames FIRST:END")
     p.set_defaults(handler=_checksum)
 
     p = sub.add_parser("compare", help="compare two videos' (or checksum files') hashes")
-    p.add_argument("ref")
-    p.add_argument("cand")
+    p.add_argument("ref", type=_input)
+    p.add_argument("cand", type=_input)
     p.set_defaults(handler=_compare)
 
     p = sub.add_parser("merge", help="rendition segments -> MP4 per rung + HLS (+ storyboard)")
-    p.add_argument("splitdir", help="directory with segments.json (and audio)")
-    p.add_argument("renditions", help="directory with one subdirectory of segments per rung")
+    p.add_argument("splitdir", type=_input, help="directory with segments.json (and audio)")
+    p.add_argument(
+        "renditions", type=_input, help="directory with one subdirectory of segments per rung"
+    )
     p.add_argument("outdir")
     p.add_argument("--thumbnails", help="directory of per-segment thumbnails for a storyboard")
     p.add_argument("--no-hls", action="store_true")

@@ -315,7 +315,13 @@ def _parse_text(text: str, source: str) -> object:
             return json.loads(text)
         return yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InvalidParameter("ladder", f"{source}: not valid YAML/JSON: {exc}") from None
+        # YAML's messages span lines (mark, snippet): one line for a CLI or a JSON error
+        detail = " ".join(str(exc).split())[:300]
+        raise InvalidParameter("ladder", f"{source}: not valid YAML/JSON: {detail}") from None
+    except (ValueError, RecursionError) as exc:  # a huge integer, nesting too deep
+        raise InvalidParameter(
+            "ladder", f"{source}: unacceptable value: {str(exc)[:120]}"
+        ) from None
 
 
 def load_ladder(spec: str | Path | Mapping[str, Any] | Ladder) -> Ladder:
@@ -334,7 +340,11 @@ def load_ladder(spec: str | Path | Mapping[str, Any] | Ladder) -> Ladder:
         )
     if path.stat().st_size > MAX_LADDER_BYTES:
         raise InvalidParameter("ladder", f"{path}: larger than {MAX_LADDER_BYTES} bytes")
-    return parse_ladder(_parse_text(path.read_text("utf-8"), path.name), path.stem.lower()[:32])
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidParameter("ladder", f"{path}: not UTF-8 text") from None
+    return parse_ladder(_parse_text(text, path.name), path.stem.lower()[:32])
 
 
 def _num(value: float) -> str:

@@ -22,6 +22,10 @@ VFR_RATE_TOLERANCE = Fraction(1, 100)
 # Containers routinely round their declared frame count by a frame or two.
 DECLARED_FRAMES_SLACK = 2
 
+# ffmpeg's tty and bintext demuxers turn any text file (.txt, .ans, .bin, ...) into
+# a "video" of rendered characters: that is the caller's text, not a video.
+TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+
 
 @dataclass(frozen=True)
 class AudioStream:
@@ -168,6 +172,8 @@ def parse_probe(doc: Mapping[str, Any], path: str, pts: Sequence[int] | None = N
     if not videos:
         raise NotAVideo(f"{path}: no video stream (found {len(streams)} other stream(s))")
     v = videos[0]
+    if v.get("codec_name") in TEXT_CODECS:
+        raise NotAVideo(f"{path}: text, not a video (ffmpeg would draw it as ANSI art)")
     width, height = _int(v.get("width")) or 0, _int(v.get("height")) or 0
     if width <= 0 or height <= 0:
         raise NotAVideo(f"{path}: video stream has no frame size")

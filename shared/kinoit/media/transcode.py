@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kinoit.config import Settings, load_settings
-from kinoit.errors import InvalidParameter, MediaError
+from kinoit.errors import InvalidParameter, MediaError, NotAVideo
 from kinoit.media import ffmpeg
 from kinoit.media.ladder import Ladder, encoder_args, load_ladder
 from kinoit.media.probe import probe
@@ -178,7 +178,9 @@ def transcode_segment(
         raise InvalidParameter("threads", f"must be in [1, {MAX_THREADS}], got {threads}")
     src = Path(segment_path)
     known = frames if frames is not None else (frame_range[1] if frame_range else None)
+    hinted = False  # frames, size and fps given: the probe is skipped
     if known is not None and size is not None and fps is not None:
+        hinted = True
         # Known from segments.json: no probe. A short file still fails the frame check below.
         available, (width, height) = known, size
     else:
@@ -221,9 +223,13 @@ def transcode_segment(
                 rung=rung.name, path=t.path, codec=rung.codec, width=t.width, height=t.height,
                 frames=count, start_frame=start_frame, bytes=t.path.stat().st_size,
             )  # fmt: skip
-    except BaseException:
+    except BaseException as exc:
         for t in targets:
             t.path.unlink(missing_ok=True)
+        if hinted and isinstance(exc, MediaError) and not isinstance(exc, NotAVideo):
+            # The hints skipped the probe: a file that is no video at all is the
+            # caller's input (NotAVideo, 400, not retried), not a failed encode.
+            probe(src, settings=settings, detect_vfr=False)
         raise
     return results
 

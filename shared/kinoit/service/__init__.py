@@ -18,7 +18,6 @@ own HMAC token) needs ``Authorization: Bearer <kinoit-api-token>``.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 import threading
@@ -50,7 +49,7 @@ from kinoit.jobs import (
 )
 from kinoit.service.pipeline import Notifier, Pipeline
 from kinoit.service.spec import JobSpec, parse_job_spec
-from kinoit.stages.http import Reply, json_reply
+from kinoit.stages.http import Reply, json_reply, parse_json_object
 
 __all__ = ["HttpRequest", "OrchestrateService", "get_service", "reset_service"]
 
@@ -59,6 +58,13 @@ log = logging.getLogger(__name__)
 API_TOKEN_FILE = "kinoit-api-token"
 _CALLBACK = re.compile(r"^/callback/([0-9A-Z]{26})/([A-Za-z0-9_.:-]{1,128})/([0-9]{1,6})/?$")
 _JOB = re.compile(r"^/jobs/([^/]+)/?$")
+# ASCII digits only: int() would also read " 7", "+7", "7_0" and non-ASCII digits.
+_DECIMAL = re.compile(r"[0-9]{1,20}")
+# GET /jobs pages: at most this many jobs (the engine's limit).
+MAX_PAGE = 1000
+# A cursor is an offset into the job list; far beyond any real count, and keeps
+# cursor + limit inside Redis's 64-bit index range.
+MAX_CURSOR = 2**53
 
 
 @dataclass(frozen=True)
@@ -163,12 +169,7 @@ class OrchestrateService:
     # -------------------------------------------------------------- handlers
     def submit(self, request: HttpRequest) -> Reply:
         """Validate and queue a job."""
-        try:
-            body = json.loads(request.body or b"{}")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidParameter("body", f"not valid JSON ({exc})") from None
-        if not isinstance(body, dict):
-            raise InvalidParameter("body", "expected a JSON object")
+        body = parse_json_object(request.body)
         spec = parse_job_spec(
             body,
             check_cid=check_cid,
@@ -197,11 +198,8 @@ class OrchestrateService:
 
     def list_jobs(self, request: HttpRequest) -> Reply:
         """GET /jobs?limit=&cursor=."""
-        try:
-            limit = int(request.query.get("limit", "50"))
-            cursor = int(request.query.get("cursor", "0"))
-        except ValueError:
-            raise InvalidParameter("limit", "limit and cursor must be integers") from None
+        limit = query_int(request.query, "limit", 50, 1, MAX_PAGE)
+        cursor = query_int(request.query, "cursor", 0, 0, MAX_CURSOR)
         page = self.pipeline.engine.list_jobs(limit=limit, cursor=cursor)
         jobs = [
             {
@@ -245,6 +243,16 @@ class OrchestrateService:
         snapshot = Snapshot(jobs=gauges.jobs, tasks=gauges.tasks, queue_depth=gauges.queue_depth)
         text = render_metrics(self.redis, snapshot).decode()
         return text, 200, {"Content-Type": CONTENT_TYPE}
+
+
+def query_int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A decimal query parameter within [low, high] (InvalidParameter naming it)."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _DECIMAL.fullmatch(raw) or not low <= int(raw) <= high:
+        raise InvalidParameter(name, f"expected an integer from {low} to {high}, got {raw[:40]!r}")
+    return int(raw)
 
 
 def check_cid(text: str) -> str:

@@ -23,7 +23,6 @@ out-of-order callbacks) are safe.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -33,7 +32,7 @@ import requests
 
 from kinoit.config import Settings
 from kinoit.documents import read_split_index
-from kinoit.errors import Conflict, InputError, KinoitError, NotFound
+from kinoit.errors import Conflict, InputError, InvalidParameter, KinoitError, NotFound
 from kinoit.jobs import Dispatch, JobEngine, JobState, ResultCache, TaskState, canonical_json, keys
 from kinoit.service.dispatch import BoundedMemo, Dispatcher, Post
 from kinoit.service.job_end import JobEnd
@@ -52,7 +51,9 @@ from kinoit.service.planning import (
     stage_of,
     stored_result,
 )
+from kinoit.service.results import check_result
 from kinoit.service.spec import JobSpec
+from kinoit.stages.http import parse_json_object
 
 log = logging.getLogger(__name__)
 
@@ -231,11 +232,14 @@ class Pipeline:
         if duration is not None and 0.0 <= duration < 1e6:  # also rejects NaN
             self.dispatch.started(job_id, task_id, seconds_ago=duration)
         if 200 <= status < 300:
+            result: dict[str, Any] | None = None
             try:
-                result = json.loads(body or b"{}")
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                result = None
-            if isinstance(result, dict):
+                parsed = parse_json_object(body, "result")
+                check_result(stage_of(task_id), parsed)
+                result, shape_error = parsed, ""
+            except InvalidParameter as exc:
+                shape_error = exc.message
+            if result is not None:
                 # one slot freed: leased in the same round trip as the result when the
                 # stage allows (a split opens the whole fan-out instead)
                 outcome, leased = self._on_result(job_id, task_id, attempt, result, lease=1)
@@ -246,7 +250,7 @@ class Pipeline:
                         elif self.dispatch.send_all(leased):
                             self.pump(job_id)  # cache hits freed more room
                 return outcome
-            reason, retryable = "function returned a body that is not a JSON object", True
+            reason, retryable = f"function returned a malformed result: {shape_error}", True
         else:
             reason, retryable = failure_reason(status, body)
         outcome = self.on_failure(job_id, task_id, attempt, reason, retryable)

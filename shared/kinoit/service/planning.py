@@ -194,7 +194,7 @@ def failure_reason(status: int, body: bytes) -> tuple[str, bool]:
     text = body.decode("utf-8", "replace")[:1000]
     try:
         parsed = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, a huge integer, nesting too deep
         parsed = None
     if isinstance(parsed, dict) and "message" in parsed:
         message = f"{parsed.get('error', 'Error')}: {parsed['message']}"

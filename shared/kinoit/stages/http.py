@@ -33,16 +33,59 @@ def event_body(event: Any, max_bytes: int) -> bytes:
     return bytes(body)
 
 
+# JSON documents kinoit receives are shallow; deeper nesting is refused before parsing
+# (the parser would recurse once per level and could exhaust the stack).
+MAX_JSON_DEPTH = 64
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_depth_exceeds(raw: bytes, limit: int) -> bool:
+    """True when brackets outside strings nest deeper than ``limit`` (a linear scan)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:  # the common case, at C speed
+        return False
+    depth, in_string, escaped = 0, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
+def parse_json_object(raw: bytes, field: str = "body") -> dict[str, Any]:
+    """``raw`` as a JSON object, or InvalidParameter naming ``field``: not UTF-8, not
+    JSON, NaN/Infinity, an integer beyond Python's digit limit, nesting deeper than
+    ``MAX_JSON_DEPTH``, or not an object. Never a bare ValueError or RecursionError."""
+    if _json_depth_exceeds(raw, MAX_JSON_DEPTH):
+        raise InvalidParameter(field, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        value = json.loads(raw or b"{}", parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidParameter(field, f"not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # e.g. a 5,000-digit integer
+        raise InvalidParameter(field, f"unacceptable JSON value ({str(exc)[:120]})") from None
+    if not isinstance(value, dict):
+        raise InvalidParameter(field, "expected a JSON object")
+    return value
+
+
 def read_json(event: Any, max_bytes: int) -> dict[str, Any]:
     """The event body as a JSON object; 413 over ``max_bytes``, 400 when not an object."""
-    body = event_body(event, max_bytes)
-    try:
-        value = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidParameter("body", f"not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise InvalidParameter("body", "expected a JSON object")
-    return value
+    return parse_json_object(event_body(event, max_bytes))
 
 
 def json_reply(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:

@@ -12,17 +12,21 @@ The HLS tree is stored file by file and described by a DAG-CBOR listing
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kinoit import failpoints
 from kinoit.config import Settings
-from kinoit.documents import MergePlan, read_pages
-from kinoit.errors import InvalidParameter
+from kinoit.errors import InvalidParameter, KinoitError
+from kinoit.names import check_name
 from kinoit.stages.common import fetch, require_cid
 from kinoit.stages.scratch import scratch_dir
+
+if TYPE_CHECKING:
+    from kinoit.media.ladder import Ladder
 
 DIRECTORY_TYPE = "kinoit/directory"
 
@@ -39,13 +43,108 @@ def parse_request(body: dict[str, Any]) -> MergeRequest:
     return MergeRequest(require_cid(body, "plan"))
 
 
-def read_plan_segments(store: Any, plan: MergePlan) -> list[dict[str, Any]]:
-    """Every segment entry of a plan, in order."""
-    entries: list[dict[str, Any]] = list(read_pages(store, plan.pages))
-    entries.sort(key=lambda e: int(e["index"]))
+@dataclass(frozen=True)
+class Plan:
+    """A merge plan read from the store and checked: what ``run`` needs, typed."""
+
+    ladder: Ladder
+    fps: Fraction
+    audio: str | None
+    entries: list[dict[str, Any]]
+    rungs: list[str]
+
+
+def _is_cid(value: Any) -> bool:
+    from kinoit.store.cid import CID
+
+    if isinstance(value, CID):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        CID.parse(value)
+    except KinoitError:
+        return False
+    return True
+
+
+def _plan_int(entry: Mapping[str, Any], key: str, where: str) -> int:
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**40:
+        raise InvalidParameter(f"plan.{where}.{key}", "expected an integer >= 0")
+    return value
+
+
+def _check_entry(entry: Mapping[str, Any], where: str, names: set[str]) -> list[str]:
+    """One segment entry's checks; its rung names, sorted."""
+    _plan_int(entry, "index", where)
+    if _plan_int(entry, "end_frame", where) <= _plan_int(entry, "start_frame", where):
+        raise InvalidParameter(f"plan.{where}.end_frame", "must be after start_frame")
+    renditions = entry.get("renditions")
+    if not isinstance(renditions, dict) or not renditions:
+        raise InvalidParameter(f"plan.{where}.renditions", "expected {rung: CID}")
+    for name, cid in renditions.items():
+        check_name(name, f"plan.{where}.renditions")
+        if name not in names or not _is_cid(cid):
+            raise InvalidParameter(
+                f"plan.{where}.renditions", f"{name!r}: not a ladder rung with a CID"
+            )
+    if entry.get("thumbnail") is not None and not _is_cid(entry["thumbnail"]):
+        raise InvalidParameter(f"plan.{where}.thumbnail", "expected a CID")
+    return sorted(renditions)
+
+
+def read_plan(store: Any, plan_cid: str) -> Plan:
+    """The merge plan ``plan_cid`` with every field the merge reads checked; a document
+    that is not a plan is InvalidParameter naming the field (400, not retried)."""
+    from kinoit.media.ladder import load_ladder
+
+    try:
+        doc = store.dag_get(plan_cid)
+    except InvalidParameter as exc:  # e.g. a raw file's CID
+        raise InvalidParameter("plan", exc.message) from None
+    if not isinstance(doc, dict):
+        raise InvalidParameter("plan", "not a merge plan (expected a DAG-CBOR map)")
+    raw_ladder = doc.get("ladder")
+    if not isinstance(raw_ladder, dict):
+        raise InvalidParameter("plan.ladder", "expected a ladder map")
+    try:
+        ladder = load_ladder(raw_ladder)
+    except InvalidParameter as exc:
+        raise InvalidParameter(f"plan.{exc.field}", exc.message) from None
+    source = doc.get("source")
+    try:
+        fps = Fraction(str(source.get("fps"))) if isinstance(source, dict) else Fraction(0)
+    except (ValueError, ZeroDivisionError):
+        fps = Fraction(0)
+    if fps <= 0:
+        raise InvalidParameter("plan.source.fps", "expected a positive frame rate")
+    audio = doc.get("audio")
+    if audio is not None and not _is_cid(audio):
+        raise InvalidParameter("plan.audio", "expected a CID or null")
+    pages = doc.get("pages")
+    if not isinstance(pages, list) or not pages or not all(_is_cid(p) for p in pages):
+        raise InvalidParameter("plan.pages", "expected a non-empty list of page CIDs")
+    entries: list[dict[str, Any]] = []
+    for number, page in enumerate(pages):
+        try:
+            items = store.dag_get(str(page))
+        except InvalidParameter:
+            items = None
+        if not isinstance(items, list) or not all(isinstance(e, dict) for e in items):
+            raise InvalidParameter(f"plan.pages[{number}]", "expected a list of segment entries")
+        entries.extend(items)
     if not entries:
         raise InvalidParameter("plan", "the plan has no segments")
-    return entries
+    names = {r.name for r in ladder.rungs}
+    rungs = _check_entry(entries[0], "segments[0]", names)
+    for position, entry in enumerate(entries[1:], start=1):
+        if _check_entry(entry, f"segments[{position}]", names) != rungs:
+            raise InvalidParameter(
+                f"plan.segments[{position}].renditions", "not the rungs of segment 0"
+            )
+    entries.sort(key=lambda e: int(e["index"]))
+    return Plan(ladder, fps, str(audio) if audio else None, entries, rungs)
 
 
 def store_directory(store: Any, root: Path) -> str:
@@ -62,19 +161,15 @@ def store_directory(store: Any, root: Path) -> str:
 
 def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
     """Fetch every rendition, merge each rung with the audio, package HLS, tile a storyboard."""
-    from kinoit.media.ladder import load_ladder
     from kinoit.media.merge import merge_rung, package_hls, probe_facts
     from kinoit.media.thumbnail import make_storyboard
     from kinoit.store import open_store
 
     failpoints.hit(settings.failpoints, "stage.merge")
     store = open_store(settings)
-    plan = MergePlan.from_dag(store.dag_get(request.plan))
-    entries = read_plan_segments(store, plan)
-    ladder = load_ladder(dict(plan.ladder))
-    fps = Fraction(str(plan.source["fps"]))
+    plan = read_plan(store, request.plan)
+    entries, ladder, fps, rungs = plan.entries, plan.ladder, plan.fps, plan.rungs
     frames = [int(e["end_frame"]) - int(e["start_frame"]) for e in entries]
-    rungs = sorted(entries[0]["renditions"])
     with scratch_dir("merge", settings) as work:
         paths: dict[str, list[Path]] = {}
         for rung in rungs:

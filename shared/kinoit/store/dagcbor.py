@@ -328,5 +328,7 @@ def from_dag_json(text: str | bytes) -> Any:
         raise _fail(f"not valid JSON: {exc}") from None
     except RecursionError:
         raise _fail("nested too deeply") from None
+    except ValueError as exc:  # not UTF-8, or an integer beyond Python's digit limit
+        raise _fail(f"unacceptable JSON value: {str(exc)[:120]}") from None
     encode(value)  # range and depth checks
     return value

@@ -56,7 +56,6 @@ _NOT_FOUND_HINTS = (
     "could not find",
     "not pinned",
     "no link named",
-    "context deadline exceeded",
 )
 _BAD_CID_HINTS = (
     "invalid cid",
