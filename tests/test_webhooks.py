@@ -412,25 +412,6 @@ def test_redirects_are_not_followed_to_a_private_address(client: redis.Redis) ->
 
 
 @pytest.mark.redis
-def test_delivery_loop_thread_delivers_and_stops(client: redis.Redis, receiver: Receiver) -> None:
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=webhooks.run_delivery_loop,
-        args=(client, SECRET, stop),
-        kwargs={"interval": 0.05, "allow_private": True},
-    )
-    thread.start()
-    try:
-        webhooks.enqueue_webhook(client, receiver.url, "job.accepted", "J7")
-        got = receiver.requests.get(timeout=10)
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-    assert not thread.is_alive()
-    assert Webhook(SECRET).verify(got.body, got.headers)["data"]["job_id"] == "J7"
-
-
-@pytest.mark.redis
 def test_progress_is_throttled_by_time_and_step(client: redis.Redis) -> None:
     send = webhooks.should_send_progress
     assert send(client, "J1", 1, 100, now=0.0)  # first progress

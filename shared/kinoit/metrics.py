@@ -43,11 +43,20 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 
 from kinoit.errors import InvalidParameter, StateUnavailable
+from kinoit.jobs import scripts
+from kinoit.jobs.effects import (
+    Effect,
+    HashIncrement,
+    HashIncrementFloat,
+    SetAdd,
+    encode_effects,
+)
+from kinoit.jobs.keys import METRICS_PREFIX
 
 # The classic text format that every Prometheus and the OpenFaaS stack read.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Every metrics key starts with this, so `redis-cli --scan` finds them together.
-DEFAULT_PREFIX = "kinoit:metrics"
+DEFAULT_PREFIX = METRICS_PREFIX
 # Upper bounds in seconds: a segment takes well under a minute, split and merge of
 # a long source can take up to an hour, so the buckets span both.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -60,16 +69,6 @@ _LABEL_VALUE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 # Field of the per-stage duration hash that holds the +Inf bucket.
 _INF_FIELD = "le:+Inf"
-# One finished task: KEYS = tasks hash, stages set, the stage's duration hash;
-# ARGV = "stage|state", stage, bucket field, seconds.
-_FINISH_SCRIPT = """
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-redis.call('HINCRBY', KEYS[3], 'count', 1)
-redis.call('HINCRBYFLOAT', KEYS[3], 'sum', ARGV[4])
-return 1
-"""
 
 
 def _label(kind: str, value: str) -> str:
@@ -144,7 +143,7 @@ class MetricsRecorder:
     def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self._redis = client
         self.keys = MetricKeys(prefix)
-        self._finish = client.register_script(_FINISH_SCRIPT)
+        self._apply = client.register_script(scripts.source("apply_effects"))
 
     def job_transition(self, state: str, pipe: Any = None) -> None:
         """A job entered ``state`` (queued, running, completed, failed, cancelled)."""
@@ -153,32 +152,27 @@ class MetricsRecorder:
 
     def task_finished(self, stage: str, state: str, seconds: float, pipe: Any = None) -> None:
         """A task of ``stage`` ended in ``state`` (done or failed) after ``seconds``."""
-        keys, argv = self._finish_args(stage, state, seconds)
-        self._run(pipe, lambda p: self._finish(keys=keys, args=argv, client=p))
+        effects = encode_effects(self.task_finished_effects(stage, state, seconds))
+        self._run(pipe, lambda p: self._apply(keys=[], args=[effects], client=p))
 
-    def task_finished_writes(self, stage: str, state: str, seconds: float) -> list[list[str]]:
-        """The Redis commands :meth:`task_finished` runs, for a caller that runs them
-        inside its own script (e.g. only when a result is accepted)."""
-        (tasks, stages, duration), (outcome, stage, field_name, seconds_text) = self._finish_args(
-            stage, state, seconds
-        )
-        return [
-            ["HINCRBY", tasks, outcome, "1"],
-            ["SADD", stages, stage],
-            ["HINCRBY", duration, field_name, "1"],
-            ["HINCRBY", duration, "count", "1"],
-            ["HINCRBYFLOAT", duration, "sum", seconds_text],
-        ]
-
-    def _finish_args(self, stage: str, state: str, seconds: float) -> tuple[list[str], list[str]]:
+    def task_finished_effects(self, stage: str, state: str, seconds: float) -> list[Effect]:
+        """What :meth:`task_finished` writes (in one script, so a scrape never sees half
+        of it), for a caller that applies it inside its own (e.g. only when a result is
+        accepted)."""
         stage = _label("stage", stage)
         state = _label("state", state)
         if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
             raise InvalidParameter("seconds", f"expected a finite duration >= 0, got {seconds!r}")
         bucket = next((b for b in DURATION_BUCKETS if seconds <= b), None)
         field_name = _bucket_field(bucket) if bucket is not None else _INF_FIELD
-        keys = [self.keys.tasks, self.keys.stages, self.keys.duration(stage)]
-        return keys, [f"{stage}|{state}", stage, field_name, repr(float(seconds))]
+        duration = self.keys.duration(stage)
+        return [
+            HashIncrement(self.keys.tasks, f"{stage}|{state}"),
+            SetAdd(self.keys.stages, stage),
+            HashIncrement(duration, field_name),
+            HashIncrement(duration, "count"),
+            HashIncrementFloat(duration, "sum", float(seconds)),
+        ]
 
     def task_retried(self, stage: str, pipe: Any = None) -> None:
         """A task of ``stage`` is dispatched again (lease expired or verification re-run)."""

@@ -8,7 +8,7 @@
 
 Delivery never blocks the pipeline: :func:`enqueue_webhook` only writes the
 message into Redis (a hash plus a due-time sorted set); :func:`deliver_pending`,
-run by a thread or worker the product owns (:func:`run_delivery_loop`), sends
+run by a thread or worker the product owns (orchestrate's delivery thread), sends
 due messages and re-schedules failures with backoff until
 ``DEFAULT_RETRY_SCHEDULE`` is exhausted, then parks the id in a dead list.
 Several deliverers may run at once: claiming is atomic, delivery at least once.
@@ -37,7 +37,6 @@ import os
 import re
 import socket
 import ssl
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -576,32 +575,6 @@ def next_due(connection: redis.Redis) -> float | None:
     """When the earliest queued webhook is due (None when the queue is empty)."""
     first = connection.zrange(keys.WEBHOOK_DUE_KEY, 0, 0, withscores=True)
     return float(first[0][1]) if first else None
-
-
-def run_delivery_loop(
-    connection: redis.Redis,
-    secret: str | bytes,
-    stop: threading.Event,
-    *,
-    interval: float = 1.0,
-    allow_private: bool = False,
-    send: Sender = http_sender,
-    on_error: Callable[[Exception], None] | None = None,
-) -> None:
-    """Deliver webhooks until ``stop`` is set (run it in a daemon thread).
-
-    Redis being down is reported to ``on_error`` and retried on the next tick.
-    """
-    while not stop.is_set():
-        try:
-            report = deliver_pending(connection, secret, send=send, allow_private=allow_private)
-            busy = bool(report.delivered or report.retried or report.dead)
-        except KinoitError as exc:
-            if on_error is not None:
-                on_error(exc)
-            busy = False
-        if not busy:
-            stop.wait(interval)
 
 
 @translate_redis_errors

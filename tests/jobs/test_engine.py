@@ -10,6 +10,7 @@ import pytest
 import redis
 from kinoit.errors import Conflict, InvalidParameter, NotFound, StateUnavailable
 from kinoit.jobs import EngineConfig, JobEngine, JobState, TaskState
+from kinoit.jobs.effects import HashIncrement
 
 from .conftest import T0
 
@@ -382,20 +383,6 @@ def test_concurrent_sweeps_dispatch_each_task_once(engine: JobEngine, client: re
     assert sorted(got) == [f"s{i:05d}" for i in range(200)]
 
 
-def test_rerun_sends_done_task_again_and_finishes_again(engine: JobEngine) -> None:
-    job_id = running_job(engine, 1)
-    engine.lease_next(job_id, 1)
-    assert engine.complete(job_id, "s00000", 1, {"cid": "bad"}).all_done
-    d = engine.rerun(job_id, "s00000", "checksum mismatch")
-    assert d.attempt == 2 and d.payload == {"i": 0}
-    assert engine.get_job(job_id).total.done == 0
-    again = engine.complete(job_id, "s00000", 2, {"cid": "good"})
-    assert again.accepted and again.all_done
-    assert engine.results(job_id, "transcode") == {"s00000": {"cid": "good"}}
-    with pytest.raises(Conflict):
-        engine.rerun(job_id, "nope", "x")
-
-
 def test_fail_job_releases_everything(engine: JobEngine) -> None:
     job_id = running_job(engine, 3)
     engine.lease_next(job_id, 3)
@@ -542,7 +529,7 @@ def test_iterating_tasks_with_redis_down_is_state_unavailable() -> None:
 
 
 # ---------------------------------------------------------- complete_step
-def test_complete_step_adds_records_writes_and_leases_in_one_call(
+def test_complete_step_adds_records_applies_effects_and_leases_in_one_call(
     engine: JobEngine, client: redis.Redis
 ) -> None:
     job_id = running_job(engine, n=2)
@@ -554,7 +541,7 @@ def test_complete_step_adds_records_writes_and_leases_in_one_call(
         first.attempt,
         {"cid": "A"},
         followups=[("checksum", [("c00000", {"cache": "abc"}), ("c00001", None)])],
-        writes=[["HINCRBY", "test:metric", "done", 1]],
+        effects=[HashIncrement("test:metric", "done")],
         lease=3,
     )
     assert completion.accepted and not completion.all_done
@@ -568,7 +555,7 @@ def test_complete_step_adds_records_writes_and_leases_in_one_call(
     assert engine.task(job_id, first.task_id).result == {"cid": "A"}
 
 
-def test_complete_step_refused_result_adds_writes_and_leases_nothing(
+def test_complete_step_refused_result_adds_applies_and_leases_nothing(
     engine: JobEngine, client: redis.Redis
 ) -> None:
     job_id = running_job(engine, n=2)
@@ -577,7 +564,7 @@ def test_complete_step_refused_result_adds_writes_and_leases_nothing(
     completion, leased = engine.complete_step(
         job_id, first.task_id, 1, {"cid": "B"},
         followups=[("checksum", [("c00000", None)])],
-        writes=[["HINCRBY", "test:metric", "done", 1]], lease=5,
+        effects=[HashIncrement("test:metric", "done")], lease=5,
     )  # fmt: skip
     assert completion.duplicate and leased == []
     assert client.hget("test:metric", "done") is None

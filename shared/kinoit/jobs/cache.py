@@ -16,7 +16,7 @@ import redis
 
 from kinoit.errors import InvalidParameter
 from kinoit.jobs import keys
-from kinoit.jobs.engine import translate_redis_errors
+from kinoit.jobs.connection import translate_redis_errors
 
 
 def canonical_json(value: Any) -> str:

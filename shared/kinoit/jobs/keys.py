@@ -1,7 +1,7 @@
 """Redis key templates of the job engine, one prefix ``kinoit:``.
 
-Every key the engine, the result cache and the webhook queue write is named
-here, so an operator can find (or flush) everything kinoit owns with
+Every key the engine, the result cache, the webhook queue, the pin holds and
+the metrics write is named here, so an operator can find (or flush) everything kinoit owns with
 ``SCAN MATCH kinoit:*``. Templates take ``job_id`` (a ULID, no colons).
 """
 
@@ -52,24 +52,38 @@ WEBHOOK_DEAD_KEY = PREFIX + "webhooks:dead"
 # Hash: per-job progress throttle state (last fraction, last time).
 WEBHOOK_PROGRESS_KEY = PREFIX + "job:{job_id}:progress"
 
+# --- pins held for jobs (kinoit.service.holds) ------------------------------
+# Set of the intermediate CIDs one job holds (released when the job ends).
+JOB_HOLDS_KEY = PREFIX + "job:{job_id}:pins"
+# Hash: job id -> UNIX time its hold on this CID expires ("0": never).
+CID_HOLDERS_KEY = PREFIX + "pin:{cid}:holders"
+
+# --- metrics (kinoit.metrics) -----------------------------------------------
+# Every counter of /metrics lives under this prefix (kinoit.metrics.MetricKeys).
+METRICS_PREFIX = PREFIX + "metrics"
+
 
 def job_key(job_id: str) -> str:
     """Key of the job record hash."""
     return JOB_KEY.format(job_id=job_id)
 
 
+# The per-job keys, in the order the Lua scripts expect them (KEYS[1..8]).
+PER_JOB_KEYS = (
+    JOB_KEY, JOB_COUNTS_KEY, JOB_TASKS_KEY, JOB_PAYLOADS_KEY,
+    JOB_PENDING_KEY, JOB_LEASES_KEY, JOB_RETRIES_KEY, JOB_EVENTS_KEY,
+)  # fmt: skip
+
+
 def job_keys(job_id: str) -> list[str]:
     """Every per-job key, in the order the Lua scripts expect them (KEYS[1..8])."""
-    return [
-        JOB_KEY.format(job_id=job_id),
-        JOB_COUNTS_KEY.format(job_id=job_id),
-        JOB_TASKS_KEY.format(job_id=job_id),
-        JOB_PAYLOADS_KEY.format(job_id=job_id),
-        JOB_PENDING_KEY.format(job_id=job_id),
-        JOB_LEASES_KEY.format(job_id=job_id),
-        JOB_RETRIES_KEY.format(job_id=job_id),
-        JOB_EVENTS_KEY.format(job_id=job_id),
-    ]
+    return [template.format(job_id=job_id) for template in PER_JOB_KEYS]
+
+
+def job_key_templates() -> list[list[str]]:
+    """The per-job keys of :func:`job_keys` as ``[before, after]`` the job id, for the
+    Lua scripts that build the keys of many jobs themselves (sweep, promote)."""
+    return [list(template.split("{job_id}", 1)) for template in PER_JOB_KEYS]
 
 
 def events_key(job_id: str) -> str:

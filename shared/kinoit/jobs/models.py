@@ -47,8 +47,8 @@ class JobRecord:
     """A job as stored in Redis.
 
     Timings are unix seconds (floats), ``None`` until reached. ``outputs`` is
-    whatever the product stored with :meth:`JobEngine.complete_job` or
-    :meth:`JobEngine.set_outputs` (e.g. rendition CIDs).
+    whatever the product stored with :meth:`JobEngine.complete_job` (e.g. the MP4
+    and HLS CIDs).
     """
 
     job_id: str

@@ -404,8 +404,3 @@ def load_split(manifest: str | Path) -> SplitResult:
         raise InvalidParameter(
             "segments.json", f"{path}: unreadable split manifest: {exc}"
         ) from None
-
-
-def remove_split(outdir: str | Path) -> None:
-    """Delete a split directory (used by benchmarks and tests)."""
-    shutil.rmtree(outdir, ignore_errors=True)

@@ -48,8 +48,9 @@ from kinoit.jobs import (
     verify_callback_token,
 )
 from kinoit.service.pipeline import Notifier, Pipeline
-from kinoit.service.spec import JobSpec, parse_job_spec
+from kinoit.service.spec import parse_job_spec
 from kinoit.stages.http import Reply, json_reply, parse_json_object
+from kinoit.webhooks import WebhookEvent
 
 __all__ = ["HttpRequest", "OrchestrateService", "get_service", "reset_service"]
 
@@ -99,7 +100,9 @@ class RedisNotifier:
         from kinoit.webhooks import should_send_progress
 
         if url and should_send_progress(self.redis, job_id, done, total):
-            self.notify(job_id, url, "job.progress", {**data, "done": done, "total": total})
+            self.notify(
+                job_id, url, WebhookEvent.JOB_PROGRESS, {**data, "done": done, "total": total}
+            )
 
     def drain(self) -> None:
         """Send due webhooks once."""
@@ -357,8 +360,3 @@ def reset_service() -> None:
         if _service is not None:
             _service.stopped.set()
         _service = None
-
-
-def job_spec_from_record(spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> JobSpec:
-    """Re-exported for tools that read jobs directly."""
-    return JobSpec.from_dict(spec, metadata)

@@ -22,11 +22,8 @@ import redis
 
 from kinoit.errors import NotFound
 from kinoit.jobs import translate_redis_errors
+from kinoit.jobs.keys import CID_HOLDERS_KEY, JOB_HOLDS_KEY
 
-# Set of the intermediate CIDs one job holds (released when the job ends).
-JOB_HOLDS_KEY = "kinoit:job:{job_id}:pins"
-# Hash: job id -> UNIX time its hold on this CID expires ("0": never).
-CID_HOLDERS_KEY = "kinoit:pin:{cid}:holders"
 # Intermediate holds only matter while a job runs; the records outlive any job.
 HOLD_RETENTION_SECONDS = 7 * 24 * 3600
 # A hold whose pin changed under it is re-checked at most this many times.

@@ -23,6 +23,7 @@ from kinoit.service.planning import (
     segment_of,
 )
 from kinoit.service.spec import JobSpec
+from kinoit.webhooks import WebhookEvent
 
 # Manifests of up to this many segments list them inline; longer ones link pages.
 MANIFEST_INLINE_SEGMENTS = documents.PAGE_SIZE
@@ -191,7 +192,7 @@ class JobEnd:
         self.notifier.notify(
             job_id,
             spec.callback_url,
-            "job.completed",
+            WebhookEvent.JOB_COMPLETED,
             self.data(job_id, manifest=manifest_cid, outputs=dict(outputs)),
         )
         self.promote()
@@ -245,7 +246,7 @@ class JobEnd:
         self.notifier.notify(
             job_id,
             spec.callback_url,
-            "job.failed",
+            WebhookEvent.JOB_FAILED,
             self.data(job_id, reason=reason, failed_tasks=failed[:50]),
         )
         self.promote()

@@ -34,6 +34,7 @@ from kinoit.config import Settings
 from kinoit.documents import read_split_index
 from kinoit.errors import Conflict, InputError, InvalidParameter, KinoitError, NotFound
 from kinoit.jobs import Dispatch, JobEngine, JobState, ResultCache, TaskState, canonical_json, keys
+from kinoit.jobs.effects import Effect, StoreValue
 from kinoit.service.dispatch import BoundedMemo, Dispatcher, Post
 from kinoit.service.job_end import JobEnd
 from kinoit.service.planning import (
@@ -54,6 +55,7 @@ from kinoit.service.planning import (
 from kinoit.service.results import check_result
 from kinoit.service.spec import JobSpec
 from kinoit.stages.http import parse_json_object
+from kinoit.webhooks import WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ class Metrics(Protocol):
 
     def job_transition(self, state: str, pipe: Any = None) -> None: ...
     def task_finished(self, stage: str, state: str, seconds: float, pipe: Any = None) -> None: ...
-    def task_finished_writes(self, stage: str, state: str, seconds: float) -> list[list[str]]: ...
+    def task_finished_effects(self, stage: str, state: str, seconds: float) -> list[Effect]: ...
     def task_retried(self, stage: str, pipe: Any = None) -> None: ...
     def verification_failed(self, pipe: Any = None) -> None: ...
 
@@ -150,7 +152,9 @@ class Pipeline:
         job_id = self.engine.create_job(spec.to_dict(), spec.metadata)
         self._specs[job_id] = spec
         self.metrics.job_transition(JobState.QUEUED.value)
-        self.notifier.notify(job_id, spec.callback_url, "job.accepted", self._data(job_id))
+        self.notifier.notify(
+            job_id, spec.callback_url, WebhookEvent.JOB_ACCEPTED, self._data(job_id)
+        )
         try:
             self.promote()
         except KinoitError as exc:
@@ -168,7 +172,9 @@ class Pipeline:
         """First stage of a freshly started job, or its cached result."""
         spec = self.spec(job_id)
         self.metrics.job_transition(JobState.RUNNING.value)
-        self.notifier.notify(job_id, spec.callback_url, "job.started", self._data(job_id))
+        self.notifier.notify(
+            job_id, spec.callback_url, WebhookEvent.JOB_STARTED, self._data(job_id)
+        )
         self._first_stage(job_id)
 
     def _first_stage(self, job_id: str) -> None:
@@ -192,7 +198,9 @@ class Pipeline:
         self.end.release(job_id)
         self.metrics.job_transition(JobState.CANCELLED.value)
         spec = self.spec(job_id)
-        self.notifier.notify(job_id, spec.callback_url, "job.cancelled", self._data(job_id))
+        self.notifier.notify(
+            job_id, spec.callback_url, WebhookEvent.JOB_CANCELLED, self._data(job_id)
+        )
         self.promote()
         return {
             "job_id": job_id,
@@ -331,16 +339,16 @@ class Pipeline:
         try:
             if stage == "transcode":
                 followups = checksum_followup(self.spec(job_id), task_id, result, cache_key=True)
-            # counted and cached only if accepted (the engine runs these writes then)
+            # counted and cached only if accepted (the engine applies these effects then)
             seconds = self.dispatch.elapsed(job_id, task_id, forget=False)
-            writes = self.metrics.task_finished_writes(stage, "done", seconds)
+            effects = self.metrics.task_finished_effects(stage, "done", seconds)
             if not from_cache:
                 key = keys.CACHE_KEY.format(digest=self._cache_digest(job_id, task_id, result))
-                writes.append(["SET", key, canonical_json(dict(result))])
+                effects.append(StoreValue(key, canonical_json(dict(result))))
         except KinoitError as exc:
             return self.on_failure(job_id, task_id, attempt, str(exc), exc.retryable), None
         completion, leased = self.engine.complete_step(
-            job_id, task_id, attempt, stored_result(stage, result), followups, writes, lease=lease
+            job_id, task_id, attempt, stored_result(stage, result), followups, effects, lease=lease
         )
         if not completion.accepted:
             if completion.duplicate:
