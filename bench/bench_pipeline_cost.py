@@ -448,6 +448,82 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# Split intermediates: how split writes a segment, and the file extension it gets.
+INTERMEDIATES: dict[str, tuple[list[str], str]] = {
+    "ffv1 (today)": (["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4"], "mkv"),
+    "utvideo": (["-c:v", "utvideo"], "mkv"),
+    "x264 lossless ultrafast": (["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0"], "mkv"),
+    "raw": (["-c:v", "rawvideo"], "nut"),
+}
+
+
+def timed(argv: list[str]) -> float:
+    """CPU seconds of one command (RUSAGE_CHILDREN around it)."""
+    cpu0 = _children_cpu()
+    run_ffmpeg(argv)
+    return _children_cpu() - cpu0
+
+
+def bench_intermediates(src: Path, work: Path) -> list[list[str]]:
+    """Per intermediate: CPU to write every segment (split's decode included), to read
+    one full pass back (decode to null), and bytes, all per second of video."""
+    info = probe(src, settings=load_settings({}))
+    k = frames_per_segment(info.fps, 1)
+    seconds = float(Fraction(info.frames) / info.fps)
+    cuts = ",".join(str(f) for f in range(k, info.frames, k))
+    rows = []
+    for name, (codec, ext) in INTERMEDIATES.items():
+        out = work / f"intermediate-{name.split()[0]}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        keys = ["-force_key_frames", f"expr:eq(mod(n,{k}),0)", "-g", str(k)]
+        write = timed([
+            "ffmpeg", "-v", "error", "-y", "-i", str(src), "-map", "0:v:0", "-an",
+            *codec, *(keys if "libx264" in codec else []), "-f", "segment",
+            "-segment_format", "nut" if ext == "nut" else "matroska",
+            "-segment_frames", cuts, "-reset_timestamps", "1", str(out / f"%05d.{ext}"),
+        ])  # fmt: skip
+        files = sorted(out.glob(f"*.{ext}"))
+        read = sum(
+            timed(["ffmpeg", "-v", "error", "-i", str(f), "-map", "0:v:0", "-f", "null", "-"])
+            for f in files
+        )
+        size = sum(f.stat().st_size for f in files)
+        rows.append(
+            [name, str(len(files)), f"{write / seconds:.3f}", f"{read / seconds:.3f}",
+             f"{size / seconds / 1e6:.1f}"]
+        )  # fmt: skip
+        shutil.rmtree(out)
+    return rows
+
+
+def bench_transcode_threads(src: Path, work: Path) -> list[list[str]]:
+    """CPU of transcoding one second of the source (lossless segment, default ladder) by
+    encoder thread count, and of a one-frame segment (the encoders' start-up)."""
+    from kinoit.media import transcode_segment
+
+    settings = load_settings({})
+    info = probe(src, settings=settings)
+    k = frames_per_segment(info.fps, 1)
+    seg, one = work / "threads-seg.mkv", work / "threads-one.mkv"
+    for path, frames in ((seg, k), (one, 1)):
+        run_ffmpeg([
+            "ffmpeg", "-v", "error", "-y", "-ss", "2", "-i", str(src), "-map", "0:v:0",
+            "-frames:v", str(frames), "-c:v", "ffv1", "-level", "3", "-g", "1", str(path),
+        ])  # fmt: skip
+    rows = []
+    for threads in (None, 1, 2):
+        for path, frames in ((seg, k), (one, 1)):
+            cpu0 = _children_cpu()
+            transcode_segment(
+                path, "default", work / "threads-out", fps=info.fps, frames=frames,
+                size=(info.width, info.height), threads=threads, settings=settings,
+            )  # fmt: skip
+            cpu = _children_cpu() - cpu0
+            rows.append([str(threads or "ffmpeg's choice"), str(frames), f"{cpu:.2f}"])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=12.0, help="source length (default 12)")
@@ -455,13 +531,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="kinoit run --workers")
     parser.add_argument("--work", type=Path, default=None, help="work folder (kept)")
     parser.add_argument("--json", type=Path, default=None, help="write the raw results here")
+    parser.add_argument(
+        "--parts", default="pipeline",
+        help="comma list: pipeline (kinoit run vs one ffmpeg), intermediates (split's "
+        "segment codecs, on the first source), threads (transcode encoder threads)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     kinds = [SOURCES[name] for name in args.sources.split(",") if name]
+    parts = set(args.parts.split(","))
     become_subreaper()
     work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / "kinoit-bench-cost"
     work.mkdir(parents=True, exist_ok=True)
     print(f"load average before: {os.getloadavg()}", flush=True)
+    if "intermediates" in parts:
+        src = make_source(kinds[0], args.seconds, work)
+        print(f"### split intermediates ({kinds[0].name}, per second of video)\n")
+        header = ["intermediate", "segments", "write CPU s", "read CPU s", "MB"]
+        print(table(header, bench_intermediates(src, work)) + "\n", flush=True)
+    if "threads" in parts:
+        src = make_source(kinds[0], args.seconds, work)
+        print(f"### transcode threads ({kinds[0].name}, default ladder, one segment)\n")
+        header = ["threads per encoder", "frames", "CPU s"]
+        print(table(header, bench_transcode_threads(src, work)) + "\n", flush=True)
     results = []
+    if "pipeline" not in parts:
+        kinds = []
     for kind in kinds:
         result = bench_source(kind, args.seconds, args.workers, work)
         results.append(result)

@@ -228,3 +228,44 @@ def test_merge_job_probes_each_rung_once(job: dict[str, Any], media_runs) -> Non
         if argv[0] == "ffprobe" and "stream=codec_name,profile,level,width,height,pix_fmt" in argv
     ]
     assert sorted(probed) == sorted(str(paths[0]) for paths in job["renditions"].values())
+
+
+def test_counting_packets_instead_of_decoding_still_catches_a_wrong_count(
+    job: dict[str, Any], media_runs
+) -> None:
+    path = job["renditions"]["vp9"][0]
+    assert verify_output(path, expected_frames=30, decode=False).frames == 30
+    with pytest.raises(MediaError, match="the source has 29"):
+        verify_output(path, expected_frames=29, decode=False)
+    assert all("-count_frames" not in argv for argv in media_runs)
+
+
+def test_merge_after_the_checksum_verdict_demuxes_instead_of_decoding(
+    job: dict[str, Any], media_runs
+) -> None:
+    split = job["split"]
+    merged = merge_rung(
+        job["renditions"]["90p"], split.audio, job["root"] / "counted" / "90p.mp4",
+        fps=split.fps, segment_frames=[s.frames for s in split.segments], decode_check=False,
+        settings=job["settings"],
+    )  # fmt: skip
+    assert merged.frames == 75
+    verify = [argv for argv in media_runs if argv[0] == "ffprobe" and "json" in argv]
+    assert any("-count_packets" in argv for argv in verify)
+    assert not any("-count_frames" in argv for argv in verify)
+
+
+def test_only_segments_the_checksum_matched_skip_the_decode() -> None:
+    from kinoit.stages.merge import verified_by_checksum
+
+    def entry(verdict: str, frames: int | None = None) -> dict[str, Any]:
+        rung: dict[str, Any] = {"verdict": verdict}
+        if frames is not None:
+            rung["frames"] = frames
+        return {"start_frame": 0, "end_frame": 25, "checksum": {"rungs": {"720p": rung}}}
+
+    assert verified_by_checksum([entry("match"), entry("match", 25)], "720p")
+    assert not verified_by_checksum([entry("match"), entry("mismatch")], "720p")
+    assert not verified_by_checksum([entry("match", 24)], "720p")  # a frame short
+    assert not verified_by_checksum([entry("match")], "480p")  # never checked
+    assert not verified_by_checksum([{"start_frame": 0, "end_frame": 25}], "720p")

@@ -1,10 +1,18 @@
+import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from kinoit.errors import InvalidParameter
+from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import make_storyboard, make_thumbnail
-from kinoit.media.thumbnail import build_thumbnail_argv, storyboard_vtt, vtt_timestamp
-from PIL import Image
+from kinoit.media.thumbnail import (
+    build_thumbnail_argv,
+    middle_frame,
+    seek_seconds,
+    storyboard_vtt,
+    vtt_timestamp,
+)
+from PIL import Image, ImageStat
 
 
 @pytest.mark.parametrize("ext", ["jpg", "webp"])
@@ -25,12 +33,70 @@ def test_thumbnail_rejects_bad_arguments(clip, tmp_path: Path, settings) -> None
 
 
 def test_thumbnail_argv_is_exact() -> None:
-    assert build_thumbnail_argv("v.mkv", "t.jpg", width=320, batch=25) == [
-        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", "v.mkv",
-        "-map", "0:v:0", "-vf", "thumbnail=n=25,scale=320:-2:flags=bicubic", "-frames:v", "1",
+    assert build_thumbnail_argv("v.mkv", "t.jpg", width=320, seek=0.46) == [
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", "0.460000",
+        "-i", "v.mkv", "-map", "0:v:0", "-vf", "scale=320:-2:flags=bicubic", "-frames:v", "1",
         "-update", "1", "-an", "-map_metadata", "-1",
         "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", "t.jpg",
     ]  # fmt: skip
+    assert "-ss" not in build_thumbnail_argv("v.mkv", "t.jpg", width=320, seek=0.0)
+
+
+def test_middle_frame_and_its_seek_point() -> None:
+    assert middle_frame(25) == 12
+    assert middle_frame(1) == 0
+    assert middle_frame(90, (20, 45)) == 32
+    assert seek_seconds(12, Fraction(25)) == pytest.approx(0.46)
+    assert seek_seconds(0, Fraction(25)) == 0.0
+
+
+@pytest.fixture(scope="module", params=["ffv1.mkv", "x264-bframes.mp4"])
+def ramp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 s at 25 fps, lossless, whose frame n is a flat grey of luma 16 + 4 n: intra-only
+    FFV1 (what split writes) and x264 with B-frames (what copy mode cuts)."""
+    path = tmp_path_factory.mktemp("ramp") / f"ramp-{request.param}"
+    codec = ["-c:v", "ffv1"] if request.param.startswith("ffv1") else [
+        "-c:v", "libx264", "-preset", "veryfast", "-qp", "0", "-g", "50"
+    ]  # fmt: skip
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=black:s=64x36:r=25:d=2",
+         "-vf", "format=yuv420p,geq=lum='16+4*N':cb=128:cr=128", *codec, str(path)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    return path
+
+
+def shown_frame(image: Path) -> int:
+    with Image.open(image) as img:
+        luma = ImageStat.Stat(img.convert("L")).mean[0]
+    # PNG holds full-range RGB: luma 16 + 4 n became 4 n * 255 / 219.
+    return round(luma * 219 / 255 / 4)
+
+
+def test_thumbnail_shows_the_middle_frame(ramp: Path, tmp_path: Path, settings) -> None:
+    assert shown_frame(make_thumbnail(ramp, tmp_path / "a.png", width=64, settings=settings)) == 25
+    ranged = make_thumbnail(
+        ramp, tmp_path / "b.png", width=64, frame_range=(10, 20), settings=settings
+    )
+    assert shown_frame(ranged) == 15
+
+
+def test_known_frames_and_rate_spare_the_probe(
+    ramp: Path, tmp_path: Path, settings, media_runs
+) -> None:
+    out = make_thumbnail(
+        ramp, tmp_path / "t.png", width=64, frames=50, fps=Fraction(25), settings=settings
+    )
+    assert [argv[0] for argv in media_runs] == ["ffmpeg"]
+    assert shown_frame(out) == 25
+
+
+def test_a_seek_past_the_end_is_an_error_and_leaves_no_file(
+    ramp: Path, tmp_path: Path, settings
+) -> None:
+    with pytest.raises(MediaError, match="no frame at"):
+        make_thumbnail(ramp, tmp_path / "t.jpg", frames=500, fps=Fraction(25), settings=settings)
+    assert not (tmp_path / "t.jpg").exists()
 
 
 def test_storyboard_sprite_and_vtt(tmp_path: Path) -> None:
@@ -64,11 +130,6 @@ def test_storyboard_rejects_bad_input(tmp_path: Path) -> None:
         make_storyboard([junk], tmp_path)
 
 
-def test_thumbnail_frame_range_trims_first(clip, tmp_path: Path, settings) -> None:
-    argv = build_thumbnail_argv("v.mkv", "t.webp", width=64, batch=5, frame_range=(20, 25))
-    assert argv[argv.index("-vf") + 1].startswith("trim=start_frame=20:end_frame=25,thumbnail=n=5,")
-    assert make_thumbnail(
-        clip(), tmp_path / "t.png", width=64, frame_range=(20, 25), settings=settings
-    )
+def test_thumbnail_frame_range_outside_the_video_is_refused(clip, tmp_path: Path, settings) -> None:
     with pytest.raises(InvalidParameter, match="frame_range"):
         make_thumbnail(clip(), tmp_path / "u.png", frame_range=(20, 900), settings=settings)

@@ -52,6 +52,14 @@ def test_transcode_request_carries_the_split_facts_and_a_cache_key_without_them(
     assert request.cache_digest("transcode") == cache_digest("transcode", SEGMENT, request.params)
 
 
+def test_thumbnail_request_carries_the_frame_count_and_rate_but_its_key_only_the_segment() -> None:
+    payload = {"segment": SEGMENT, "start": 25, "n": 25, "fps": "25/1", "size": [160, 90]}
+    request = request_for(spec(), "thumbnail", payload)
+    assert request.body == {"segment": SEGMENT, "frames": 25, "fps": "25/1"}
+    assert (request.input_cid, request.params) == (SEGMENT, {})
+    assert request_for(spec(), "thumbnail", {"segment": SEGMENT}).body == {"segment": SEGMENT}
+
+
 def test_an_unknown_stage_has_no_request() -> None:
     with pytest.raises(InputError):
         request_for(spec(), "upload", {})

@@ -178,11 +178,13 @@ def build_merge_argv(
     return argv
 
 
-def build_verify_argv(path: str | Path) -> list[str]:
-    """ffprobe: decode every video frame (errors go to stderr) and count them."""
+def build_verify_argv(path: str | Path, *, decode: bool = True) -> list[str]:
+    """ffprobe: decode every video frame (errors go to stderr) and count them; with
+    ``decode=False`` count the packets by demuxing only."""
+    counted = "frames" if decode else "packets"
     return [
-        ffmpeg.FFPROBE, "-v", "error", "-count_frames", "-show_entries",
-        "stream=codec_type,nb_read_frames,duration", "-of", "json", "-i", str(path),
+        ffmpeg.FFPROBE, "-v", "error", f"-count_{counted}", "-show_entries",
+        f"stream=codec_type,nb_read_{counted},duration", "-of", "json", "-i", str(path),
     ]  # fmt: skip
 
 
@@ -196,11 +198,20 @@ class Verification:
 
 
 def verify_output(
-    path: str | Path, *, expected_frames: int | None = None, settings: Settings | None = None
+    path: str | Path,
+    *,
+    expected_frames: int | None = None,
+    decode: bool = True,
+    settings: Settings | None = None,
 ) -> Verification:
-    """Decode every frame of ``path``; raise MediaError on a decode error or a wrong count."""
+    """Decode every frame of ``path``; raise MediaError on a decode error or a wrong count.
+
+    ``decode=False`` counts the video packets (one per frame for every codec kinoit
+    writes) by demuxing only: for outputs whose every frame was already decoded and
+    checked (the checksum stage's verdict on each rendition segment).
+    """
     settings = settings or load_settings()
-    argv = build_verify_argv(path)
+    argv = build_verify_argv(path, decode=decode)
     out = ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="verify")
     if out.stderr.strip():
         raise MediaError(f"verify: {path} has frames that do not decode", argv, out.stderr)
@@ -209,7 +220,7 @@ def verify_output(
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     if video is None:
         raise MediaError(f"verify: {path} has no video stream", argv)
-    frames = int(video.get("nb_read_frames") or 0)
+    frames = int(video.get("nb_read_frames" if decode else "nb_read_packets") or 0)
     if expected_frames is not None and frames != expected_frames:
         raise MediaError(
             f"verify: {path} has {frames} frames, the source has {expected_frames}", argv
@@ -240,6 +251,7 @@ def merge_rung(
     segment_frames: Sequence[int],
     expected_frames: int | None = None,
     facts: StreamFacts | None = None,
+    decode_check: bool = True,
     settings: Settings | None = None,
 ) -> MergedRung:
     """Concatenate one rung's segments by stream copy into a faststart MP4 with the audio.
@@ -248,6 +260,8 @@ def merge_rung(
     ``expected_frames`` (default: the sum of ``segment_frames``) and the audio
     lasts as long as the video, within one frame. ``facts`` (from
     :func:`probe_facts` of the first segment) spares probing it again.
+    ``decode_check=False`` counts the output's packets instead of decoding its
+    frames: for segments the checksum stage has decoded and verified already.
     """
     settings = settings or load_settings()
     paths = _check_segments(segment_paths)
@@ -270,7 +284,7 @@ def merge_rung(
                 _video_input(paths, list_file), audio, out, hevc=codec == "hevc"
             )
             ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="merge")
-        check = verify_output(out, expected_frames=expected, settings=settings)
+        check = verify_output(out, expected_frames=expected, decode=decode_check, settings=settings)
         video_duration = float(Fraction(expected) / fps)
         if check.audio_duration is not None and abs(check.audio_duration - video_duration) > float(
             1 / fps

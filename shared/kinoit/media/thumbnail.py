@@ -8,20 +8,19 @@ into it with ``sprite.jpg#xywh=x,y,w,h`` media fragments.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from kinoit.config import Settings, load_settings
-from kinoit.errors import InvalidParameter
+from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
 from kinoit.media.probe import probe
 
 THUMBNAIL_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".png": "png"}
 DEFAULT_THUMBNAIL_WIDTH = 320
 MIN_WIDTH, MAX_WIDTH = 16, 4096
-# The thumbnail filter looks at this many frames at most to pick a representative one.
-MAX_THUMBNAIL_BATCH = 250
 # Storyboard tiles: small enough that a sheet of 100 stays a few hundred KiB.
 STORYBOARD_TILE_WIDTH = 160
 STORYBOARD_COLUMNS = 10
@@ -29,17 +28,36 @@ SPRITE_NAME = "storyboard.jpg"
 VTT_NAME = "storyboard.vtt"
 
 
+def middle_frame(frames: int, frame_range: tuple[int, int] | None = None) -> int:
+    """The frame a segment's thumbnail shows: the middle of its frames (pure).
+
+    Away from the cuts at either end (a fade or the last frame of the previous
+    shot) and, unlike a search for the most representative frame, found without
+    decoding the segment: one seek, one decoded frame.
+    """
+    first, end = frame_range or (0, frames)
+    return first + (end - first) // 2
+
+
+def seek_seconds(frame: int, fps: Fraction) -> float:
+    """Where to seek so that the first frame at or after it is ``frame`` (pure).
+
+    Half a frame early: container timestamps are rounded (Matroska to the ms).
+    """
+    return max(0.0, float((frame - Fraction(1, 2)) / fps))
+
+
 def build_thumbnail_argv(
-    video: str | Path, out: str | Path, *, width: int, batch: int,
-    frame_range: tuple[int, int] | None = None,
-) -> list[str]:  # fmt: skip
-    """ffmpeg: the most representative of the first ``batch`` frames, ``width`` wide (pure)."""
+    video: str | Path, out: str | Path, *, width: int, seek: float
+) -> list[str]:
+    """ffmpeg: the first frame at or after ``seek`` seconds, ``width`` wide (pure)."""
     fmt = THUMBNAIL_FORMATS[Path(out).suffix.lower()]
-    trim = f"trim=start_frame={frame_range[0]}:end_frame={frame_range[1]}," if frame_range else ""
-    argv = [
-        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(video), "-map", "0:v:0",
-        "-vf", f"{trim}thumbnail=n={batch},scale={width}:-2:flags=bicubic", "-frames:v", "1",
-        "-update", "1", "-an", "-map_metadata", "-1",
+    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y"]
+    if seek > 0:
+        argv += ["-ss", f"{seek:.6f}"]
+    argv += [
+        "-i", str(video), "-map", "0:v:0", "-vf", f"scale={width}:-2:flags=bicubic",
+        "-frames:v", "1", "-update", "1", "-an", "-map_metadata", "-1",
     ]  # fmt: skip
     if fmt == "jpg":
         argv += ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]
@@ -56,11 +74,14 @@ def make_thumbnail(
     *,
     width: int = DEFAULT_THUMBNAIL_WIDTH,
     frame_range: tuple[int, int] | None = None,
+    frames: int | None = None,
+    fps: Fraction | None = None,
     settings: Settings | None = None,
 ) -> Path:
-    """Write a poster frame of ``video`` to ``out_path`` (.jpg, .webp or .png).
+    """Write a poster frame of ``video`` (its middle frame) to ``out_path`` (.jpg, .webp, .png).
 
     ``frame_range`` limits the choice to frames [first, end) (copy-mode segments).
+    Given ``frames`` and ``fps`` (known from the split index), the file is not probed.
     """
     settings = settings or load_settings()
     out = Path(out_path)
@@ -68,19 +89,21 @@ def make_thumbnail(
         raise InvalidParameter("out", f"expected a .jpg, .webp or .png path, got {out.name!r}")
     if isinstance(width, bool) or not MIN_WIDTH <= width <= MAX_WIDTH or width % 2:
         raise InvalidParameter("width", f"expected an even width in [{MIN_WIDTH}, {MAX_WIDTH}]")
-    info = probe(video, settings=settings, detect_vfr=False)
+    if frames is None or fps is None:
+        info = probe(video, settings=settings, detect_vfr=False)
+        frames, fps = info.frames, info.fps
+    if frames < 1:
+        raise InvalidParameter("frames", f"expected at least one frame, got {frames}")
+    if frame_range is not None and not 0 <= frame_range[0] < frame_range[1] <= frames:
+        raise InvalidParameter("frame_range", f"{frame_range} is outside {frames} frames")
     out.parent.mkdir(parents=True, exist_ok=True)
-    frames = info.frames
-    if frame_range is not None:
-        if not 0 <= frame_range[0] < frame_range[1] <= frames:
-            raise InvalidParameter("frame_range", f"{frame_range} is outside {frames} frames")
-        frames = frame_range[1] - frame_range[0]
-    argv = build_thumbnail_argv(
-        video, out, width=width, batch=max(1, min(frames, MAX_THUMBNAIL_BATCH)),
-        frame_range=frame_range,
-    )  # fmt: skip
+    seek = seek_seconds(middle_frame(frames, frame_range), fps)
+    argv = build_thumbnail_argv(video, out, width=width, seek=seek)
     try:
         ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="thumbnail")
+        if not out.is_file() or out.stat().st_size == 0:
+            # ffmpeg exits 0 when the seek lands past the last frame: nothing was encoded.
+            raise MediaError(f"thumbnail: no frame at {seek:.3f}s in {video}", argv)
     except BaseException:
         out.unlink(missing_ok=True)
         raise

@@ -102,7 +102,10 @@ def request_for(spec: JobSpec, stage: str, payload: Payload) -> StageRequest:
         return StageRequest(body, segment, {"ladder": spec.ladder, "start": start, "fps": fps})
     if stage == "thumbnail":
         segment = str(payload["segment"])
-        return StageRequest({"segment": segment}, segment, {})
+        body = {"segment": segment}
+        if payload.get("n") and payload.get("fps"):  # spares the thumbnail a probe
+            body.update(frames=int(payload["n"]), fps=payload["fps"])
+        return StageRequest(body, segment, {})
     if stage == "checksum":
         segment = str(payload["segment"])
         renditions = dict(payload["renditions"])

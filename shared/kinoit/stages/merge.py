@@ -147,6 +147,22 @@ def read_plan(store: Any, plan_cid: str) -> Plan:
     return Plan(ladder, fps, str(audio) if audio else None, entries, rungs)
 
 
+def verified_by_checksum(entries: list[dict[str, Any]], rung: str) -> bool:
+    """True when the checksum stage decoded every segment of ``rung`` and found it right:
+    a "match" verdict on each, and each frame count it reports (when it reports one)
+    equal to the segment's (pure)."""
+    for entry in entries:
+        checked = ((entry.get("checksum") or {}).get("rungs") or {}).get(rung) or {}
+        if checked.get("verdict") != "match":
+            return False
+        frames = checked.get("frames")
+        if frames is not None and int(frames) != int(entry["end_frame"]) - int(
+            entry["start_frame"]
+        ):
+            return False
+    return True
+
+
 def store_directory(store: Any, root: Path) -> str:
     """Add every file under ``root`` and return the CID of a DAG-CBOR listing."""
     from kinoit.store.cid import CID
@@ -185,7 +201,9 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
         for rung in rungs:
             merged = merge_rung(
                 paths[rung], audio, work / "mp4" / f"{rung}.mp4", fps=fps,
-                segment_frames=frames, facts=facts[rung], settings=settings,
+                segment_frames=frames, facts=facts[rung],
+                # Every frame was decoded and checked by the checksum stage: count, do not decode.
+                decode_check=not verified_by_checksum(entries, rung), settings=settings,
             )  # fmt: skip
             mp4[rung] = store.add(merged.path, pin=False)
         package_hls(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from kinoit import failpoints
 from kinoit.config import Settings
+from kinoit.errors import InvalidParameter
 from kinoit.stages.common import fetch, optional_int, require_cid
 from kinoit.stages.scratch import scratch_dir
 
@@ -16,16 +18,31 @@ DEFAULT_WIDTH = 320
 
 @dataclass(frozen=True)
 class ThumbnailRequest:
-    """``{"segment": CID, "width": 320}``."""
+    """``{"segment": CID, "width": 320, "frames": 25, "fps": "25/1"}``."""
 
     segment: str
     width: int = DEFAULT_WIDTH
+    # Known from the split index: with both the segment is not probed.
+    frames: int | None = None
+    fps: Fraction | None = None
 
 
 def parse_request(body: dict[str, Any]) -> ThumbnailRequest:
     """Validate a thumbnail request."""
+    fps_raw = body.get("fps")
+    fps: Fraction | None = None
+    if fps_raw is not None:
+        try:
+            fps = Fraction(str(fps_raw))
+        except (ValueError, ZeroDivisionError):
+            raise InvalidParameter("fps", f"not a frame rate: {fps_raw!r}") from None
+        if fps <= 0:
+            raise InvalidParameter("fps", "must be positive")
     return ThumbnailRequest(
-        require_cid(body, "segment"), optional_int(body, "width", DEFAULT_WIDTH, 16)
+        require_cid(body, "segment"),
+        optional_int(body, "width", DEFAULT_WIDTH, 16),
+        optional_int(body, "frames", 0, 0) or None,
+        fps,
     )
 
 
@@ -38,6 +55,9 @@ def run(request: ThumbnailRequest, settings: Settings) -> dict[str, Any]:
     store = open_store(settings)
     with scratch_dir("thumbnail", settings) as work:
         segment = fetch(store, request.segment, work / "segment.mkv")
-        image = make_thumbnail(segment, work / "thumb.jpg", width=request.width, settings=settings)
+        image = make_thumbnail(
+            segment, work / "thumb.jpg", width=request.width, frames=request.frames,
+            fps=request.fps, settings=settings,
+        )  # fmt: skip
         cid = store.add(image, pin=False)
     return {"segment": request.segment, "thumbnail": cid}
