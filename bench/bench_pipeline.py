@@ -23,8 +23,8 @@ from typing import Any
 
 import redis
 from kinoit.config import load_settings
-from kinoit.gateway.redis_server import ensure_private_redis
 from kinoit.jobs import EngineConfig, JobEngine, ResultCache, callback_secret
+from kinoit.local.redis_server import ensure_private_redis
 from kinoit.metrics import MetricsRecorder
 from kinoit.service import HttpRequest, OrchestrateService, RedisNotifier
 from kinoit.service.pipeline import Pipeline

@@ -9,7 +9,7 @@ even when no other request reaches orchestrate.
 from typing import Any
 
 import requests
-from kinoit import load_settings
+from kinoit.config import load_settings
 from kinoit.errors import KinoitError, UnavailableError
 from kinoit.stages.http import Reply, error_reply
 

@@ -1,7 +1,7 @@
 """Unit tests of the split handler (python3-http style): the request checks
 every stage handler must pass, for its input field ``source``."""
 
-from kinoit.stages.testing import StageHandlerContract
+from kinoit.local.testing import StageHandlerContract
 
 
 class TestSplitHandler(StageHandlerContract):

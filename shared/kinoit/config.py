@@ -140,6 +140,12 @@ class Settings:
             return None
 
 
+def default_settings() -> Settings:
+    """Every default, reading no environment: what a library call that is given no
+    settings uses (the media functions; the stages and the CLI pass theirs)."""
+    return load_settings({})
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env

@@ -279,7 +279,7 @@ def reference_run(
     tmp_path_factory: pytest.TempPathFactory, clips: dict[str, Path]
 ) -> Iterator[ReferenceRun]:
     """Run the main clip once through a fresh `kinoit dev`, export its outputs."""
-    from kinoit.service.runner import export_outputs
+    from kinoit.local.run import export_outputs
 
     root = tmp_path_factory.mktemp("reference")
     with serve_receiver() as receiver:

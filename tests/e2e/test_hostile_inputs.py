@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from kinoit.stages.testing import signed_headers
+from kinoit.local.testing import signed_headers
 
 from tests.e2e.conftest import (
     API_TOKEN,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from kinoit.stages.testing import signed_headers
+from kinoit.local.testing import signed_headers
 from standardwebhooks import Webhook as StandardWebhook
 
 from tests.e2e.conftest import STAGE_SECRET, WEBHOOK_SECRET, Dev, ReferenceRun

@@ -308,9 +308,9 @@ def test_long_manifests_link_pages_and_export_expands_them(
     import json
 
     from kinoit import documents
+    from kinoit.local.run import export_outputs
     from kinoit.manifest import expand_segments
     from kinoit.service import job_end
-    from kinoit.service.runner import export_outputs
     from kinoit.store.cid import CID
 
     monkeypatch.setattr(job_end, "MANIFEST_INLINE_SEGMENTS", 2)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from kinoit.errors import InvalidParameter, StoreUnavailable
+from kinoit.local.testing import CONTRACT_STAGE_SECRET, signed_headers
 from kinoit.stages.http import parse_json_object, serve_stage
 from kinoit.stages.signing import STAGE_SECRET_FILE
-from kinoit.stages.testing import CONTRACT_STAGE_SECRET, signed_headers
 
 
 @pytest.fixture(autouse=True)

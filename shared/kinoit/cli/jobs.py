@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Run the local gateway, workers and tick until interrupted."""
-    from kinoit.gateway.dev import DevStack
+    from kinoit.local.dev import DevStack
 
     if args.workers < 1:
         raise InvalidParameter("--workers", "must be at least 1")
@@ -86,7 +86,7 @@ def _say(text: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one job through the local gateway; write DIR/<rung>.mp4, hls/, thumbs/, manifest."""
-    from kinoit.service.runner import run_job
+    from kinoit.local.run import run_job
 
     if args.workers < 1:
         raise InvalidParameter("--workers", "must be at least 1")
@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print one job as JSON."""
-    from kinoit.service.runner import local_engine
+    from kinoit.local.run import local_engine
 
     with local_engine(load_settings()) as engine:
         record = engine.get_job(args.job)
@@ -114,7 +114,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """Follow the job's progress stream until it ends; exit 1 unless it completed."""
-    from kinoit.service.runner import local_engine, watch_job
+    from kinoit.local.run import local_engine, watch_job
 
     with local_engine(load_settings()) as engine:
         state = watch_job(engine, args.job, sys.stdout, args.timeout)
@@ -123,7 +123,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     """A table of recent jobs."""
-    from kinoit.service.runner import local_engine
+    from kinoit.local.run import local_engine
 
     with local_engine(load_settings()) as engine:
         page = engine.list_jobs(limit=max(1, min(args.limit, 1000)))
@@ -136,9 +136,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel a job through the same code path as DELETE /jobs/<id>."""
-    from kinoit.gateway.dev import ensure_dev_secrets
+    from kinoit.local.dev import ensure_dev_secrets
+    from kinoit.local.run import local_redis
     from kinoit.service import build_service
-    from kinoit.service.runner import local_redis
 
     settings = load_settings()
     settings = replace(settings, secrets_dir=ensure_dev_secrets(settings))

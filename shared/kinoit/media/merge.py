@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from kinoit.config import Settings, load_settings
+from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
 
@@ -210,7 +210,7 @@ def verify_output(
     writes) by demuxing only: for outputs whose every frame was already decoded and
     checked (the checksum stage's verdict on each rendition segment).
     """
-    settings = settings or load_settings()
+    settings = settings or default_settings()
     argv = build_verify_argv(path, decode=decode)
     out = ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="verify")
     if out.stderr.strip():
@@ -263,7 +263,7 @@ def merge_rung(
     ``decode_check=False`` counts the output's packets instead of decoding its
     frames: for segments the checksum stage has decoded and verified already.
     """
-    settings = settings or load_settings()
+    settings = settings or default_settings()
     paths = _check_segments(segment_paths)
     if len(segment_frames) != len(paths):
         raise InvalidParameter("segment_frames", "one frame count per segment is needed")
@@ -312,7 +312,7 @@ def build_facts_argv(path: str | Path) -> list[str]:
 
 def probe_facts(path: str | Path, settings: Settings | None = None) -> StreamFacts:
     """What the master playlist needs of a rendition file's video stream (one ffprobe)."""
-    settings = settings or load_settings()
+    settings = settings or default_settings()
     out = ffmpeg.run(build_facts_argv(path), settings.ffmpeg_timeout_seconds, what="probe")
     streams = json.loads(out.stdout or b"{}").get("streams") or []
     if not streams:
@@ -373,7 +373,7 @@ def package_hls(
     Layout: ``out_dir/master.m3u8``, ``out_dir/<rung>/index.m3u8`` + segments,
     ``out_dir/audio/index.m3u8`` + segments when there is audio.
     """
-    settings = settings or load_settings()
+    settings = settings or default_settings()
     if not rungs:
         raise InvalidParameter("rungs", "nothing to package")
     root = Path(out_dir)
@@ -504,7 +504,7 @@ def merge_job(
     """Merge every rung to ``out_dir/<rung>.mp4``, package ``out_dir/hls/``, tile the storyboard."""
     from kinoit.media.thumbnail import make_storyboard
 
-    settings = settings or load_settings()
+    settings = settings or default_settings()
     out = Path(out_dir)
     facts = {
         rung: probe_facts(_check_segments(paths)[0], settings) for rung, paths in renditions.items()

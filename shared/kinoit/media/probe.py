@@ -11,7 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from kinoit.config import Settings, load_settings
+from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError, MediaLimitExceeded, NotAVideo
 from kinoit.media import ffmpeg
 
@@ -259,7 +259,7 @@ def probe(
     ``detect_vfr=False`` leaves the packet timestamps out (a smaller answer) for files
     kinoit wrote itself at a constant rate.
     """
-    settings = settings or load_settings()
+    settings = settings or default_settings()
     p = Path(path)
     if not p.is_file():
         raise InvalidParameter("path", f"no such file: {p}")

@@ -38,7 +38,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from kinoit.config import Settings, load_settings
+from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
 from kinoit.media.plan import SegmentPlan, frames_per_segment, plan_segments
@@ -340,7 +340,7 @@ def split_video(
     info: ProbeResult | None = None,
 ) -> SplitResult:
     """Cut ``src`` into frame-exact segments in ``outdir`` and write ``segments.json``."""
-    settings = settings or load_settings()
+    settings = settings or default_settings()
     if mode not in SPLIT_MODES:
         raise InvalidParameter("mode", f"expected one of {list(SPLIT_MODES)}, got {mode!r}")
     src = Path(src)

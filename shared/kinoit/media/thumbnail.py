@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from kinoit.config import Settings, load_settings
+from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
 from kinoit.media.probe import probe
@@ -83,7 +83,7 @@ def make_thumbnail(
     ``frame_range`` limits the choice to frames [first, end) (copy-mode segments).
     Given ``frames`` and ``fps`` (known from the split index), the file is not probed.
     """
-    settings = settings or load_settings()
+    settings = settings or default_settings()
     out = Path(out_path)
     if out.suffix.lower() not in THUMBNAIL_FORMATS:
         raise InvalidParameter("out", f"expected a .jpg, .webp or .png path, got {out.name!r}")

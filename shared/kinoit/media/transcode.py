@@ -19,7 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from kinoit.config import Settings, load_settings
+from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError, NotAVideo
 from kinoit.media import ffmpeg
 from kinoit.media.ladder import Ladder, encoder_args, load_ladder
@@ -170,7 +170,7 @@ def transcode_segment(
     segment costs. ``threads`` caps each encoder's threads (default: ffmpeg's choice);
     1 is the cheapest in CPU when segments already run in parallel on every core.
     """
-    settings = settings or load_settings()
+    settings = settings or default_settings()
     ladder = load_ladder(ladder)
     if start_frame < 0:
         raise InvalidParameter("start_frame", f"must be >= 0, got {start_frame}")

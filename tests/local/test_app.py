@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from kinoit.errors import NotFound
-from kinoit.gateway.app import MAX_ASYNC_BODY_BYTES, create_gateway_app
-from kinoit.gateway.functions import handler_path, load_handler
+from kinoit.local.app import MAX_ASYNC_BODY_BYTES, create_gateway_app
+from kinoit.local.functions import handler_path, load_handler
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 ECHO = """
@@ -85,7 +85,7 @@ def test_function_names_cannot_escape_the_folder(functions_dir: Path) -> None:
 
 def test_the_repository_functions_are_found() -> None:
     from kinoit.config import load_settings
-    from kinoit.gateway.functions import find_functions_dir
+    from kinoit.local.functions import find_functions_dir
 
     found = find_functions_dir(load_settings({}))
     for name in ("split", "transcode-segment", "thumbnail", "checksum", "merge", "orchestrate"):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import redis
 from kinoit.config import load_settings
-from kinoit.gateway.dev import ensure_dev_secrets, generate_webhook_secret
-from kinoit.gateway.redis_server import ensure_private_redis
+from kinoit.local.dev import ensure_dev_secrets, generate_webhook_secret
+from kinoit.local.redis_server import ensure_private_redis
 
 
 def test_complete_configured_secrets_are_used_as_they_are(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_missing_secrets_are_generated_under_home_keeping_existing_ones(tmp_path
 def test_private_redis_is_shared_and_the_last_user_stops_it(tmp_path: Path) -> None:
     import subprocess
 
-    from kinoit.gateway.redis_server import USERS_KEY
+    from kinoit.local.redis_server import USERS_KEY
 
     first = ensure_private_redis(tmp_path)
     other = subprocess.Popen(["sleep", "60"])  # stands for another kinoit process
@@ -67,7 +67,7 @@ def test_private_redis_is_shared_and_the_last_user_stops_it(tmp_path: Path) -> N
 
 
 def test_a_secret_is_written_owner_only_even_over_a_readable_file(tmp_path: Path) -> None:
-    from kinoit.gateway.dev import write_private
+    from kinoit.local.dev import write_private
 
     path = tmp_path / "kinoit-api-token"
     path.write_text("old")

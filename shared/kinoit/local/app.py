@@ -22,9 +22,9 @@ from flask import Flask, Response, request
 
 from kinoit.config import DEFAULT_MAX_BODY_BYTES
 from kinoit.errors import KinoitError, PayloadTooLarge
-from kinoit.gateway.event import Context, format_response, make_event
-from kinoit.gateway.functions import handler_path, load_handler
-from kinoit.gateway.worker import perform_async_call
+from kinoit.local.event import Context, format_response, make_event
+from kinoit.local.functions import handler_path, load_handler
+from kinoit.local.worker import perform_async_call
 
 # The OpenFaaS CE queue rejects larger async request bodies; so do we, to catch it locally.
 MAX_ASYNC_BODY_BYTES = 256_000

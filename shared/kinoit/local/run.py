@@ -295,7 +295,7 @@ def run_job(
     timeout: float | None = None,
 ) -> RunOutcome:
     """Start the embedded stack, submit ``source``, follow it, export the outputs."""
-    from kinoit.gateway.dev import DevStack
+    from kinoit.local.dev import DevStack
     from kinoit.media.ladder import load_ladder
     from kinoit.service.client import OrchestrateClient
     from kinoit.store import open_store
@@ -337,7 +337,7 @@ def run_job(
 def local_redis(settings: Settings) -> Iterator[str]:
     """``KINOIT_REDIS_URL``, or this KINOIT_HOME's private redis, started for the
     duration when nothing runs it (its AOF keeps every job)."""
-    from kinoit.gateway.redis_server import ensure_private_redis
+    from kinoit.local.redis_server import ensure_private_redis
 
     if settings.redis_url:
         yield settings.redis_url

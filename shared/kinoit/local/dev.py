@@ -30,10 +30,10 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from kinoit.config import Settings, load_settings
 from kinoit.errors import InvalidParameter
-from kinoit.gateway.app import create_gateway_app
-from kinoit.gateway.functions import find_functions_dir
-from kinoit.gateway.redis_server import PrivateRedis, ensure_private_redis
-from kinoit.gateway.worker import ASYNC_QUEUE
+from kinoit.local.app import create_gateway_app
+from kinoit.local.functions import find_functions_dir
+from kinoit.local.redis_server import PrivateRedis, ensure_private_redis
+from kinoit.local.worker import ASYNC_QUEUE
 from kinoit.stages.signing import STAGE_SECRET_FILE
 
 API_TOKEN_FILE = "kinoit-api-token"
@@ -179,7 +179,7 @@ class DevStack:
         self._logs.append(log)
         name = f"kinoit-dev-{index}-{uuid.uuid4().hex[:8]}"
         return subprocess.Popen(
-            [sys.executable, "-m", "kinoit.gateway.worker", self.redis_url, "--name", name],
+            [sys.executable, "-m", "kinoit.local.worker", self.redis_url, "--name", name],
             env=dict(os.environ),
             stdout=log,
             stderr=subprocess.STDOUT,

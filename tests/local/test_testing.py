@@ -1,4 +1,4 @@
-"""kinoit.stages.testing: handlers loaded by path and called as the gateway calls them."""
+"""kinoit.local.testing: handlers loaded by path and called as the gateway calls them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from kinoit.errors import NotFound
-from kinoit.stages.testing import StageHandlerContract, call, load_function
+from kinoit.local.testing import StageHandlerContract, call, load_function
 
 HANDLER = """
 import json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from flask import Response
-from kinoit.gateway.event import format_response, make_event
+from kinoit.local.event import format_response, make_event
 
 
 def test_tuple_with_json_string_keeps_status_and_headers() -> None:

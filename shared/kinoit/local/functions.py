@@ -30,14 +30,23 @@ def find_functions_dir(settings: Settings) -> Path:
     if settings.functions_dir is not None:
         path = settings.functions_dir
     else:
-        # shared/kinoit/gateway/functions.py -> the repository root is three levels up.
-        path = Path(__file__).resolve().parents[3] / "functions"
+        path = _checkout_functions_dir()
     if not path.is_dir():
         raise NotFound(
             f"functions directory {path} not found; set KINOIT_FUNCTIONS_DIR to the "
             "repository's functions/ folder"
         )
     return path
+
+
+def _checkout_functions_dir() -> Path:
+    """``functions/`` of the checkout this package is installed from (editable install):
+    the nearest folder above the package that has one; else where it would be."""
+    package = Path(__file__).resolve().parent
+    for folder in package.parents:
+        if (folder / "functions").is_dir() and (folder / "shared").is_dir():
+            return folder / "functions"
+    return package.parents[2] / "functions"
 
 
 def handler_path(functions_dir: Path, name: str) -> Path:

@@ -6,7 +6,7 @@ queue-worker sends (``X-Call-Id``, ``X-Function-Status``,
 ``X-Duration-Seconds``, ``X-Function-Name``). Like the CE queue-worker it never
 retries the function itself; the orchestrator owns retries through leases.
 
-Run a worker process with ``python -m kinoit.gateway.worker REDIS_URL``.
+Run a worker process with ``python -m kinoit.local.worker REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 import requests
 
 from kinoit.config import load_settings
-from kinoit.gateway.event import Context, FunctionResponse, format_response, make_event
-from kinoit.gateway.functions import find_functions_dir, load_handler
+from kinoit.local.event import Context, FunctionResponse, format_response, make_event
+from kinoit.local.functions import find_functions_dir, load_handler
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def run_worker(redis_url: str, queue: str = ASYNC_QUEUE, name: str | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m kinoit.gateway.worker REDIS_URL [--queue Q] [--name N]``."""
+    """``python -m kinoit.local.worker REDIS_URL [--queue Q] [--name N]``."""
     parser = argparse.ArgumentParser(prog="kinoit-worker")
     parser.add_argument("redis_url")
     parser.add_argument("--queue", default=ASYNC_QUEUE)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from kinoit.errors import InvalidParameter, NotFound
-from kinoit.service.runner import (
+from kinoit.local.run import (
     ProgressView,
     check_out_dir,
     export_outputs,
@@ -228,7 +228,7 @@ def test_a_failed_export_leaves_the_previous_outputs_as_they_were(tmp_path: Path
 
 def test_kinoit_run_refuses_a_directory_with_foreign_mp4s_before_starting(tmp_path: Path) -> None:
     from kinoit.config import load_settings
-    from kinoit.service.runner import run_job
+    from kinoit.local.run import run_job
 
     out = tmp_path / "out"
     out.mkdir()

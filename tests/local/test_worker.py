@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kinoit.gateway.worker import callback_headers, perform_async_call
+from kinoit.local.worker import callback_headers, perform_async_call
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_handler_crash_is_reported_as_500(
 
 
 def test_callback_headers_keep_the_content_type() -> None:
-    from kinoit.gateway.event import FunctionResponse
+    from kinoit.local.event import FunctionResponse
 
     headers = callback_headers(
         "f", "id", FunctionResponse(b"{}", 200, {"Content-Type": "application/json"}), 1.5

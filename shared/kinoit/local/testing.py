@@ -4,7 +4,7 @@ and call its ``handle`` the way the python3-http template and the local gateway 
 Public so that each ``functions/<name>/handler_test.py`` (which runs against the
 installed ``kinoit`` package, like its handler) stays a few lines long::
 
-    from kinoit.stages.testing import StageHandlerContract, call, load_function
+    from kinoit.local.testing import StageHandlerContract, call, load_function
 
     class TestSplitHandler(StageHandlerContract):
         test_file = __file__
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kinoit.gateway.event import Context, format_response, make_event
-from kinoit.gateway.functions import load_handler
+from kinoit.local.event import Context, format_response, make_event
+from kinoit.local.functions import load_handler
 
 Handle = Callable[[Any, Any], Any]
 
