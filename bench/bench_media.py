@@ -34,7 +34,7 @@ from typing import Any
 from kinoit.config import load_settings
 from kinoit.media import load_ladder, make_clip, probe, split_video, transcode_segment
 from kinoit.media.ladder import Ladder, encoder_args
-from kinoit.media.merge import merge_job, rendition_segments
+from kinoit.media.merge_job import merge_job, rendition_segments
 from kinoit.media.plan import frames_per_segment
 
 

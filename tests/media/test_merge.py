@@ -21,8 +21,8 @@ from kinoit.media.merge import (
     master_playlist,
     media_playlist,
     parse_playlist_uris,
-    rendition_segments,
 )
+from kinoit.media.merge_job import rendition_segments
 
 LADDER = {
     "rungs": [
@@ -215,7 +215,7 @@ def test_merge_and_hls_temp_folders_live_under_the_output(
 
 
 def test_merge_job_probes_each_rung_once(job: dict[str, Any], media_runs) -> None:
-    from kinoit.media.merge import merge_job
+    from kinoit.media.merge_job import merge_job
 
     split = job["split"]
     merge_job(

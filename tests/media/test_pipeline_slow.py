@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from kinoit.media import merge_rung, probe, split_video, transcode_split_segment
-from kinoit.media.merge import merge_job, rendition_segments
+from kinoit.media.merge_job import merge_job, rendition_segments
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from kinoit.media import (
     split_video,
     transcode_segment,
 )
-from kinoit.media.merge import merge_job, rendition_segments
+from kinoit.media.merge_job import merge_job, rendition_segments
 from kinoit.media.split import SEGMENTS_JSON, SPLIT_MODES
 from kinoit.media.thumbnail import DEFAULT_THUMBNAIL_WIDTH
 

@@ -229,7 +229,7 @@ def verify_output(
     return Verification(frames, float(video.get("duration") or 0.0), a_dur)
 
 
-def _check_segments(paths: Sequence[str | Path]) -> list[Path]:
+def check_segments(paths: Sequence[str | Path]) -> list[Path]:
     if not paths:
         raise InvalidParameter("segments", "no rendition segments to merge")
     result = [Path(p) for p in paths]
@@ -264,7 +264,7 @@ def merge_rung(
     frames: for segments the checksum stage has decoded and verified already.
     """
     settings = settings or default_settings()
-    paths = _check_segments(segment_paths)
+    paths = check_segments(segment_paths)
     if len(segment_frames) != len(paths):
         raise InvalidParameter("segment_frames", "one frame count per segment is needed")
     expected = expected_frames if expected_frames is not None else sum(segment_frames)
@@ -382,7 +382,7 @@ def package_hls(
     total = sum(durations, Fraction(0))
     variants = []
     for name, raw_paths in rungs.items():
-        paths = _check_segments(raw_paths)
+        paths = check_segments(raw_paths)
         if len(paths) != len(durations):
             raise InvalidParameter("segment_frames", f"rung {name}: one frame count per segment")
         rung_dir = root / name
@@ -447,88 +447,3 @@ def parse_playlist_uris(text: str) -> list[str]:
             continue
         uris.append(line)
     return uris
-
-
-@dataclass(frozen=True)
-class MergeResult:
-    """Everything merge produced for one job."""
-
-    rungs: tuple[MergedRung, ...]
-    hls_master: Path | None
-    storyboard: tuple[Path, Path] | None
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON summary (`kinoit merge` prints it)."""
-        return {
-            "rungs": [r.to_json() for r in self.rungs],
-            "hls": str(self.hls_master) if self.hls_master else None,
-            "storyboard": [str(p) for p in self.storyboard] if self.storyboard else None,
-        }
-
-
-def rendition_segments(
-    renditions_dir: str | Path, segment_stems: Sequence[str]
-) -> dict[str, list[Path]]:
-    """Find ``<dir>/<rung>/<stem>.(ts|mkv)`` for every segment stem, per rung (in order)."""
-    root = Path(renditions_dir)
-    if not root.is_dir():
-        raise InvalidParameter("renditions", f"not a directory: {root}")
-    found: dict[str, list[Path]] = {}
-    for rung_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        paths = []
-        for stem in segment_stems:
-            candidates = [rung_dir / f"{stem}.ts", rung_dir / f"{stem}.mkv"]
-            match = next((c for c in candidates if c.is_file()), None)
-            if match is None:
-                raise InvalidParameter(
-                    "renditions", f"rung {rung_dir.name}: segment {stem} has no rendition"
-                )
-            paths.append(match)
-        found[rung_dir.name] = paths
-    if not found:
-        raise InvalidParameter("renditions", f"{root} holds no rung directories")
-    return found
-
-
-def merge_job(
-    renditions: Mapping[str, Sequence[str | Path]],
-    audio_path: str | Path | None,
-    out_dir: str | Path,
-    *,
-    fps: Fraction,
-    segment_frames: Sequence[int],
-    thumbnails: Sequence[str | Path] | None = None,
-    hls: bool = True,
-    settings: Settings | None = None,
-) -> MergeResult:
-    """Merge every rung to ``out_dir/<rung>.mp4``, package ``out_dir/hls/``, tile the storyboard."""
-    from kinoit.media.thumbnail import make_storyboard
-
-    settings = settings or default_settings()
-    out = Path(out_dir)
-    facts = {
-        rung: probe_facts(_check_segments(paths)[0], settings) for rung, paths in renditions.items()
-    }
-    merged = tuple(
-        merge_rung(
-            paths,
-            audio_path,
-            out / f"{rung}.mp4",
-            fps=fps,
-            segment_frames=segment_frames,
-            facts=facts[rung],
-            settings=settings,
-        )
-        for rung, paths in renditions.items()
-    )
-    master = None
-    if hls:
-        master = package_hls(
-            renditions, out / HLS_DIR, fps=fps, segment_frames=segment_frames,
-            audio_path=audio_path, facts=facts, settings=settings,
-        )  # fmt: skip
-    board = None
-    if thumbnails:
-        durations = [float(Fraction(n) / fps) for n in segment_frames]
-        board = make_storyboard(thumbnails, out, durations=durations)
-    return MergeResult(merged, master, board)

@@ -31,7 +31,6 @@ gc runs are deleted, as in Kubo: pin what you want to keep.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import io
 import itertools
@@ -48,87 +47,12 @@ from kinoit.errors import IntegrityError, InvalidCAR, InvalidParameter, NotFound
 from kinoit.store import car, dagcbor, unixfs
 from kinoit.store.base import Pin, save_chunks
 from kinoit.store.cid import CID, DAG_CBOR, RAW, parse_cid
+from kinoit.store.disk import BackgroundFlusher, fill_buffer, fsync_dir, syncfs
 
-# Linux's syncfs through libc; None until first use, False where it is absent.
-_libc: Any = None
 # Chunk buffers in flight between the hashing and the writing thread of one add.
 _RING = 8
 # Threads writing block files (the part that waits on the kernel most).
 _WRITERS = 2
-# While a pinned add streams in, flush the filesystem this often (seconds).
-_FLUSH_INTERVAL_SECONDS = 0.25
-
-
-def _load_libc() -> Any:
-    global _libc
-    if _libc is None:
-        try:
-            lib = ctypes.CDLL(None, use_errno=True)
-            lib.syncfs.argtypes = [ctypes.c_int]
-            _libc = lib
-        except (OSError, AttributeError):
-            _libc = False
-    return _libc
-
-
-def _syncfs(fd: int) -> None:
-    """Flush every dirty page of the filesystem holding ``fd`` (Linux), else sync all."""
-    lib = _load_libc()
-    if lib:
-        lib.syncfs(fd)
-    else:
-        os.sync()
-
-
-def _fill(stream: IO[bytes], view: memoryview) -> int:
-    """Read until ``view`` is full or the stream ends; return how many bytes were read."""
-    readinto = getattr(stream, "readinto", None)
-    filled = 0
-    while filled < len(view):
-        if readinto is not None:
-            n = readinto(view[filled:])
-        else:
-            piece = stream.read(len(view) - filled)
-            n = len(piece)
-            view[filled : filled + n] = piece
-        if not n:
-            break
-        filled += n
-    return filled
-
-
-class _BackgroundFlusher:
-    """A thread calling ``syncfs`` on a filesystem every so often until the block ends."""
-
-    def __init__(self, root: Path, interval: float = _FLUSH_INTERVAL_SECONDS) -> None:
-        self._root = root
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kinoit-flush", daemon=True)
-
-    def _run(self) -> None:
-        fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            while not self._stop.wait(self._interval):
-                _syncfs(fd)
-        finally:
-            os.close(fd)
-
-    def __enter__(self) -> _BackgroundFlusher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class EmbeddedStore:
@@ -206,7 +130,7 @@ class EmbeddedStore:
         if self.durable:
             fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                _syncfs(fd)
+                syncfs(fd)
             finally:
                 os.close(fd)
 
@@ -249,7 +173,7 @@ class EmbeddedStore:
         ``flush_early`` a third thread keeps flushing the filesystem while the file
         streams in, so the ``syncfs`` before the pin has little left to wait for.
         """
-        with _BackgroundFlusher(self.root) if flush_early else contextlib.nullcontext():
+        with BackgroundFlusher(self.root) if flush_early else contextlib.nullcontext():
             return self._import_chunks(source)
 
     def _import_chunks(self, source: IO[bytes]) -> CID:
@@ -263,7 +187,7 @@ class EmbeddedStore:
                     previous = pending[slot]
                     if previous is not None:
                         previous.result()  # that buffer is free again (or its write failed)
-                    filled = _fill(source, buffers[slot])
+                    filled = fill_buffer(source, buffers[slot])
                     if filled:
                         blocks = importer.push(buffers[slot][:filled])
                         pending[slot] = writer.submit(self._put_blocks, blocks)
@@ -377,7 +301,7 @@ class EmbeddedStore:
         path = self._pin_path(CID.parse(pin.cid))
         self._write_atomic(path, json.dumps(record).encode(), fsync=self.durable)
         if self.durable:
-            _fsync_dir(self._pins)
+            fsync_dir(self._pins)
 
     def _read_pin(self, path: Path) -> Pin | None:
         try:
