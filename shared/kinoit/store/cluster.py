@@ -12,8 +12,8 @@ range and an expiry natively:
 
 Adds and imports therefore put data into Kubo unpinned and then pin through
 Cluster, so there is one pin per root. Request building is pure
-(:func:`pin_query`), the rest is thin HTTP with the same timeouts and bounded
-retries as the Kubo backend.
+(:func:`pin_query`), the rest is thin HTTP with the same timeouts and the same
+retrying session as the Kubo backend (:mod:`kinoit.store.http`).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ import requests
 from kinoit.errors import InvalidParameter, KinoitError, NotFound, StoreUnavailable
 from kinoit.store.base import Pin
 from kinoit.store.cid import CID, parse_cid
-from kinoit.store.kubo import BACKOFF_SECONDS, CONNECT_TIMEOUT_SECONDS, KuboStore
+from kinoit.store.http import CONNECT_TIMEOUT_SECONDS, retrying_session
+from kinoit.store.kubo import KuboStore
 
 # -1 is Cluster's own "pin on every peer".
 DEFAULT_REPLICATION = -1
-_RETRY_STATUSES = frozenset({502, 503, 504})
 # Go's zero time, which Cluster reports for pins that never expire.
 _GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -134,7 +134,7 @@ class ClusterStore:
         pin_query(replication_min=replication_min, replication_max=replication_max)  # validate
         self.replication_min = replication_min
         self.replication_max = replication_max
-        self._session = session or requests.Session()
+        self._session = session or retrying_session(retries)
 
     def __repr__(self) -> str:
         return f"ClusterStore({self.kubo.api_url!r}, {self.cluster_url!r})"
@@ -144,32 +144,25 @@ class ClusterStore:
     def _request(
         self, method: str, path: str, params: Mapping[str, str] | None = None, stream: bool = False
     ) -> requests.Response:
+        """One REST call (the session retries transient failures); errors mapped."""
         url = f"{self.cluster_url}{path}"
-        last = ""
-        for attempt in range(1 + self.retries):
-            if attempt:
-                time.sleep(BACKOFF_SECONDS * (2 ** (attempt - 1)))
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    stream=stream,
-                    timeout=(min(CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout),
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last = f"cannot reach IPFS Cluster at {self.cluster_url}: {type(exc).__name__}"
-                continue
-            except requests.RequestException as exc:
-                raise StoreUnavailable(f"IPFS Cluster {method} {path} failed: {exc}") from None
-            if response.status_code < 300:
-                return response
-            error = self._error_for(method, path, response)
-            if response.status_code in _RETRY_STATUSES:
-                last = error.message
-                continue
-            raise error
-        raise StoreUnavailable(last or f"IPFS Cluster {method} {path} failed")
+        try:
+            response = self._session.request(
+                method,
+                url,
+                params=params,
+                stream=stream,
+                timeout=(min(CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout),
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise StoreUnavailable(
+                f"cannot reach IPFS Cluster at {self.cluster_url}: {type(exc).__name__}"
+            ) from None
+        except requests.RequestException as exc:
+            raise StoreUnavailable(f"IPFS Cluster {method} {path} failed: {exc}") from None
+        if response.status_code < 300:
+            return response
+        raise self._error_for(method, path, response)
 
     @staticmethod
     def _error_for(method: str, path: str, response: requests.Response) -> KinoitError:

@@ -1,11 +1,12 @@
 """The Kubo backend: a Kubo node over its RPC API (``POST /api/v0/...``), with ``requests``.
 
-Every call has a connect and read timeout. Connection failures and 502/503/504
-answers are retried a bounded number of times with exponential backoff (only
-when the request body can be sent again). Kubo reports command errors as HTTP
-500 with a JSON ``{"Message": ..., "Type": "error"}`` body; those are mapped by
-message: unknown blocks and pins become NotFound, unparsable CIDs InvalidCID,
-anything else StoreUnavailable with Kubo's message.
+Every call has a connect and read timeout. Connection failures, read timeouts and
+502/503/504 answers are retried a bounded number of times with exponential
+backoff by the session of :mod:`kinoit.store.http`; an upload, whose body is a
+stream, is sent once per attempt and re-read from the start by ``add``. Kubo
+reports command errors as HTTP 500 with a JSON ``{"Message": ..., "Type": "error"}``
+body; those are mapped by message: unknown blocks and pins become NotFound,
+unparsable CIDs InvalidCID, anything else StoreUnavailable with Kubo's message.
 
 What is verified here, not trusted: ``add`` hashes the bytes it sends with the
 same importer as the embedded store and checks Kubo's CID; ``cat`` streams the
@@ -44,12 +45,14 @@ from kinoit.errors import (
 from kinoit.store import car, dagcbor, unixfs
 from kinoit.store.base import Pin, iter_chunks, save_chunks
 from kinoit.store.cid import CID, DAG_CBOR, DAG_PB, RAW, parse_cid
+from kinoit.store.http import (
+    CONNECT_TIMEOUT_SECONDS,
+    backoff_seconds,
+    retrying_session,
+    single_attempt_session,
+    timed_out,
+)
 
-# Connecting to a healthy local or in-cluster node takes milliseconds.
-CONNECT_TIMEOUT_SECONDS = 5.0
-# First retry after this long, doubling each time.
-BACKOFF_SECONDS = 0.2
-_RETRY_STATUSES = frozenset({502, 503, 504})
 _EXPIRY_MARK = ";expires-at="
 _NOT_FOUND_HINTS = (
     "not found",
@@ -136,7 +139,8 @@ class KuboStore:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
-        self._session = session or requests.Session()
+        self._session = session or retrying_session(retries)
+        self._upload_session = single_attempt_session()
 
     def __repr__(self) -> str:
         return f"KuboStore({self.api_url!r})"
@@ -152,44 +156,38 @@ class KuboStore:
         replay: bool = True,
         stream: bool = False,
     ) -> requests.Response:
-        """POST one RPC command; retry transient failures; map errors to kinoit errors."""
+        """POST one RPC command (the session retries transient failures when the body
+        can be sent again); map errors to kinoit errors."""
         url = f"{self.api_url}/api/v0/{command}"
-        attempts = 1 + (self.retries if replay else 0)
-        last: str = ""
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(BACKOFF_SECONDS * (2 ** (attempt - 1)))
-            headers: dict[str, str] = {}
-            data: Any = None
-            if body is not None:
-                upload = body if isinstance(body, _Upload) else _Upload(body)
-                headers["Content-Type"] = upload.content_type
-                data = iter(upload)
-            try:
-                response = self._session.post(
-                    url,
-                    params=params,
-                    data=data,
-                    headers=headers,
-                    stream=stream,
-                    timeout=(min(CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout),
-                )
-            except requests.ConnectionError as exc:
-                last = f"cannot reach Kubo at {self.api_url}: {type(exc).__name__}"
-                continue
-            except requests.Timeout:
-                last = f"Kubo at {self.api_url} did not answer {command} within {self.timeout}s"
-                continue
-            except requests.RequestException as exc:
-                raise StoreUnavailable(f"Kubo {command} failed: {exc}") from None
-            if response.status_code == 200:
-                return response
-            error = self._error_for(command, response)
-            if isinstance(error, StoreUnavailable) and response.status_code in _RETRY_STATUSES:
-                last = error.message
-                continue
-            raise error
-        raise StoreUnavailable(last or f"Kubo {command} failed")
+        headers: dict[str, str] = {}
+        data: Any = None
+        if body is not None:
+            upload = body if isinstance(body, _Upload) else _Upload(body)
+            headers["Content-Type"] = upload.content_type
+            # a small body that may be sent again goes as bytes, which the session can resend
+            data = b"".join(upload) if replay else iter(upload)
+        session = self._session if replay else self._upload_session
+        try:
+            response = session.post(
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                stream=stream,
+                timeout=(min(CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout),
+            )
+        except requests.RequestException as exc:
+            if timed_out(exc):
+                message = f"Kubo at {self.api_url} did not answer {command} within {self.timeout}s"
+                raise StoreUnavailable(message) from None
+            if isinstance(exc, requests.ConnectionError):
+                raise StoreUnavailable(
+                    f"cannot reach Kubo at {self.api_url}: {type(exc).__name__}"
+                ) from None
+            raise StoreUnavailable(f"Kubo {command} failed: {exc}") from None
+        if response.status_code == 200:
+            return response
+        raise self._error_for(command, response)
 
     @staticmethod
     def _error_for(command: str, response: requests.Response) -> KinoitError:
@@ -279,7 +277,7 @@ class KuboStore:
             except StoreUnavailable:
                 if attempt + 1 == attempts:
                     raise
-                time.sleep(BACKOFF_SECONDS * (2**attempt))
+                time.sleep(backoff_seconds(attempt + 1))
         results = [item for item in self._ndjson(response) if "Hash" in item]
         importer.finish()
         if not results:
