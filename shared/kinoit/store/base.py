@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
+from kinoit.errors import InvalidParameter, NotFound
+
 
 @dataclass(frozen=True)
 class Pin:
@@ -93,6 +95,23 @@ class Store(Protocol):
     def car_import(self, source: IO[bytes], *, pin: bool = True) -> list[str]:
         """Import a CAR v1 stream atomically; return its roots."""
         ...
+
+
+@contextlib.contextmanager
+def source_stream(source: IO[bytes] | Path | str) -> Iterator[IO[bytes]]:
+    """``source`` as a binary stream: a path is opened (and closed after), NotFound
+    when it does not exist, InvalidParameter for a directory; a stream as it is."""
+    if not isinstance(source, Path | str):
+        yield source
+        return
+    try:
+        stream = open(source, "rb")  # noqa: SIM115 (closed below, after the yield)
+    except FileNotFoundError:
+        raise NotFound(f"no such file: {source}") from None
+    except IsADirectoryError:
+        raise InvalidParameter("source", f"{source} is a directory") from None
+    with stream:
+        yield stream
 
 
 def iter_chunks(stream: IO[bytes], size: int) -> Iterable[bytes]:

@@ -45,7 +45,7 @@ from typing import IO, Any
 
 from kinoit.errors import IntegrityError, InvalidCAR, InvalidParameter, NotFound
 from kinoit.store import car, dagcbor, unixfs
-from kinoit.store.base import Pin, save_chunks
+from kinoit.store.base import Pin, save_chunks, source_stream
 from kinoit.store.cid import CID, DAG_CBOR, RAW, parse_cid
 from kinoit.store.disk import BackgroundFlusher, fill_buffer, fsync_dir, syncfs
 
@@ -151,13 +151,8 @@ class EmbeddedStore:
     def add(self, source: IO[bytes] | Path, *, pin: bool = True, name: str = "") -> str:
         """Import a file as UnixFS (like ``ipfs add --cid-version=1``); return its CID."""
         if isinstance(source, Path | str):
-            try:
-                with open(source, "rb") as stream:
-                    return self.add(stream, pin=pin, name=name)
-            except FileNotFoundError:
-                raise NotFound(f"no such file: {source}") from None
-            except IsADirectoryError:
-                raise InvalidParameter("source", f"{source} is a directory") from None
+            with source_stream(source) as stream:
+                return self.add(stream, pin=pin, name=name)
         with self._locked():
             root = self._import(source, flush_early=pin and self.durable)
             if pin:

@@ -43,7 +43,7 @@ from kinoit.errors import (
     StoreUnavailable,
 )
 from kinoit.store import car, dagcbor, unixfs
-from kinoit.store.base import Pin, iter_chunks, save_chunks
+from kinoit.store.base import Pin, iter_chunks, save_chunks, source_stream
 from kinoit.store.cid import CID, DAG_CBOR, DAG_PB, RAW, parse_cid
 from kinoit.store.http import (
     CONNECT_TIMEOUT_SECONDS,
@@ -237,13 +237,8 @@ class KuboStore:
         Kubo answers is checked against the one computed here while streaming.
         """
         if isinstance(source, Path | str):
-            try:
-                with open(source, "rb") as stream:
-                    return self.add(stream, pin=pin, name=name)
-            except FileNotFoundError:
-                raise NotFound(f"no such file: {source}") from None
-            except IsADirectoryError:
-                raise InvalidParameter("source", f"{source} is a directory") from None
+            with source_stream(source) as stream:
+                return self.add(stream, pin=pin, name=name)
         params: dict[str, str] = {
             "cid-version": "1",
             "raw-leaves": "true",
