@@ -85,7 +85,7 @@ def _wrap_handle(name: str, handle: Any) -> Any:
 
 
 def _install() -> None:
-    from kinoit.gateway import functions, redis_server
+    from kinoit.local import functions, redis_server
     from kinoit.media import ffmpeg
     from kinoit.store import embedded
 
