@@ -139,6 +139,39 @@ def test_decode_split_argv_cuts_at_planned_frames(tmp_path: Path) -> None:
     assert "-vf" not in argv
 
 
+def test_lossless_segments_are_ut_video_where_it_keeps_the_pixel_format(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    plan = [SegmentPlan(0, 0, 25)]
+
+    def codec(pix_fmt: str) -> str:
+        argv = build_decode_split_argv(
+            "in.mp4", tmp_path, mode="lossless", plan=plan, fps=Fraction(25), vfr=False,
+            segment_list=tmp_path / "l.csv", pix_fmt=pix_fmt,
+        )  # fmt: skip
+        return argv[argv.index("-c:v") + 1]
+
+    assert [codec(f) for f in ("yuv420p", "yuv422p", "yuv444p")] == ["utvideo"] * 3
+    assert [codec(f) for f in ("yuv420p10le", "yuvj420p", "nv12")] == ["ffv1"] * 3
+
+
+@pytest.mark.parametrize(("pix_fmt", "codec"), [("yuv420p", "utvideo"), ("yuv420p10le", "ffv1")])
+def test_lossless_split_is_pixel_identical_in_either_codec(
+    clip, frame_hashes, tmp_path: Path, settings, pix_fmt: str, codec: str
+) -> None:
+    import subprocess
+
+    src = clip(seconds=2.2, gop=37, pix_fmt=pix_fmt, preset="veryfast", audio=False)
+    result = split_video(src, tmp_path / "s", mode="lossless", settings=settings)
+    used = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_name", "-of", "csv=p=0", str(result.segments[0].path)],
+        capture_output=True, check=True, timeout=60,
+    ).stdout.decode().strip()  # fmt: skip
+    assert used == codec
+    assert segment_frames(frame_hashes, result) == frame_hashes(src)
+
+
 def test_auto_mode_copies_short_gops_and_decodes_long_ones(clip, tmp_path: Path, settings) -> None:
     short = split_video(clip(seconds=2.0, gop=25, audio=False), tmp_path / "a", settings=settings)
     assert short.mode == "copy"

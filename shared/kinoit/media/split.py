@@ -2,9 +2,10 @@
 
 Modes (measured in docs/benchmarks.md, "## Media"):
 
-- ``lossless`` (default): every frame decoded once and stored as FFV1 (intra
-  only, so any frame can start a segment) in Matroska. Pixel-identical to the
-  decoded source, several times smaller than raw.
+- ``lossless`` (default): every frame decoded once and stored intra-only (so
+  any frame can start a segment) in Matroska: UT Video for the pixel formats it
+  carries, FFV1 for the others. Pixel-identical to the decoded source, several
+  times smaller than raw.
 - ``raw``: the decoded frames as rawvideo in NUT. Identical pixels, no encode
   cost, but large.
 - ``copy``: no decode. Each segment is a stream copy of the source from the
@@ -58,6 +59,11 @@ AUDIO_NAME = "audio.m4a"
 AUDIO_BITRATE = "128k"
 # FFV1 slices let ffmpeg encode and decode one frame on several cores.
 FFV1_SLICES = 4
+# Lossless segments are UT Video (intra-only, bit-exact) when it carries the source's
+# pixel format: per second of grainy 1080p it costs 0.76 CPU s to write and 0.41 to
+# read against FFV1's 2.07 and 1.75, for 1.33x the bytes (docs/benchmarks.md,
+# "Split intermediates"). FFV1 keeps every other format (10-bit, full range, ...).
+UTVIDEO_PIX_FMTS = frozenset({"yuv420p", "yuv422p", "yuv444p", "gbrp", "gbrap"})
 SEGMENT_EXT = {"raw": "nut", "lossless": "mkv", "copy": "mkv"}
 
 
@@ -123,9 +129,16 @@ def _rate(fps: Fraction) -> str:
     return f"{fps.numerator}/{fps.denominator}"
 
 
+def lossless_codec_args(pix_fmt: str) -> list[str]:
+    """Encoder options of a lossless segment: UT Video where it keeps ``pix_fmt``, else FFV1."""
+    if pix_fmt in UTVIDEO_PIX_FMTS:
+        return ["-c:v", "utvideo"]
+    return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", str(FFV1_SLICES)]
+
+
 def build_decode_split_argv(
     src: str | Path, outdir: Path, *, mode: SplitMode, plan: Sequence[SegmentPlan],
-    fps: Fraction, vfr: bool, segment_list: Path,
+    fps: Fraction, vfr: bool, segment_list: Path, pix_fmt: str = "",
 ) -> list[str]:  # fmt: skip
     """One ffmpeg: decode every frame, cut at the planned frame numbers (raw or lossless)."""
     argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(src), "-map", "0:v:0"]
@@ -137,7 +150,7 @@ def build_decode_split_argv(
     if mode == "raw":
         argv += ["-c:v", "rawvideo"]
     else:
-        argv += ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", str(FFV1_SLICES)]
+        argv += lossless_codec_args(pix_fmt)
     cuts = ",".join(str(p.start_frame) for p in plan[1:]) or "1000000000"
     argv += [
         "-f", "segment", "-segment_format", "nut" if mode == "raw" else "matroska",
@@ -223,8 +236,9 @@ def _split_decoded(
     with tempfile.TemporaryDirectory(prefix="kinoit-split-", dir=outdir) as tmp:
         seg_list = Path(tmp) / "segments.csv"
         argv = build_decode_split_argv(
-            src, outdir, mode=mode, plan=plan, fps=info.fps, vfr=info.vfr, segment_list=seg_list
-        )
+            src, outdir, mode=mode, plan=plan, fps=info.fps, vfr=info.vfr, segment_list=seg_list,
+            pix_fmt=info.pix_fmt,
+        )  # fmt: skip
         ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="split")
         counts = _segment_frames_from_list(seg_list.read_text("utf-8"), info.fps)
     k = frames_per_segment(info.fps, seconds)

@@ -18,7 +18,7 @@ from kinoit.errors import InvalidParameter, NotAVideo
 from kinoit.stages.common import fetch, require_cid
 from kinoit.stages.scratch import scratch_dir
 
-# Self-contained, bit-exact FFV1 segments (see run()).
+# Self-contained, bit-exact lossless segments (UT Video or FFV1; see run()).
 SPLIT_MODE: Final = "lossless"
 
 
