@@ -15,15 +15,21 @@ An entry is ``name=action``, entries are separated by ``;``. Actions:
     message saying ``injected failure`` and naming the point.
 ``sleep(seconds)``
     pause, e.g. so that a test can kill the worker in the middle of a task.
+``crash``
+    end the process at once (``os._exit``: no cleanup, no finally blocks), as a
+    power cut or SIGKILL would: for crash tests of multi-step writes.
 ``off``
     nothing (the same as leaving the point out).
 
 The points (grep ``failpoints.hit`` for the list): ``stage.<name>`` at the start
-of the work of each stage (split, transcode, thumbnail, checksum, merge).
+of the work of each stage (split, transcode, thumbnail, checksum, merge); ``job_end.owed``,
+``job_end.ended`` and ``job_end.webhook_queued`` between the steps of a job's end
+(:mod:`kinoit.service.endings`).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -32,6 +38,8 @@ from dataclasses import dataclass
 from kinoit.errors import InvalidParameter, MediaError
 
 VARIABLE = "KINOIT_FAILPOINTS"
+# The exit status of a process ended by a ``crash`` point (a test can tell it apart).
+CRASH_EXIT_STATUS = 86
 
 _ENTRY = re.compile(r"^(?P<name>[a-z][a-z0-9_.-]*)=(?P<kind>[a-z]+)(?:\((?P<arg>[^()]*)\))?$")
 
@@ -40,7 +48,7 @@ _ENTRY = re.compile(r"^(?P<name>[a-z][a-z0-9_.-]*)=(?P<kind>[a-z]+)(?:\((?P<arg>
 class Action:
     """What an armed point does when it is hit."""
 
-    kind: str  # "error", "sleep" or "off"
+    kind: str  # "error", "sleep", "crash" or "off"
     message: str = ""
     seconds: float = 0.0
 
@@ -69,6 +77,8 @@ def parse_failpoints(spec: str) -> dict[str, Action]:
             if not seconds >= 0:
                 raise InvalidParameter(VARIABLE, f"{name}: sleep needs seconds >= 0")
             points[name] = Action("sleep", seconds=seconds)
+        elif kind == "crash" and arg is None:
+            points[name] = Action("crash")
         elif kind == "off" and arg is None:
             points.pop(name, None)
         else:
@@ -81,6 +91,8 @@ def hit(points: Failpoints, name: str) -> None:
     action = points.get(name)
     if action is None:
         return
+    if action.kind == "crash":
+        os._exit(CRASH_EXIT_STATUS)
     if action.kind == "sleep":
         time.sleep(action.seconds)
     elif action.kind == "error":

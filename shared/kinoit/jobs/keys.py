@@ -57,6 +57,10 @@ WEBHOOK_PROGRESS_KEY = PREFIX + "job:{job_id}:progress"
 JOB_HOLDS_KEY = PREFIX + "job:{job_id}:pins"
 # Hash: job id -> UNIX time its hold on this CID expires ("0": never).
 CID_HOLDERS_KEY = PREFIX + "pin:{cid}:holders"
+# Sorted set: job id -> when its end began, until that end is settled (service.endings).
+JOBS_ENDING_KEY = PREFIX + "jobs:ending"
+# Hash per job: the end webhook's message id, an output root to let go, the failed task.
+JOB_END_KEY = PREFIX + "job:{job_id}:end"
 
 # --- metrics (kinoit.metrics) -----------------------------------------------
 # Every counter of /metrics lives under this prefix (kinoit.metrics.MetricKeys).

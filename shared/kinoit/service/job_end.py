@@ -7,14 +7,17 @@ after), and the last word — completed, failed — with its webhook.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kinoit import documents
+from kinoit import documents, failpoints
 from kinoit.documents import link, read_split_index, write_merge_plan, write_pages
-from kinoit.errors import Conflict, KinoitError
+from kinoit.errors import Conflict, KinoitError, NotFound
 from kinoit.jobs import JobEngine, JobState, ResultCache, TaskState
 from kinoit.manifest import build_manifest, build_segment_entry
+from kinoit.service.endings import Endings
 from kinoit.service.holds import PinHolds
 from kinoit.service.planning import (
     JOB_CACHE_STAGE,
@@ -23,8 +26,14 @@ from kinoit.service.planning import (
     segment_of,
 )
 from kinoit.service.spec import JobSpec
-from kinoit.webhooks import WebhookEvent
+from kinoit.webhooks import WebhookEvent, build_payload, new_message_id
 
+# The webhook each end state sends.
+_END_EVENTS = {
+    JobState.COMPLETED: WebhookEvent.JOB_COMPLETED,
+    JobState.FAILED: WebhookEvent.JOB_FAILED,
+    JobState.CANCELLED: WebhookEvent.JOB_CANCELLED,
+}
 # Manifests of up to this many segments list them inline; longer ones link pages.
 MANIFEST_INLINE_SEGMENTS = documents.PAGE_SIZE
 
@@ -44,6 +53,7 @@ class JobEnd:
         spec: Callable[[str], JobSpec],
         data: EventData,
         promote: Callable[[], None],
+        points: failpoints.Failpoints | None = None,
     ) -> None:
         self.engine = engine
         self.cache = cache
@@ -54,6 +64,8 @@ class JobEnd:
         self.data = data
         self.promote = promote
         self.holds = PinHolds(engine.redis, store)
+        self.endings = Endings(engine.redis)
+        self.points: failpoints.Failpoints = points or {}
 
     # --------------------------------------------------------- segment entries
     def _final_results(self, job_id: str) -> dict[str, dict[int, Mapping[str, Any]]]:
@@ -175,27 +187,81 @@ class JobEnd:
         return write_pages(self.store, entries, documents.PAGE_SIZE)
 
     def complete_job(self, job_id: str, manifest_cid: str, outputs: Mapping[str, Any]) -> None:
-        """Record the job as completed and tell the client (once)."""
-        spec = self.spec(job_id)
+        """Record the job as completed and tell the client (once), crash-safe: the end
+        is owed before the transition and settled after it (see :mod:`endings`)."""
+        self.endings.owe(job_id, manifest=manifest_cid)
+        failpoints.hit(self.points, "job_end.owed")
         try:
             self.engine.complete_job(job_id, manifest=manifest_cid, outputs=outputs)
         except Conflict:
             # Completed by a concurrent finish (keep its pins), or cancelled while
-            # merging (keep nothing).
-            if self.engine.get_job(job_id).state is not JobState.COMPLETED:
-                self.holds.let_go(job_id, manifest_cid)  # kept if another job holds it
-                self.release(job_id)
+            # merging (keep nothing): the settling knows which from the state.
+            self.settle(job_id)
             return
-        if not spec.keep_intermediates:
-            self.release(job_id)
+        failpoints.hit(self.points, "job_end.ended")
         self.metrics.job_transition(JobState.COMPLETED.value)
-        self.notifier.notify(
-            job_id,
-            spec.callback_url,
-            WebhookEvent.JOB_COMPLETED,
-            self.data(job_id, manifest=manifest_cid, outputs=dict(outputs)),
-        )
+        self.settle(job_id)
         self.promote()
+
+    def settle(self, job_id: str) -> bool:
+        """Finish what the end of ``job_id`` owes, whichever process began it: the end
+        webhook (queued at most once, so re-running keeps its ``webhook-id``), then the
+        release of its holds; False when the job has not ended (nothing done yet).
+        Every step is idempotent."""
+        record = self.engine.get_job(job_id)
+        if record.state not in _END_EVENTS:
+            return False
+        spec = self.spec(job_id)
+        if spec.callback_url:
+            if record.state is JobState.COMPLETED:
+                data = self.data(
+                    job_id, manifest=record.manifest, outputs=dict(record.outputs or {})
+                )
+            elif record.state is JobState.FAILED:
+                reason = record.error or "failed"
+                data = self.data(
+                    job_id, reason=reason,
+                    failed_tasks=self._failed_tasks(job_id, self.endings.failed_task(job_id)),
+                )  # fmt: skip
+            else:
+                data = self.data(job_id)
+            event = _END_EVENTS[record.state]
+            now = time.time()
+            body = json.dumps(build_payload(event, job_id, data, now), separators=(",", ":"))
+            self.endings.queue_webhook(job_id, spec.callback_url, body, event, new_message_id(now))
+        failpoints.hit(self.points, "job_end.webhook_queued")
+        if record.state is JobState.COMPLETED:
+            if not spec.keep_intermediates:
+                self.release(job_id)
+        else:
+            self.release(job_id)
+            manifest = self.endings.record(job_id).get("manifest")
+            if manifest:  # an output root held for a completion that did not happen
+                self.holds.let_go(job_id, manifest)  # kept if another job holds it
+        self.endings.settled(job_id)
+        return True
+
+    def settle_owed(self) -> int:
+        """Settle every owed end whose process is gone (the tick); how many were."""
+        settled = 0
+        for job_id in self.endings.due():
+            try:
+                settled += self.settle(job_id)
+            except NotFound:  # the job expired or never existed: nothing is owed
+                self.endings.settled(job_id)
+        return settled
+
+    def _failed_tasks(
+        self, job_id: str, failed_task: Mapping[str, Any] | None
+    ) -> list[Mapping[str, Any]]:
+        failed: list[Mapping[str, Any]] = [
+            {"task": t.task_id, "stage": t.stage, "attempt": t.attempt, "reason": t.reason}
+            for t in self.engine.iter_tasks(job_id)
+            if t.state is TaskState.FAILED
+        ]
+        if failed_task is not None and not any(f["task"] == failed_task["task"] for f in failed):
+            failed.insert(0, dict(failed_task))
+        return failed[:50]
 
     # ------------------------------------------------------------------- pins
     def hold(self, job_id: str, cid: str, what: str) -> None:
@@ -222,31 +288,22 @@ class JobEnd:
     def fail_job(
         self, job_id: str, reason: str, failed_task: Mapping[str, Any] | None = None
     ) -> None:
-        """Fail a running job (nothing when it already ended)."""
+        """Fail a running job (when it already ended, only settle what it owes)."""
+        self.endings.owe(job_id, failed_task=failed_task)
+        failpoints.hit(self.points, "job_end.owed")
         try:
             self.engine.fail_job(job_id, reason)
         except Conflict:
+            self.settle(job_id)
             return
+        failpoints.hit(self.points, "job_end.ended")
         self.after_job_failed(job_id, reason, failed_task)
 
     def after_job_failed(
         self, job_id: str, reason: str, failed_task: Mapping[str, Any] | None = None
     ) -> None:
         """Release what the failed job held and send job.failed with its failed tasks."""
-        self.release(job_id)
+        self.endings.owe(job_id, failed_task=failed_task)  # a crash in settle is retried
         self.metrics.job_transition(JobState.FAILED.value)
-        failed: list[Mapping[str, Any]] = [
-            {"task": t.task_id, "stage": t.stage, "attempt": t.attempt, "reason": t.reason}
-            for t in self.engine.iter_tasks(job_id)
-            if t.state is TaskState.FAILED
-        ]
-        if failed_task is not None and not any(f["task"] == failed_task["task"] for f in failed):
-            failed.insert(0, dict(failed_task))
-        spec = self.spec(job_id)
-        self.notifier.notify(
-            job_id,
-            spec.callback_url,
-            WebhookEvent.JOB_FAILED,
-            self.data(job_id, reason=reason, failed_tasks=failed[:50]),
-        )
+        self.settle(job_id)
         self.promote()

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import requests
 
+from kinoit import failpoints
 from kinoit.config import Settings
 from kinoit.documents import read_split_index
 from kinoit.errors import Conflict, InputError, InvalidParameter, KinoitError, NotFound
@@ -124,7 +125,7 @@ class Pipeline:
         )  # fmt: skip
         self.end = JobEnd(
             engine, cache, store, notifier, metrics, spec=self.spec, data=self._data,
-            promote=self.promote,
+            promote=self.promote, points=settings.failpoints,
         )  # fmt: skip
         self.callback_base = self.dispatch.callback_base
 
@@ -193,14 +194,20 @@ class Pipeline:
         self.pump(job_id)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel a queued or running job (Conflict when it already ended)."""
-        report = self.engine.cancel(job_id)
-        self.end.release(job_id)
+        """Cancel a queued or running job (Conflict when it already ended, after
+        finishing what that end still owes)."""
+        self.end.endings.owe(job_id)
+        failpoints.hit(self.end.points, "job_end.owed")
+        try:
+            report = self.engine.cancel(job_id)
+        except Conflict:
+            # already ended: still 409, but what that end owes (its webhook, the
+            # release of its holds) is finished now, so a repeated DELETE cleans up
+            self.end.settle(job_id)
+            raise
+        failpoints.hit(self.end.points, "job_end.ended")
         self.metrics.job_transition(JobState.CANCELLED.value)
-        spec = self.spec(job_id)
-        self.notifier.notify(
-            job_id, spec.callback_url, WebhookEvent.JOB_CANCELLED, self._data(job_id)
-        )
+        self.end.settle(job_id)
         self.promote()
         return {
             "job_id": job_id,
@@ -477,6 +484,8 @@ class Pipeline:
             record = self.engine.get_job(job_id)
             self.end.after_job_failed(job_id, record.error or "a task ran out of attempts")
         self.promote()
+        # ends a crashed process left half done: webhook owed, holds still held
+        self.end.settle_owed()
         running = [
             x.decode() if isinstance(x, bytes) else str(x)
             for x in self.engine.redis.smembers(keys.JOBS_RUNNING_KEY)
