@@ -34,6 +34,13 @@ def decode_reply(raw: Any) -> dict[str, Any]:
     return value
 
 
+def decode_leased(lines: str) -> list[tuple[str, str, int]]:
+    """The ``task|stage|attempt`` lines a lease script returns, as tuples."""
+    if not lines:
+        return []
+    return [(t, stage, int(a)) for t, stage, a in (line.split("|") for line in lines.split("\n"))]
+
+
 def parse_task(raw: str) -> tuple[TaskState, int, str, str]:
     head, stage, rest = raw.split("|", 2)
     return TaskState.from_letter(head[0]), int(head[1:]), stage, rest

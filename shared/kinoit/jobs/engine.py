@@ -34,7 +34,13 @@ from kinoit.errors import Conflict
 from kinoit.jobs import keys
 from kinoit.jobs.config import EngineConfig
 from kinoit.jobs.connection import connect, translate_redis_errors
-from kinoit.jobs.decode import decode_completion, decode_reply, encode_json, text
+from kinoit.jobs.decode import (
+    decode_completion,
+    decode_leased,
+    decode_reply,
+    encode_json,
+    text,
+)
 from kinoit.jobs.effects import Effect, encode_effects
 from kinoit.jobs.lifecycle import JOB_KEY_TEMPLATES, JobLifecycle
 from kinoit.jobs.models import (
@@ -182,8 +188,7 @@ class JobEngine(JobLifecycle):
             res = self.script["lease_next"](
                 keys=jkeys, args=[repr(deadline), self.config.events_maxlen, n]
             )
-            lines = text(res).split("\n") if res else []
-            got = [(t, stage, int(a)) for t, stage, a in (line.split("|") for line in lines)]
+            got = decode_leased(text(res) if res else "")
             leased += got
             remaining -= n
             if len(got) < n:
@@ -261,8 +266,7 @@ class JobEngine(JobLifecycle):
         completion = decode_completion(job_id, task_id, reply)
         if not completion.accepted:
             return completion, []
-        lines = reply["leased"].split("\n") if reply["leased"] else []
-        leased = [(t, stage, int(a)) for t, stage, a in (line.split("|") for line in lines)]
+        leased = decode_leased(reply["leased"])
         # (an empty Lua table comes back as {}: no payloads, nothing cached)
         payloads, cached = reply["payloads"] or [], reply["cached"] or []
         dispatches = [
@@ -294,12 +298,7 @@ class JobEngine(JobLifecycle):
         """
         now = self.clock() if now is None else now
         res = self.script["fail"](
-            keys=[
-                *keys.job_keys(job_id),
-                keys.JOBS_RUNNING_KEY,
-                keys.STATS_KEY,
-                keys.JOBS_QUEUE_KEY,
-            ],
+            keys=keys.job_stop_keys(job_id),
             args=[
                 task_id,
                 int(attempt),

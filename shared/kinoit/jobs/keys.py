@@ -84,6 +84,12 @@ def job_keys(job_id: str) -> list[str]:
     return [template.format(job_id=job_id) for template in PER_JOB_KEYS]
 
 
+def job_stop_keys(job_id: str) -> list[str]:
+    """The keys of the scripts that may end a job (fail, stop): the per-job keys, then
+    the running set, the stats hash and the queue (KEYS[9..11])."""
+    return [*job_keys(job_id), JOBS_RUNNING_KEY, STATS_KEY, JOBS_QUEUE_KEY]
+
+
 def job_key_templates() -> list[list[str]]:
     """The per-job keys of :func:`job_keys` as ``[before, after]`` the job id, for the
     Lua scripts that build the keys of many jobs themselves (sweep, promote)."""

@@ -146,12 +146,7 @@ class JobLifecycle(JobReader):
     ) -> CancelReport:
         now = self.clock() if now is None else now
         res = self.script["stop"](
-            keys=[
-                *keys.job_keys(job_id),
-                keys.JOBS_RUNNING_KEY,
-                keys.STATS_KEY,
-                keys.JOBS_QUEUE_KEY,
-            ],
+            keys=keys.job_stop_keys(job_id),
             args=[
                 state.value,
                 reason[:2000],
