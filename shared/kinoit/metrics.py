@@ -44,6 +44,7 @@ from prometheus_client.exposition import generate_latest
 
 from kinoit.errors import InvalidParameter, StateUnavailable
 from kinoit.jobs import scripts
+from kinoit.jobs.decode import text
 from kinoit.jobs.effects import (
     Effect,
     HashIncrement,
@@ -81,12 +82,8 @@ def _bucket_field(bound: float) -> str:
     return f"le:{bound:g}"
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 def _number(raw: bytes | str | None) -> float:
-    return 0.0 if raw is None else float(_text(raw))
+    return 0.0 if raw is None else float(text(raw))
 
 
 @dataclass(frozen=True)
@@ -269,7 +266,7 @@ class _RedisCollector:
             finished.add_metric([stage, state], count)
         yield finished
 
-        yield from self._histograms(sorted(_text(s) for s in stages))
+        yield from self._histograms(sorted(text(s) for s in stages))
 
         retried = CounterMetricFamily(
             "kinoit_task_retries", "Tasks dispatched again, per stage.", labels=["stage"]
@@ -306,7 +303,7 @@ class _RedisCollector:
                     pipe.hgetall(self._keys.duration(stage))
                 hashes = pipe.execute()
             for stage, raw in zip(stages, hashes, strict=True):
-                stored = {_text(k): _number(v) for k, v in raw.items()}
+                stored = {text(k): _number(v) for k, v in raw.items()}
                 cumulative = 0.0
                 buckets: list[tuple[str, float]] = []
                 for bound in DURATION_BUCKETS:
@@ -319,7 +316,7 @@ class _RedisCollector:
 
 
 def _sorted_items(raw: Mapping[Any, Any]) -> Iterable[tuple[str, float]]:
-    return sorted((_text(k), _number(v)) for k, v in raw.items())
+    return sorted((text(k), _number(v)) for k, v in raw.items())
 
 
 def render_metrics(

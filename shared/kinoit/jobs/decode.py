@@ -16,6 +16,8 @@ from kinoit.jobs.states import JobState, TaskState
 
 
 def text(value: Any) -> str:
+    """A Redis reply as text, from a client with either ``decode_responses`` setting
+    (the one place kinoit turns reply bytes into str)."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 

@@ -79,6 +79,11 @@ class JobReader:
         return JobPage(jobs=jobs, next_cursor=cursor + limit if more else None)
 
     @translate_redis_errors
+    def running_jobs(self) -> list[str]:
+        """The ids of the running jobs (in no particular order)."""
+        return [text(x) for x in self.redis.smembers(keys.JOBS_RUNNING_KEY)]
+
+    @translate_redis_errors
     def task(self, job_id: str, task_id: str) -> TaskInfo:
         """One task's state; NotFound when the job or task is unknown."""
         raw = self.redis.hget(keys.JOB_TASKS_KEY.format(job_id=job_id), task_id)

@@ -22,6 +22,7 @@ import redis
 
 from kinoit.errors import NotFound
 from kinoit.jobs import translate_redis_errors
+from kinoit.jobs.decode import text
 from kinoit.jobs.keys import CID_HOLDERS_KEY, JOB_HOLDS_KEY
 
 # Intermediate holds only matter while a job runs; the records outlive any job.
@@ -30,13 +31,9 @@ HOLD_RETENTION_SECONDS = 7 * 24 * 3600
 PIN_SETTLE_ROUNDS = 3
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
 def pin_expiry(holders: Mapping[Any, Any]) -> float | None:
     """When the pin may expire: never if any holder keeps it forever, else the latest (pure)."""
-    times = [float(_text(v)) for v in holders.values()]
+    times = [float(text(v)) for v in holders.values()]
     if not times or any(t <= 0 for t in times):
         return None
     return max(times)
@@ -116,11 +113,11 @@ class PinHolds:
     def release(self, job_id: str) -> int:
         """Drop every intermediate hold of ``job_id``; return how many CIDs were unpinned."""
         job_key = JOB_HOLDS_KEY.format(job_id=job_id)
-        unpinned = sum(self.let_go(job_id, _text(raw)) for raw in self.redis.smembers(job_key))
+        unpinned = sum(self.let_go(job_id, text(raw)) for raw in self.redis.smembers(job_key))
         self.redis.delete(job_key)
         return unpinned
 
     @translate_redis_errors
     def held(self, job_id: str) -> set[str]:
         """The intermediate CIDs ``job_id`` holds."""
-        return {_text(raw) for raw in self.redis.smembers(JOB_HOLDS_KEY.format(job_id=job_id))}
+        return {text(raw) for raw in self.redis.smembers(JOB_HOLDS_KEY.format(job_id=job_id))}

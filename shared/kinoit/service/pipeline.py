@@ -486,10 +486,7 @@ class Pipeline:
         self.promote()
         # ends a crashed process left half done: webhook owed, holds still held
         self.end.settle_owed()
-        running = [
-            x.decode() if isinstance(x, bytes) else str(x)
-            for x in self.engine.redis.smembers(keys.JOBS_RUNNING_KEY)
-        ]
+        running = self.engine.running_jobs()
         for job_id in running:
             with contextlib.suppress(NotFound, Conflict):
                 self._recover(job_id)

@@ -19,6 +19,7 @@ import redis
 from kinoit.errors import InvalidParameter, KinoitError
 from kinoit.jobs import keys
 from kinoit.jobs.connection import translate_redis_errors
+from kinoit.jobs.decode import text
 from kinoit.metrics import MetricsRecorder
 from kinoit.webhooks.signing import build_payload, new_message_id, parse_secret, signature_headers
 from kinoit.webhooks.targets import CallbackTarget, Resolver, resolve_callback, resolve_host
@@ -167,13 +168,10 @@ def deliver_pending(
     )
     report = DeliveryReport()
     for raw_id in claimed:
-        msg_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        msg_id = text(raw_id)
         msg_key = keys.WEBHOOK_MSG_KEY.format(msg_id=msg_id)
         raw = connection.hgetall(msg_key)
-        msg = {
-            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in raw.items()
-        }
+        msg = {text(k): text(v) for k, v in raw.items()}
         if not msg:
             connection.zrem(keys.WEBHOOK_DUE_KEY, msg_id)
             continue
