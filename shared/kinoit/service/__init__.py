@@ -47,7 +47,8 @@ from kinoit.jobs import (
     is_job_id,
     verify_callback_token,
 )
-from kinoit.service.pipeline import Notifier, Pipeline
+from kinoit.service.pipeline import Pipeline
+from kinoit.service.ports import Notifier
 from kinoit.service.spec import parse_job_spec
 from kinoit.stages.http import Reply, json_reply, parse_json_object
 from kinoit.webhooks import WebhookEvent

@@ -26,6 +26,7 @@ from kinoit.service.planning import (
     request_for,
     result_cids,
 )
+from kinoit.service.ports import Metrics
 from kinoit.service.spec import JobSpec
 from kinoit.stages.signing import sign_stage_request, stage_key
 
@@ -60,7 +61,7 @@ class Dispatcher:
         engine: JobEngine,
         cache: ResultCache,
         store: Any,
-        metrics: Any,
+        metrics: Metrics,
         secret: bytes,
         post: Post,
         clock: Callable[[], float],

@@ -25,6 +25,7 @@ from kinoit.service.planning import (
     is_rerun,
     segment_of,
 )
+from kinoit.service.ports import Metrics, Notifier
 from kinoit.service.spec import JobSpec
 from kinoit.webhooks import WebhookEvent, build_payload, new_message_id
 
@@ -48,8 +49,8 @@ class JobEnd:
         engine: JobEngine,
         cache: ResultCache,
         store: Any,
-        notifier: Any,
-        metrics: Any,
+        notifier: Notifier,
+        metrics: Metrics,
         spec: Callable[[str], JobSpec],
         data: EventData,
         promote: Callable[[], None],

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 
@@ -35,7 +35,7 @@ from kinoit.config import Settings
 from kinoit.documents import read_split_index
 from kinoit.errors import Conflict, InputError, InvalidParameter, KinoitError, NotFound
 from kinoit.jobs import Dispatch, JobEngine, JobState, ResultCache, TaskState, canonical_json, keys
-from kinoit.jobs.effects import Effect, StoreValue
+from kinoit.jobs.effects import StoreValue
 from kinoit.service.dispatch import BoundedMemo, Dispatcher, Post
 from kinoit.service.job_end import JobEnd
 from kinoit.service.planning import (
@@ -53,6 +53,7 @@ from kinoit.service.planning import (
     stage_of,
     stored_result,
 )
+from kinoit.service.ports import Metrics, Notifier
 from kinoit.service.results import check_result
 from kinoit.service.spec import JobSpec
 from kinoit.stages.http import parse_json_object
@@ -64,34 +65,6 @@ log = logging.getLogger(__name__)
 STUCK_SECONDS = 30.0
 
 Outcome = dict[str, Any]
-
-
-class Notifier(Protocol):
-    """Where job events go (signed webhooks); never blocks the pipeline."""
-
-    def notify(self, job_id: str, url: str | None, type: str, data: Mapping[str, Any]) -> None:
-        """Queue one event for delivery."""
-        ...
-
-    def progress(
-        self, job_id: str, url: str | None, done: int, total: int, data: Mapping[str, Any]
-    ) -> None:
-        """A throttled job.progress event."""
-        ...
-
-    def drain(self) -> None:
-        """Deliver what is due (called on each tick)."""
-        ...
-
-
-class Metrics(Protocol):
-    """The subset of :class:`kinoit.metrics.MetricsRecorder` the pipeline uses."""
-
-    def job_transition(self, state: str, pipe: Any = None) -> None: ...
-    def task_finished(self, stage: str, state: str, seconds: float, pipe: Any = None) -> None: ...
-    def task_finished_effects(self, stage: str, state: str, seconds: float) -> list[Effect]: ...
-    def task_retried(self, stage: str, pipe: Any = None) -> None: ...
-    def verification_failed(self, pipe: Any = None) -> None: ...
 
 
 class Pipeline:
