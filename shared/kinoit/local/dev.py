@@ -29,7 +29,7 @@ from rq import Queue
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from kinoit.config import Settings, load_settings
-from kinoit.errors import InvalidParameter
+from kinoit.errors import InvalidParameter, KinoitError
 from kinoit.local.app import create_gateway_app
 from kinoit.local.functions import find_functions_dir
 from kinoit.local.redis_server import PrivateRedis, ensure_private_redis
@@ -190,6 +190,14 @@ class DevStack:
             for index, proc in enumerate(self._procs):
                 if proc.poll() is not None and not self._stop.is_set():
                     self._procs[index] = self._spawn_worker(index)
+            if self._redis is not None and not self._stop.is_set():
+                try:
+                    if self._redis.revive(self.settings.home):
+                        logging.getLogger(__name__).warning(
+                            "private redis-server had stopped; restarted on %s", self._redis.url
+                        )
+                except KinoitError as exc:  # e.g. its port taken: try again next round
+                    logging.getLogger(__name__).warning("private redis-server: %s", exc)
 
     def _tick(self) -> None:
         url = f"{self.gateway_url}/function/orchestrate/tick"
