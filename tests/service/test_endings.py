@@ -135,3 +135,46 @@ def test_settling_again_keeps_the_one_end_message(harness: Harness) -> None:
         assert harness.pipeline.end.settle(job_id)
     assert end_webhooks(client, job_id) == first and len(first) == 1
     client.close()
+
+
+@pytest.mark.redis
+def test_a_job_the_sweep_fails_is_owed_in_the_same_step_and_settled_by_a_later_tick(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    """The lease sweep fails a job inside its Lua script: the end is recorded as owed by
+    that very script, so a crash before the process sends job.failed loses nothing."""
+    import time
+
+    harness = harness_factory(KINOIT_MAX_ATTEMPTS="1")
+    client = redis.Redis.from_url(harness.service.settings.redis_url or "")
+    job_id = harness.submit(callback_url="http://127.0.0.1:9/hook")
+    harness.answer(harness.calls.pop(0))  # split done: its index is held
+    report = harness.engine.sweep(now=time.time() + 10_000)  # every lease expired
+    assert report.failed_jobs == [job_id]  # ... and here the process "crashes"
+    assert harness.job(job_id)["state"] == "failed"
+    assert client.zscore(ENDING_KEY, job_id) is not None
+    assert end_webhooks(client, job_id) == []
+    settle_by_tick(harness)
+    assert [t for _, t in end_webhooks(client, job_id)] == ["job.failed"]
+    assert not client.exists(JOB_HOLDS_KEY.format(job_id=job_id))
+    assert not harness.store.pin_ls() and client.zcard(ENDING_KEY) == 0
+    client.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("how", ["complete", "fail", "cancel"])
+def test_every_engine_transition_that_ends_a_job_records_it_as_owed(
+    harness: Harness, how: str
+) -> None:
+    engine = harness.engine
+    job_id = engine.create_job({"source": "x"}, {})
+    engine.promote()
+    if how == "complete":
+        engine.complete_job(job_id, manifest=None)
+    elif how == "fail":
+        engine.fail_job(job_id, "broken")
+    else:
+        engine.cancel(job_id)
+    client = redis.Redis.from_url(harness.service.settings.redis_url or "")
+    assert client.zscore(ENDING_KEY, job_id) is not None
+    client.close()

@@ -344,7 +344,7 @@ class JobEngine(JobLifecycle):
         now = self.clock() if now is None else now
         deadline = now + (self.config.lease_seconds if lease_seconds is None else lease_seconds)
         res = self.script["sweep"](
-            keys=[keys.JOBS_RUNNING_KEY, keys.STATS_KEY, keys.JOBS_QUEUE_KEY],
+            keys=[keys.JOBS_RUNNING_KEY, keys.STATS_KEY, keys.JOBS_QUEUE_KEY, keys.JOBS_ENDING_KEY],
             args=[
                 repr(now),
                 repr(deadline),

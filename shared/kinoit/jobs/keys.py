@@ -86,8 +86,8 @@ def job_keys(job_id: str) -> list[str]:
 
 def job_stop_keys(job_id: str) -> list[str]:
     """The keys of the scripts that may end a job (fail, stop): the per-job keys, then
-    the running set, the stats hash and the queue (KEYS[9..11])."""
-    return [*job_keys(job_id), JOBS_RUNNING_KEY, STATS_KEY, JOBS_QUEUE_KEY]
+    the running set, the stats hash, the queue and the owed ends (KEYS[9..12])."""
+    return [*job_keys(job_id), JOBS_RUNNING_KEY, STATS_KEY, JOBS_QUEUE_KEY, JOBS_ENDING_KEY]
 
 
 def job_key_templates() -> list[list[str]]:

@@ -88,7 +88,12 @@ class JobLifecycle(JobReader):
         """
         now = self.clock() if now is None else now
         res = self.script["finish"](
-            keys=[*keys.job_keys(job_id), keys.JOBS_RUNNING_KEY, keys.STATS_KEY],
+            keys=[
+                *keys.job_keys(job_id),
+                keys.JOBS_RUNNING_KEY,
+                keys.STATS_KEY,
+                keys.JOBS_ENDING_KEY,
+            ],
             args=[
                 repr(now),
                 manifest or "",

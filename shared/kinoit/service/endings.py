@@ -1,14 +1,15 @@
-"""What a job owes when it ends, written down before it ends, so that a crash at any
-step of the end loses nothing.
+"""What a job owes when it ends, recorded in the step that ends it, so that a crash
+at any later step of the end loses nothing.
 
 Ending a job is several writes: the engine's transition (completed, failed,
 cancelled), the end webhook into the delivery queue, and the release of the
 pins the job held. A process that dies between them used to leave the webhook
 unsent and the pins held for good. Now:
 
-1. :meth:`Endings.owe` records the job in ``kinoit:jobs:ending`` (with the
-   output root it may have to let go, and the failed task it may have to report)
-   *before* the transition;
+1. every engine script that ends a job (finish, stop, fail, the lease sweep)
+   adds it to ``kinoit:jobs:ending`` in the same atomic step as the transition;
+   :meth:`Endings.owe`, called just before, also records what the settling needs
+   and the state cannot tell (an output root to let go, the failed task to report);
 2. the end is then *settled* — the webhook queued at most once per job
    (:meth:`Endings.queue_webhook`, a check-and-write transaction on the job's
    ``end`` record, so a re-run keeps the first message and its ``webhook-id``),

@@ -1,5 +1,5 @@
 -- A failed attempt: retry it later (attempt + 1, backoff) or, out of attempts, fail the job.
--- KEYS: 8 job keys, running, stats, queue.
+-- KEYS: 8 job keys, running, stats, queue, owed ends.
 -- ARGV: task_id, attempt, reason, now, maxlen, max_attempts, base, cap, retain, job_id.
 -- Returns JSON: {status = 'ignored', reason} | {status = 'retry', next_attempt, retry_at}
 -- | {status = 'job_failed', reason}.
@@ -31,5 +31,6 @@ ev(KEYS[8], maxlen, 'type', 'task.failed', 'task', tid, 'stage', stg, 'attempt',
    'reason', reason)
 local why = stg .. ' task ' .. tid .. ' failed after ' .. a .. ' attempts: ' .. reason
 local jid = ARGV[10]
-stop_job(KEYS, jid, 'failed', why, now, maxlen, KEYS[9], KEYS[10], KEYS[11], tonumber(ARGV[9]))
+stop_job(KEYS, jid, 'failed', why, now, maxlen, KEYS[9], KEYS[10], KEYS[11], tonumber(ARGV[9]),
+         KEYS[12])
 return cjson.encode({status = 'job_failed', reason = why})

@@ -1,7 +1,8 @@
 -- Complete a running job (after merge). A completed job keeps only its last ``keep``
 -- events and no payloads (nothing is dispatched again): what stays is the record,
 -- the counts and each task's result.
--- KEYS: 8 job keys, running, stats.
+-- KEYS: 8 job keys, running, stats, owed ends (the end is recorded as owed in the same
+-- step: kinoit.service.endings settles its webhook and holds).
 -- ARGV: now, manifest, outputs-json, maxlen, job_id, retain, keep (events kept, 0: all).
 -- Returns JSON: {status = 'ok'} | {status = 'missing'} | {status = 'conflict', state}.
 local st = redis.call('HGET', KEYS[1], 'state')
@@ -11,6 +12,7 @@ redis.call('HSET', KEYS[1], 'state', 'completed', 'finished_at', ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'manifest', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'outputs', ARGV[3]) end
 redis.call('SREM', KEYS[9], ARGV[5])
+redis.call('ZADD', KEYS[11], 'NX', ARGV[1], ARGV[5])
 redis.call('HINCRBY', KEYS[10], 'jobs:completed', 1)
 redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 local keep = tonumber(ARGV[7])

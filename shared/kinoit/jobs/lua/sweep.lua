@@ -1,5 +1,5 @@
 -- Expire overdue leases and re-lease due retries across every running job.
--- KEYS: running, stats, queue.
+-- KEYS: running, stats, queue, owed ends.
 -- ARGV: now, lease_deadline, maxlen, max_attempts, base, cap, limit, job key templates
 -- (JSON, see jobkeys), retain.
 -- Returns JSON: {dispatches = [{job, task, stage, attempt}, ...], expired = n,
@@ -39,7 +39,8 @@ for _, jid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
              'reason', 'lease expired')
           local why = stg .. ' task ' .. tid .. ' failed after ' .. a ..
             ' attempts: lease expired'
-          stop_job(K, jid, 'failed', why, now, maxlen, KEYS[1], KEYS[2], KEYS[3], retain)
+          stop_job(K, jid, 'failed', why, now, maxlen, KEYS[1], KEYS[2], KEYS[3], retain,
+                   KEYS[4])
           table.insert(failed, jid)
           dead = true
         end

@@ -28,10 +28,13 @@ local function jobkeys(templates, jid)
   for i, t in ipairs(templates) do K[i] = t[1] .. jid .. t[2] end
   return K
 end
--- Stop a queued or running job: release every lease, drop pending work, free the slot.
--- Returns false when the job is not stoppable, else the released tasks
--- ({task =, stage =, attempt =} each).
-local function stop_job(K, jid, newstate, reason, now, maxlen, running, stats, queue, retain)
+-- Stop a queued or running job: release every lease, drop pending work, free the slot,
+-- and in the same step record the job's end as owed in ``ending`` (its webhook and the
+-- release of its holds are settled after, by whichever process gets there: see
+-- kinoit.service.endings). Returns false when the job is not stoppable, else the
+-- released tasks ({task =, stage =, attempt =} each).
+local function stop_job(K, jid, newstate, reason, now, maxlen, running, stats, queue, retain,
+                        ending)
   local st = redis.call('HGET', K[1], 'state')
   if st ~= 'running' and st ~= 'queued' then return false end
   local released = {}
@@ -54,6 +57,7 @@ local function stop_job(K, jid, newstate, reason, now, maxlen, running, stats, q
   redis.call('SREM', running, jid)
   redis.call('LREM', queue, 0, jid)
   redis.call('HINCRBY', stats, 'jobs:' .. newstate, 1)
+  redis.call('ZADD', ending, 'NX', now, jid)
   ev(K[8], maxlen, 'type', 'job.' .. newstate, 'reason', reason)
   if retain > 0 then
     for i = 3, 8 do redis.call('EXPIRE', K[i], retain) end
