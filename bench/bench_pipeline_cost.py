@@ -6,7 +6,9 @@ For each source this runs, in the same process and one after the other:
    rungs that fit the source, same encoder, preset, CRF, VBV caps, scaler and
    pixel format, but the encoder's own GOP), one thumbnail per segment (the
    frame kinoit picks: the middle of each segment, 320 px wide JPEG) and the
-   audio encoded once as kinoit encodes it (AAC 128 kbit/s);
+   audio encoded once as kinoit encodes it (AAC 128 kbit/s); then the same
+   command with kinoit's GOP options (one closed GOP per segment), which tells
+   what the 1-second GOP costs apart from what distribution costs;
 2. `kinoit run SOURCE --out DIR --workers N` in a child process, with a fresh
    KINOIT_HOME (so it starts its own private redis-server) and no KINOIT_*
    variable inherited.
@@ -32,6 +34,11 @@ file (every tenth frame half a frame late).
 
     .venv/bin/python bench/bench_pipeline_cost.py [--seconds 12]
         [--sources 1080p,720p,phone,vfr] [--workers 2] [--work DIR] [--json OUT]
+        [--parts pipeline,intermediates,threads]
+
+``--parts intermediates`` measures split's segment codecs (FFV1, UT Video, x264
+lossless, raw: CPU to write and to read back, bytes) and ``--parts threads`` the
+transcode of one segment by encoder thread count, both on the first source.
 """
 
 from __future__ import annotations
