@@ -22,7 +22,8 @@ An entry is ``name=action``, entries are separated by ``;``. Actions:
     nothing (the same as leaving the point out).
 
 The points (grep ``failpoints.hit`` for the list): ``stage.<name>`` at the start
-of the work of each stage (split, transcode, thumbnail, checksum, merge); ``job_end.owed``,
+of the work of each stage (split, transcode, thumbnail, checksum, merge; transcode
+and thumbnail through ``stages.common.segment_work``); ``job_end.owed``,
 ``job_end.ended`` and ``job_end.webhook_queued`` between the steps of a job's end
 (:mod:`kinoit.service.endings`).
 """

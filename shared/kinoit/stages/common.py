@@ -1,13 +1,19 @@
-"""What every stage shares: request field checks and fetching inputs from the store
-(the scratch directory that is always removed is :mod:`kinoit.stages.scratch`)."""
+"""What every stage shares: request field checks, fetching inputs from the store, and
+how a per-segment stage starts (:func:`segment_work`; the scratch directory that is
+always removed is :mod:`kinoit.stages.scratch`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kinoit import failpoints
+from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
+from kinoit.stages.scratch import scratch_dir
 
 
 def require_cid(body: Mapping[str, Any], field: str) -> str:
@@ -43,3 +49,24 @@ def fetch(store: Any, cid: str, dest: Path) -> Path:
     """Write the file ``cid`` to ``dest`` (creating its folder) and return ``dest``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     return Path(store.get_file(cid, dest))
+
+
+@dataclass(frozen=True)
+class SegmentWork:
+    """A per-segment stage's store, scratch folder and fetched segment."""
+
+    store: Any
+    folder: Path
+    segment: Path
+
+
+@contextlib.contextmanager
+def segment_work(stage: str, segment_cid: str, settings: Settings) -> Iterator[SegmentWork]:
+    """How a per-segment stage starts: its failpoint (``stage.<stage>``), the store, a
+    scratch folder that is removed afterwards, and the segment fetched into it."""
+    from kinoit.store import open_store
+
+    failpoints.hit(settings.failpoints, f"stage.{stage}")
+    store = open_store(settings)
+    with scratch_dir(stage, settings) as folder:
+        yield SegmentWork(store, folder, fetch(store, segment_cid, folder / "segment.mkv"))

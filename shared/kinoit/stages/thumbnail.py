@@ -6,11 +6,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kinoit import failpoints
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
-from kinoit.stages.common import fetch, optional_int, require_cid
-from kinoit.stages.scratch import scratch_dir
+from kinoit.stages.common import optional_int, require_cid, segment_work
 
 # Wide enough for a seek preview, small enough to stay a few KiB.
 DEFAULT_WIDTH = 320
@@ -49,15 +47,11 @@ def parse_request(body: dict[str, Any]) -> ThumbnailRequest:
 def run(request: ThumbnailRequest, settings: Settings) -> dict[str, Any]:
     """Fetch the segment, render its thumbnail, store it."""
     from kinoit.media.thumbnail import make_thumbnail
-    from kinoit.store import open_store
 
-    failpoints.hit(settings.failpoints, "stage.thumbnail")
-    store = open_store(settings)
-    with scratch_dir("thumbnail", settings) as work:
-        segment = fetch(store, request.segment, work / "segment.mkv")
+    with segment_work("thumbnail", request.segment, settings) as work:
         image = make_thumbnail(
-            segment, work / "thumb.jpg", width=request.width, frames=request.frames,
-            fps=request.fps, settings=settings,
+            work.segment, work.folder / "thumb.jpg", width=request.width,
+            frames=request.frames, fps=request.fps, settings=settings,
         )  # fmt: skip
-        cid = store.add(image, pin=False)
+        cid = work.store.add(image, pin=False)
     return {"segment": request.segment, "thumbnail": cid}

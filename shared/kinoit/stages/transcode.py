@@ -6,16 +6,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kinoit import failpoints
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
 from kinoit.stages.common import (
-    fetch,
     optional_int,
     require_cid,
     require_mapping,
+    segment_work,
 )
-from kinoit.stages.scratch import scratch_dir
 
 
 @dataclass(frozen=True)
@@ -57,23 +55,19 @@ def parse_request(body: dict[str, Any]) -> TranscodeRequest:
 def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
     """Fetch the segment, render every fitting rung, store each; return their CIDs."""
     from kinoit.media.transcode import transcode_segment
-    from kinoit.store import open_store
 
-    failpoints.hit(settings.failpoints, "stage.transcode")
-    store = open_store(settings)
-    with scratch_dir("transcode", settings) as work:
-        segment = fetch(store, request.segment, work / "segment.mkv")
+    with segment_work("transcode", request.segment, settings) as work:
         files = transcode_segment(
-            segment,
+            work.segment,
             request.ladder,
-            work / "out",
+            work.folder / "out",
             fps=request.fps,
             start_frame=request.start_frame,
             frames=request.frames,
             size=request.size,
             settings=settings,
         )
-        renditions = {name: store.add(f.path, pin=False) for name, f in sorted(files.items())}
+        renditions = {name: work.store.add(f.path, pin=False) for name, f in sorted(files.items())}
         frames = {name: f.frames for name, f in files.items()}
     fps = f"{request.fps.numerator}/{request.fps.denominator}" if request.fps else None
     return {
