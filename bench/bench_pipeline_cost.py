@@ -529,9 +529,11 @@ def bench_intermediates(src: Path, work: Path) -> list[list[str]]:
 
 
 def bench_transcode_threads(src: Path, work: Path) -> list[list[str]]:
-    """CPU of transcoding one second of the source (lossless segment, default ladder) by
-    encoder thread count, and of a one-frame segment (the encoders' start-up)."""
+    """CPU of transcoding one second of the source (a lossless segment as split writes
+    it, default ladder) by encoder thread count, and of a one-frame segment (the
+    encoders' start-up)."""
     from kinoit.media import transcode_segment
+    from kinoit.media.split import lossless_codec_args
 
     settings = load_settings({})
     info = probe(src, settings=settings)
@@ -540,7 +542,7 @@ def bench_transcode_threads(src: Path, work: Path) -> list[list[str]]:
     for path, frames in ((seg, k), (one, 1)):
         run_ffmpeg([
             "ffmpeg", "-v", "error", "-y", "-ss", "2", "-i", str(src), "-map", "0:v:0",
-            "-frames:v", str(frames), "-c:v", "ffv1", "-level", "3", "-g", "1", str(path),
+            "-frames:v", str(frames), *lossless_codec_args(info.pix_fmt), str(path),
         ])  # fmt: skip
     rows = []
     for threads in (None, 1, 2):

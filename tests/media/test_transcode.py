@@ -149,3 +149,24 @@ def test_threads_are_capped_per_encoder(tmp_path: Path) -> None:
     )
     assert argv.count("-threads") == 2
     assert argv[argv.index("-threads") - 2 :][:3] == ["-pix_fmt", "yuv420p", "-threads"]
+
+
+def test_the_transcode_stage_gives_each_encoder_one_thread(
+    clip, tmp_path: Path, media_runs
+) -> None:
+    from kinoit.config import load_settings
+    from kinoit.stages import transcode
+    from kinoit.store import open_store
+
+    settings = load_settings({"KINOIT_HOME": str(tmp_path / "home")})
+    split = split_video(clip(seconds=1.0, audio=False), tmp_path / "s", settings=settings)
+    segment = open_store(settings).add(split.segments[0].path, pin=False)
+    request = transcode.parse_request(
+        {"segment": segment, "ladder": LADDER, "start_frame": 0, "fps": "25/1",
+         "frames": 25, "width": 160, "height": 90}
+    )  # fmt: skip
+    result = transcode.run(request, settings)
+    assert sorted(result["renditions"]) == ["48p", "90p"]
+    (argv,) = [a for a in media_runs if a[0] == "ffmpeg" and "-filter_complex" in a]
+    threads = [argv[i + 1] for i, a in enumerate(argv) if a == "-threads"]
+    assert threads == ["1", "1"]  # one per rung's encoder

@@ -28,6 +28,12 @@ from kinoit.media.split import SplitResult
 
 # More encoder threads than this per rung only adds synchronisation.
 MAX_THREADS = 64
+# What the transcode stage asks for: one thread per encoder. A segment already runs
+# one encoder per rung at once, and the fan-out runs segments side by side, so more
+# threads only oversubscribe the cores: on a 1-second UT Video segment of 1080p
+# (default ladder) 1 thread took 2.65-2.77 CPU s against 3.11-3.35 for ffmpeg's
+# choice (docs/benchmarks.md, "Transcode threads and encoder start-up").
+STAGE_ENCODER_THREADS = 1
 
 
 @dataclass(frozen=True)

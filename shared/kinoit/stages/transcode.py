@@ -54,7 +54,7 @@ def parse_request(body: dict[str, Any]) -> TranscodeRequest:
 
 def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
     """Fetch the segment, render every fitting rung, store each; return their CIDs."""
-    from kinoit.media.transcode import transcode_segment
+    from kinoit.media.transcode import STAGE_ENCODER_THREADS, transcode_segment
 
     with segment_work("transcode", request.segment, settings) as work:
         files = transcode_segment(
@@ -65,6 +65,7 @@ def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
             start_frame=request.start_frame,
             frames=request.frames,
             size=request.size,
+            threads=STAGE_ENCODER_THREADS,
             settings=settings,
         )
         renditions = {name: work.store.add(f.path, pin=False) for name, f in sorted(files.items())}
