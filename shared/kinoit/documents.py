@@ -70,18 +70,22 @@ class SegmentRef:
     cid: str
     start_frame: int
     end_frame: int
+    signature: str | None = None  # the verifier's signature of the segment (split writes it)
 
     @property
     def frames(self) -> int:
         return self.end_frame - self.start_frame
 
     def to_dag(self) -> dict[str, Any]:
-        return {
+        entry = {
             "index": self.index,
             "cid": link(self.cid),
             "start_frame": self.start_frame,
             "end_frame": self.end_frame,
         }
+        if self.signature is not None:
+            entry["signature"] = link(self.signature)
+        return entry
 
     @classmethod
     def from_dag(cls, entry: Mapping[str, Any]) -> SegmentRef:
@@ -90,6 +94,7 @@ class SegmentRef:
             cid=str(entry["cid"]),
             start_frame=int(entry["start_frame"]),
             end_frame=int(entry["end_frame"]),
+            signature=str(entry["signature"]) if entry.get("signature") else None,
         )
 
 

@@ -16,7 +16,10 @@ Shape::
      "segments": [{"index", "start_frame", "end_frame", "cid", "renditions": {rung: CID},
                    "thumbnail": CID,
                    "checksum": {"algorithm", "hashes": [per-frame hex],
-                                "rungs": {rung: {"max_distance", "mean_distance", "verdict"}}},
+                                "rungs": {rung: {"max_distance", "mean_distance",
+                                                 "distances": [per-frame Hamming distance],
+                                                 "verdict", "failed": test | None, "reason",
+                                                 "scores": {test score: number}}}},
                    "attempts"}],
      "outputs": {"mp4": {rung: CID}, "hls": CID, "storyboard": CID, "storyboard_vtt": CID}}
 
@@ -64,7 +67,13 @@ def build_segment_entry(
                 str(rung): {
                     "max_distance": int(v.get("max_distance", 0)),
                     "mean_distance": float(v.get("mean_distance", 0.0)),
+                    "distances": [int(d) for d in v.get("distances") or []],
                     "verdict": str(v.get("verdict", "")),
+                    "failed": str(v["failed"]) if v.get("failed") else None,
+                    "reason": str(v.get("reason", "")),
+                    "scores": {
+                        str(k): float(x) for k, x in sorted(dict(v.get("scores") or {}).items())
+                    },
                 }
                 for rung, v in sorted(dict(checksum.get("rungs") or {}).items())
             },

@@ -18,7 +18,6 @@ from kinoit.errors import InvalidParameter
 from kinoit.media import (
     ALGORITHM,
     DEFAULT_SPLIT_MODE,
-    checksum_video,
     compare_checksums,
     load_ladder,
     load_split,
@@ -28,7 +27,9 @@ from kinoit.media import (
     split_video,
     transcode_segment,
 )
+from kinoit.media.checksum import VERIFIER, checksums, compare_signatures, video_signature
 from kinoit.media.merge_job import merge_job, rendition_segments
+from kinoit.media.signature import Signature
 from kinoit.media.split import SEGMENTS_JSON, SPLIT_MODES
 from kinoit.media.thumbnail import DEFAULT_THUMBNAIL_WIDTH
 
@@ -127,13 +128,15 @@ def _thumbnail(args: argparse.Namespace) -> int:
 
 def _checksum(args: argparse.Namespace) -> int:
     frame_range = args.frame_range or _segment_context(Path(args.video)).get("frame_range")
-    hashes = checksum_video(args.video, frame_range=frame_range, settings=load_settings())
-    _print({"algorithm": ALGORITHM, "frames": hashes})
+    sig = video_signature(args.video, load_settings(), frame_range=frame_range)
+    _print({"algorithm": ALGORITHM, "verifier": VERIFIER, "frames": checksums(sig),
+            "signature": sig.to_text()})  # fmt: skip
     return 0
 
 
-def _hashes(path: str) -> list[str]:
-    """Hashes of a video, or of a JSON file written by `kinoit checksum`."""
+def _side(path: str) -> Signature | list[str]:
+    """A video's signature, or what a JSON file written by `kinoit checksum` holds
+    (its signature; only its hashes if it is from a kinoit without signatures)."""
     p = Path(path)
     if p.suffix == ".json" and p.is_file():
         try:
@@ -143,12 +146,19 @@ def _hashes(path: str) -> list[str]:
             raise InvalidParameter("checksum", f"{p}: not a kinoit checksum file: {exc}") from None
         if doc.get("algorithm") != ALGORITHM or not isinstance(frames, list):
             raise InvalidParameter("checksum", f"{p}: expected algorithm {ALGORITHM}")
+        if "signature" in doc:
+            return Signature.from_text(doc["signature"])
         return [str(f) for f in frames]
-    return checksum_video(p, settings=load_settings())
+    return video_signature(p, load_settings())
 
 
 def _compare(args: argparse.Namespace) -> int:
-    result = compare_checksums(_hashes(args.ref), _hashes(args.cand))
+    ref, cand = _side(args.ref), _side(args.cand)
+    if isinstance(ref, Signature) and isinstance(cand, Signature):
+        result = compare_signatures(ref, cand)
+    else:  # a hashes-only file: only the frame count and content tests can run
+        as_hashes = [checksums(s) if isinstance(s, Signature) else s for s in (ref, cand)]
+        result = compare_checksums(as_hashes[0], as_hashes[1])
     _print(result.to_json())
     return 0 if result.verdict == "match" else EXIT_MISMATCH
 
@@ -225,12 +235,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--frame-range", type=_frame_range, help="only frames FIRST:END")
     p.set_defaults(handler=_thumbnail)
 
-    p = sub.add_parser("checksum", help="perceptual hash of every frame (JSON)")
+    p = sub.add_parser("checksum", help="perceptual hash of every frame + signature (JSON)")
     p.add_argument("video", type=_input)
     p.add_argument("--frame-range", type=_frame_range, help="only frames FIRST:END")
     p.set_defaults(handler=_checksum)
 
-    p = sub.add_parser("compare", help="compare two videos' (or checksum files') hashes")
+    p = sub.add_parser("compare", help="verify CAND against REF (videos or checksum files)")
     p.add_argument("ref", type=_input)
     p.add_argument("cand", type=_input)
     p.set_defaults(handler=_compare)

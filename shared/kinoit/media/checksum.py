@@ -1,179 +1,184 @@
-"""Visual checksums: a 64-bit perceptual hash per frame, compared by Hamming distance.
+"""Verification: does a rendition show the source's pictures, in the source's order, faithfully?
 
-ffmpeg decodes every frame and downsizes it to 32x32 luma (area averaging,
-aspect ignored, so renditions of any size hash alike); one of the algorithms in
-``ALGORITHMS`` turns that into 64 bits. The default, ``dct32-block32``, keeps 32
-pHash bits (signs of the lowest DCT coefficients around their median) and 32
-block-mean bits. Such a hash catches wrong, swapped, black, frozen, flipped or
-inverted content, not subtle quality loss.
+Both sides are :class:`~kinoit.media.signature.Signature` s (every frame on a
+small fixed grid, with its timestamp). The verdict combines five tests, each
+with thresholds measured on a calibration corpus (docs/checksum-calibration.md,
+rebuilt by bench/media_calibrate.py):
 
-The verdict thresholds were measured, not guessed: see
-docs/checksum-calibration.md (bench/media_calibrate.py rebuilds the corpus and
-the table).
+- ``frames``: the same number of frames;
+- ``timing``: every frame at the source's cadence (a dropped, duplicated or
+  re-timed frame moves the timestamps), within half a frame;
+- ``content``: the seed's per-frame perceptual hash, a 64-bit hash of 32x32
+  luma (``dct32-block32``: 32 pHash bits, 32 block-mean bits), compared by
+  Hamming distance (max and mean over frames) - wrong, black, flipped, inverted
+  or cropped pictures;
+- ``fidelity``: a small full-reference comparison on the grid: PSNR of luma and
+  of each chroma plane per frame (wrong colours, swapped chroma, garbage,
+  noise), and how much detail the rendition adds that the source lacks (noise
+  and blocking raise it; a legitimate encode only ever removes detail);
+- ``time``: each rendition frame must look more like the source frame at its
+  own position than like any other frame of the segment (frozen, half-frozen,
+  reversed, shifted, duplicated frames), and the frame-to-frame motion must be
+  the source's (a frozen second has none).
+
+A test only speaks where it can: the ``time`` test needs motion above the
+encoding noise, so a truly still shot may be frozen without failing (and looks
+the same). ``reason`` names the first failing test.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass
+import functools
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from kinoit.config import Settings, load_settings
+from kinoit.config import Settings
 from kinoit.errors import InvalidParameter, MediaError
-from kinoit.media import ffmpeg
 from kinoit.media.probe import probe
+from kinoit.media.signature import GRID_H, GRID_W, Signature, read_signatures
 
 if TYPE_CHECKING:
     import numpy as np
 
-# numpy, imagehash and Pillow are imported where frames are hashed, not here:
-# they would add a third of a second to every `kinoit` command.
+    Floats = np.ndarray[Any, np.dtype[np.float64]]
 
-HASH_SIDE = 32
-HASH_BITS = 64
-
-
-def _bits_to_hex(bits: np.ndarray[Any, np.dtype[np.bool_]]) -> str:
-    value = 0
-    for bit in bits.flatten():
-        value = (value << 1) | int(bit)
-    return f"{value:016x}"
-
-
-def _phash(frame: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
-    import imagehash
-    from PIL import Image
-
-    return str(imagehash.phash(Image.fromarray(frame, "L"), hash_size=8, highfreq_factor=4))
-
-
-def _blockmean(frame: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
-    import numpy as np
-
-    blocks = frame.reshape(8, 4, 8, 4).mean(axis=(1, 3))
-    return _bits_to_hex(blocks > np.median(blocks))
-
-
-def _dct_block(frame: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
-    import imagehash
-    import numpy as np
-    from PIL import Image
-
-    low = imagehash.phash(Image.fromarray(frame, "L"), hash_size=8, highfreq_factor=4).hash
-    blocks = frame.reshape(4, 8, 8, 4).mean(axis=(1, 3))
-    return _bits_to_hex(np.concatenate([low[:4].flatten(), (blocks > np.median(blocks)).flatten()]))
-
-
-# name -> hash of one 32x32 luma frame. phash: DCT signs around the median;
-# blockmean: 8x8 block means around their median (a "block hash"); dct-block:
-# 32 pHash bits (lowest 4 rows of the 8x8 DCT) + 32 block-mean bits (4x8 blocks).
-ALGORITHMS = {"phash-dct64": _phash, "blockmean64": _blockmean, "dct32-block32": _dct_block}
-# The default, chosen on the calibration corpus: pHash bits alone are noise on
-# smooth content (gradients, fades), block means alone miss motion within a
-# static layout (frozen frames, the wrong second of a talk); half of each does both.
-ALGORITHM = "dct32-block32"
-# Calibrated in docs/checksum-calibration.md: per algorithm, the largest
-# single-frame distance and the mean distance a legitimate rendition may show.
-THRESHOLDS: dict[str, tuple[int, float]] = {
-    "dct32-block32": (28, 10.0),
-    "blockmean64": (24, 8.0),
-    "phash-dct64": (30, 10.0),
-}
-MATCH_MAX_DISTANCE, MATCH_MEAN_DISTANCE = THRESHOLDS[ALGORITHM]
+ALGORITHM: Final = "dct32-block32"
+# Names the whole verdict (tests and thresholds): a cached result of another is not reused.
+VERIFIER: Final = "kinoit-verify-2"
+HASH_SIDE: Final = 32
+HASH_BITS: Final = 64
+TESTS: Final = ("frames", "timing", "content", "fidelity", "time")
 
 Verdict = Literal["match", "mismatch"]
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """Where each test fails; the defaults are the calibrated ones (see the module doc)."""
+
+    hash_max: int = 28  # worst single-frame Hamming distance
+    hash_mean: float = 10.0  # mean Hamming distance
+    psnr_luma: float = 20.0  # dB, worst frame, luma on the grid
+    psnr_chroma: float = 24.0  # dB, worst frame, worse of U and V
+    relative_error: float = 3.0  # luma error / source detail energy, mean over frames
+    relative_error_max: float = 6.0  # ... worst frame
+    detail_max: float = 1.25  # rendition / source fine-detail energy, at most (noise, blocks)
+    detail_min: float = 0.3  # ... and at least (smeared, mosaic garbage)
+    misplaced: float = 0.25  # fraction of frames closer to another source frame
+    misplaced_margin: float = 0.8  # "closer" means below this fraction of the own-frame error
+    retimed: float = 1.05  # a shifted or reversed source fits this much better than as-is
+    motion_floor: float = 0.35  # rendition / source frame-to-frame motion, at least
+    timing_frames: float = 0.5  # largest timestamp error, in frames
+
+
+# Per rung size class (the rendition's decoded height): small renditions lose
+# detail the grid still holds, so their fidelity floor is lower.
+SMALL_RUNG_HEIGHT: Final = 288
+THRESHOLDS: Final[dict[str, Thresholds]] = {
+    "small": Thresholds(psnr_luma=17.0, psnr_chroma=22.0),
+    "large": Thresholds(),
+}
+
+
+def thresholds_for(size: tuple[int, int] | None) -> Thresholds:
+    """The calibrated thresholds for a rendition decoded at ``size``."""
+    small = size is not None and min(size) <= SMALL_RUNG_HEIGHT
+    return THRESHOLDS["small" if small else "large"]
+
+
+@dataclass(frozen=True)
 class Comparison:
-    """Per-frame Hamming distances between a reference and a candidate, and the verdict."""
+    """Every test's scores for one candidate against its reference, and the verdict."""
 
     distances: tuple[int, ...]
-    max: int
-    mean: float
     verdict: Verdict
+    reason: str
+    failed: str | None  # the first failing test, None on a match
     reference_frames: int
     candidate_frames: int
-    reason: str
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def max(self) -> int:
+        """Worst per-frame hash distance."""
+        return max(self.distances, default=0)
+
+    @property
+    def mean(self) -> float:
+        """Mean per-frame hash distance."""
+        return sum(self.distances) / len(self.distances) if self.distances else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON `kinoit compare` prints."""
+        """What `kinoit compare` prints and a checksum result stores per rung."""
         return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "failed": self.failed,
             "distances": list(self.distances),
             "max": self.max,
             "mean": round(self.mean, 3),
-            "verdict": self.verdict,
             "reference_frames": self.reference_frames,
             "candidate_frames": self.candidate_frames,
-            "reason": self.reason,
+            "scores": {k: round(v, 4) for k, v in self.scores.items()},
         }
 
 
-def build_hash_frames_argv(path: str | Path) -> list[str]:
-    """ffmpeg: every frame of the first video stream as 32x32 8-bit luma on stdout."""
-    return [
-        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-i", str(path), "-map", "0:v:0",
-        "-vf", f"scale={HASH_SIDE}:{HASH_SIDE}:flags=area,format=gray",
-        "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1",
-    ]  # fmt: skip
-
-
-def _algorithm(name: str) -> Any:
-    try:
-        return ALGORITHMS[name]
-    except KeyError:
-        raise InvalidParameter(
-            "algorithm", f"expected one of {sorted(ALGORITHMS)}, got {name!r}"
-        ) from None
-
-
-def hash_gray_frame(pixels: bytes, algorithm: str = ALGORITHM) -> str:
-    """Hash of one 32x32 luma frame as 16 hex digits (pure)."""
+# ----------------------------------------------------------------- hashing
+def _dct_matrix() -> Floats:
     import numpy as np
 
-    frame = np.frombuffer(pixels, dtype=np.uint8).reshape(HASH_SIDE, HASH_SIDE)
-    return str(_algorithm(algorithm)(frame))
+    k = np.arange(HASH_SIDE)[:, None]
+    n = np.arange(HASH_SIDE)[None, :]
+    return np.cos(np.pi * k * (2 * n + 1) / (2 * HASH_SIDE))
 
 
-def hash_gray_frames(raw: bytes, algorithm: str = ALGORITHM) -> list[str]:
-    """Split ffmpeg's raw 32x32 luma stream into frames and hash each one (pure)."""
-    size = HASH_SIDE * HASH_SIDE
-    if len(raw) % size:
-        raise MediaError(f"checksum: {len(raw)} bytes is not a whole number of {size}-byte frames")
-    return [hash_gray_frame(raw[i : i + size], algorithm) for i in range(0, len(raw), size)]
+def hash_grid(luma: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """(frames, 32, 32) luma -> (frames, 64) bits of ``dct32-block32``, all frames at once.
 
-
-def gray_frames(path: str | Path, *, settings: Settings | None = None) -> bytes:
-    """Every frame of ``path`` as raw 32x32 luma (what every algorithm hashes)."""
-    settings = settings or load_settings()
-    probe(path, settings=settings, detect_vfr=False)  # clear errors for non-videos
-    argv = build_hash_frames_argv(path)
-    return ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="checksum").stdout
-
-
-def checksum_video(
-    path: str | Path,
-    *,
-    frame_range: tuple[int, int] | None = None,
-    algorithm: str = ALGORITHM,
-    settings: Settings | None = None,
-) -> list[str]:
-    """One 64-bit perceptual hash (hex) per frame of ``path``, in presentation order.
-
-    ``frame_range`` keeps frames [first, end) only (a copy-mode segment's own frames).
+    32 bits: the 4 lowest rows of the 8x8 lowest DCT-II coefficients, each above or
+    below the median of the 64; 32 bits: the 4x8 block means above or below their median.
     """
-    _algorithm(algorithm)
-    hashes = hash_gray_frames(gray_frames(path, settings=settings), algorithm)
-    if frame_range is not None:
-        first, end = frame_range
-        if not 0 <= first < end <= len(hashes):
-            raise InvalidParameter(
-                "frame_range", f"[{first}, {end}) is outside {len(hashes)} frames"
-            )
-        hashes = hashes[first:end]
-    return hashes
+    import numpy as np
+
+    frames = np.asarray(luma, dtype=np.float64)
+    c = _dct_matrix()
+    dct = np.einsum("km,fmn,ln->fkl", c, frames, c, optimize=True)[:, :8, :8]
+    dct_bits = dct > np.median(dct.reshape(-1, 64), axis=1)[:, None, None]
+    blocks = frames.reshape(-1, 4, 8, 8, 4).mean(axis=(2, 4))
+    block_bits = blocks > np.median(blocks.reshape(-1, 32), axis=1)[:, None, None]
+    return np.concatenate([dct_bits[:, :4].reshape(-1, 32), block_bits.reshape(-1, 32)], axis=1)
+
+
+def hash_luma(sig: Signature) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """Per-frame hash bits of a signature (its luma averaged down to 32x32)."""
+    fy, fx = GRID_H // HASH_SIDE, GRID_W // HASH_SIDE
+    luma = sig.luma().astype("float64")
+    small = luma.reshape(-1, HASH_SIDE, fy, HASH_SIDE, fx).mean(axis=(2, 4))
+    return hash_grid(small)
+
+
+def bits_to_hex(bits: np.ndarray[Any, Any]) -> list[str]:
+    """(frames, 64) bits -> 16 hex digits per frame."""
+    import numpy as np
+
+    packed = np.packbits(np.asarray(bits, dtype=np.uint8), axis=1)
+    return [row.tobytes().hex() for row in packed]
+
+
+def hex_to_bits(hashes: Sequence[str]) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """16-hex-digit hashes -> (frames, 64) bits; InvalidParameter for anything else."""
+    import numpy as np
+
+    try:
+        raw = b"".join(bytes.fromhex(h) if len(h) == 16 else b"!" for h in hashes)
+    except (ValueError, TypeError):
+        raise InvalidParameter("hash", "expected 16 hexadecimal digits per frame") from None
+    if len(raw) != 8 * len(hashes):
+        raise InvalidParameter("hash", "expected 16 hexadecimal digits per frame")
+    return np.unpackbits(np.frombuffer(raw, dtype=np.uint8)).reshape(-1, HASH_BITS)
 
 
 def hamming(a: str, b: str) -> int:
@@ -184,42 +189,255 @@ def hamming(a: str, b: str) -> int:
         raise InvalidParameter("hash", f"not hexadecimal: {a!r} / {b!r}") from None
 
 
-def compare_checksums(
-    reference: Sequence[str],
-    candidate: Sequence[str],
-    *,
-    max_distance: int | None = None,
-    mean_distance: float | None = None,
-    algorithm: str = ALGORITHM,
-) -> Comparison:
-    """Distances frame by frame; a frame present in only one side counts as 64 (all bits)."""
-    default_max, default_mean = THRESHOLDS[_algorithm(algorithm) and algorithm]
-    max_distance = default_max if max_distance is None else max_distance
-    mean_distance = default_mean if mean_distance is None else mean_distance
-    if not reference and not candidate:
-        raise InvalidParameter("checksums", "both sides are empty")
-    pairs = min(len(reference), len(candidate))
-    distances = [hamming(reference[i], candidate[i]) for i in range(pairs)]
-    distances += [HASH_BITS] * (max(len(reference), len(candidate)) - pairs)
+def checksums(sig: Signature) -> list[str]:
+    """The per-frame hashes of a signature, in presentation order."""
+    return bits_to_hex(hash_luma(sig))
+
+
+# ----------------------------------------------------------------- scores
+def _psnr(mse: Floats) -> Floats:
+    import numpy as np
+
+    return np.asarray(10 * np.log10(255.0**2 / np.maximum(mse, 1e-3)), dtype=np.float64)
+
+
+def _detail(luma: Floats) -> Floats:
+    """Per-frame energy of what a 3x3 box blur removes (fine detail, noise, block edges)."""
+    import numpy as np
+
+    padded = np.pad(luma, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    h, w = luma.shape[1:]
+    blur = sum(padded[:, y : y + h, x : x + w] for y in range(3) for x in range(3)) / 9.0
+    return np.asarray(((luma - blur) ** 2).mean(axis=(1, 2)), dtype=np.float64)
+
+
+# Added to the source's detail energy: keeps the relative error finite on flat frames.
+RELATIVE_ERROR_FLOOR: Final = 2.0
+
+
+def fidelity_scores(ref: Signature, cand: Signature) -> dict[str, float]:
+    """Worst-frame PSNR of luma and chroma, and the detail gain (equal frame counts)."""
+    import numpy as np
+
+    ry, cy = ref.luma().astype(np.float64), cand.luma().astype(np.float64)
+    rc, cc = ref.chroma().astype(np.float64), cand.chroma().astype(np.float64)
+    luma = _psnr(((ry - cy) ** 2).mean(axis=(1, 2)))
+    chroma = _psnr(((rc - cc) ** 2).mean(axis=(2, 3))).min(axis=1)
+    ref_detail, cand_detail = _detail(ry), _detail(cy)
+    ratio = float(cand_detail.sum() / max(float(ref_detail.sum()), len(ry) * 1.0))
+    # error against what the source has to lose: a legitimate encode at worst loses its
+    # fine detail (error ~ detail); a wrong, moved or noisy picture errs far beyond it
+    luma_mse = ((ry - cy) ** 2).mean(axis=(1, 2))
+    relative = luma_mse / (ref_detail + RELATIVE_ERROR_FLOOR)
+    return {
+        "relative_error": float(relative.mean()),
+        "relative_error_max": float(relative.max()),
+        "psnr_luma": float(luma.min()),
+        "psnr_luma_mean": float(luma.mean()),
+        "psnr_chroma": float(chroma.min()),
+        "detail": ratio,
+    }
+
+
+# Re-timings the time test tries against "as is": shifts up to MAX_SHIFT frames of the
+# whole segment or of a prefix/suffix (a dropped or duplicated frame shifts the rest),
+# frozen from any frame on, reversed. Each must cover MIN_RETIMED_FRAMES frames.
+MAX_SHIFT: Final = 5
+MIN_RETIMED_FRAMES: Final = 4
+
+
+@functools.cache
+def retimings(n: int) -> list[tuple[Any, Any]]:
+    """(rows, source frame per row) of every re-timing hypothesis for ``n`` frames (pure)."""
+    import numpy as np
+
+    out = []
+    idx = np.arange(n)
+    for k in [*range(-MAX_SHIFT, 0), *range(1, MAX_SHIFT + 1)]:
+        for d in range(n):
+            for rows in (idx[d:], idx[:d]):  # suffix from d shifted, or prefix before d
+                rows = rows[(rows + k >= 0) & (rows + k < n)]
+                if len(rows) >= MIN_RETIMED_FRAMES and (d == 0 or len(rows) < n):
+                    out.append((rows, rows + k))
+    for d in range(n - 1):  # frozen on frame d from d on
+        rows = idx[d + 1 :]
+        if len(rows) >= MIN_RETIMED_FRAMES:
+            out.append((rows, np.full(len(rows), d)))
+    rows = idx[2 * idx != n - 1]
+    if len(rows) >= MIN_RETIMED_FRAMES:
+        out.append((rows, n - 1 - rows))
+    return out
+
+
+def time_scores(ref: Signature, cand: Signature, margin: float) -> dict[str, float]:
+    """Is each rendition frame where it belongs? Three views of the same error matrix.
+
+    - ``misplaced``: share of frames clearly closer (below ``margin`` x the error to
+      their own source frame) to some other source frame - half-frozen, duplicates;
+    - ``retimed``: the best of "shifted by k in [-5, 5]" and "reversed" against
+      "as is", as a ratio of mean errors over the same frames (> 1: the rendition
+      fits a re-timed source better) - averaging over frames makes it sensitive
+      to the small motion of a near-still shot;
+    - ``motion_kept``: frame-to-frame change of the rendition / of the source
+      (a frozen second keeps none); 1 where the source itself does not move.
+    """
+    import numpy as np
+
+    n = ref.frames
+    r = ref.luma().reshape(n, -1).astype(np.float64)
+    c = cand.luma().reshape(n, -1).astype(np.float64)
+    # mse[i, j]: candidate frame i against source frame j, all pairs by one product
+    sq = (c**2).sum(axis=1)[:, None] + (r**2).sum(axis=1)[None, :] - 2.0 * (c @ r.T)
+    mse = np.maximum(sq / r.shape[1], 0.0) + 0.25  # + 0.25: 8-bit rounding noise
+    own = np.diag(mse).copy()
+    retimed = max((own[rows].mean() / mse[rows, cols].mean() for rows, cols in retimings(n)),
+                  default=0.0)  # fmt: skip
+    others = mse.copy()
+    np.fill_diagonal(others, np.inf)
+    nearest_other = others.min(axis=1) if n > 1 else own + 1.0
+    misplaced = float(np.mean(nearest_other < margin * own))
+    ref_motion = float(np.abs(np.diff(r, axis=0)).mean()) if n > 1 else 0.0
+    cand_motion = float(np.abs(np.diff(c, axis=0)).mean()) if n > 1 else 0.0
+    kept = cand_motion / ref_motion if ref_motion > MOTION_FLOOR else 1.0
+    return {"misplaced": misplaced, "retimed": retimed, "motion_kept": kept, "motion": ref_motion}
+
+
+# Mean absolute frame-to-frame change (8-bit levels on the grid) below which a
+# source counts as still: its motion cannot be told from encoding noise.
+MOTION_FLOOR: Final = 0.1
+
+
+def timing_error(ref: Signature, cand: Signature) -> float:
+    """Largest difference, in frames, between the two sides' timestamps from their first."""
+    if ref.pts is None or cand.pts is None or ref.frames < 2:
+        return 0.0
+    step = (ref.pts[-1] - ref.pts[0]) / (ref.frames - 1)
+    if step <= 0:
+        return 0.0
+    worst = max(
+        abs((c - cand.pts[0]) - (r - ref.pts[0])) for r, c in zip(ref.pts, cand.pts, strict=True)
+    )
+    return float(worst / step)
+
+
+# ----------------------------------------------------------------- verdict
+def _distances(ref_bits: np.ndarray[Any, Any], cand_bits: np.ndarray[Any, Any]) -> list[int]:
+    pairs = min(len(ref_bits), len(cand_bits))
+    distances = [int(d) for d in (ref_bits[:pairs] != cand_bits[:pairs]).sum(axis=1)]
+    return distances + [HASH_BITS] * (max(len(ref_bits), len(cand_bits)) - pairs)
+
+
+def judge(
+    distances: Sequence[int], scores: Mapping[str, float], t: Thresholds, frames: tuple[int, int]
+) -> tuple[str | None, str]:
+    """The first failing test and why, or (None, "all tests passed") (pure)."""
+    ref_frames, cand_frames = frames
+    if ref_frames != cand_frames:
+        return "frames", f"frame counts differ: {ref_frames} vs {cand_frames}"
+    if scores.get("timing_error", 0.0) > t.timing_frames:
+        return "timing", f"timestamps off by {scores['timing_error']:.2f} frames"
     worst = max(distances)
-    mean = statistics.fmean(distances)
-    if len(reference) != len(candidate):
-        reason = f"frame counts differ: {len(reference)} vs {len(candidate)}"
-    elif worst > max_distance:
-        reason = f"frame {distances.index(worst)} differs by {worst} bits (> {max_distance})"
-    elif mean > mean_distance:
-        reason = f"mean distance {mean:.2f} > {mean_distance}"
-    else:
-        reason = "all frames within thresholds"
-    ok = len(reference) == len(candidate) and worst <= max_distance and mean <= mean_distance
+    mean = sum(distances) / len(distances)
+    if worst > t.hash_max:
+        frame = list(distances).index(worst)
+        return "content", f"frame {frame} differs by {worst} bits (> {t.hash_max})"
+    if mean > t.hash_mean:
+        return "content", f"mean distance {mean:.2f} > {t.hash_mean}"
+    checks = [
+        ("psnr_luma", "<", t.psnr_luma, "luma PSNR {:.1f} dB < {}"),
+        ("psnr_chroma", "<", t.psnr_chroma, "chroma PSNR {:.1f} dB < {}"),
+        ("relative_error", ">", t.relative_error, "error {:.2f}x the source's detail > {}"),
+        (
+            "relative_error_max",
+            ">",
+            t.relative_error_max,
+            "worst frame's error {:.2f}x the source's detail > {}",
+        ),
+        ("detail", ">", t.detail_max, "detail {:.2f}x the source's > {} (noise, blocking)"),
+        ("detail", "<", t.detail_min, "detail {:.2f}x the source's < {} (smeared, garbage)"),
+    ]
+    for key, op, limit, text in checks:
+        if key in scores and (scores[key] < limit if op == "<" else scores[key] > limit):
+            return "fidelity", text.format(scores[key], limit)
+    if scores.get("misplaced", 0.0) > t.misplaced:
+        share = scores["misplaced"]
+        return "time", f"{share:.0%} of frames match another source frame better"
+    if scores.get("retimed", 0.0) > t.retimed:
+        return "time", f"a shifted or reversed source fits {scores['retimed']:.2f}x better"
+    if scores.get("motion_kept", 1.0) < t.motion_floor:
+        return "time", f"motion {scores['motion_kept']:.2f}x the source's (frozen frames)"
+    return None, "all tests passed"
+
+
+def compare_signatures(
+    ref: Signature, cand: Signature, thresholds: Thresholds | None = None
+) -> Comparison:
+    """Run every test of ``cand`` against ``ref``."""
+    t = thresholds or thresholds_for(cand.size)
+    distances = _distances(hash_luma(ref), hash_luma(cand))
+    scores: dict[str, float] = {}
+    if ref.frames == cand.frames:
+        scores["timing_error"] = timing_error(ref, cand)
+        scores.update(fidelity_scores(ref, cand))
+        scores.update(time_scores(ref, cand, t.misplaced_margin))
+    failed, reason = judge(distances, scores, t, (ref.frames, cand.frames))
     return Comparison(
-        distances=tuple(distances), max=worst, mean=mean, verdict="match" if ok else "mismatch",
-        reference_frames=len(reference), candidate_frames=len(candidate), reason=reason,
+        distances=tuple(distances), verdict="mismatch" if failed else "match", reason=reason,
+        failed=failed, reference_frames=ref.frames, candidate_frames=cand.frames, scores=scores,
     )  # fmt: skip
 
 
-def gray_frames_to_array(raw: bytes) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """Raw 32x32 luma frames as an (n, 32, 32) array (for calibration tooling)."""
-    import numpy as np
+def compare_checksums(
+    reference: Sequence[str], candidate: Sequence[str], thresholds: Thresholds | None = None
+) -> Comparison:
+    """Hash-only comparison (frames + content), for references that carry no signature."""
+    if not reference and not candidate:
+        raise InvalidParameter("checksums", "both sides are empty")
+    distances = _distances(hex_to_bits(reference), hex_to_bits(candidate))
+    t = thresholds or THRESHOLDS["large"]
+    failed, reason = judge(distances, {}, t, (len(reference), len(candidate)))
+    return Comparison(
+        distances=tuple(distances), verdict="mismatch" if failed else "match", reason=reason,
+        failed=failed, reference_frames=len(reference), candidate_frames=len(candidate),
+    )  # fmt: skip
 
-    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, HASH_SIDE, HASH_SIDE)
+
+def video_signatures(
+    paths: Sequence[str | Path], settings: Settings, work: Path | None = None
+) -> list[Signature]:
+    """Signatures of several videos, each decoded once, by one ffmpeg for all.
+
+    A file ffmpeg cannot decode raises the error probe gives for it (NotAVideo for
+    a file that is no video, truncated media...), naming that file."""
+    files = [Path(p) for p in paths]
+    with tempfile.TemporaryDirectory(prefix="kinoit-signature-", dir=work) as tmp:
+        try:
+            return read_signatures(files, Path(tmp), settings.ffmpeg_timeout_seconds)
+        except MediaError:
+            for path in files:  # only on failure: say which file, and why
+                probe(path, settings=settings, detect_vfr=False)
+            raise
+
+
+def video_signature(
+    path: str | Path,
+    settings: Settings,
+    *,
+    frame_range: tuple[int, int] | None = None,
+    work: Path | None = None,
+) -> Signature:
+    """The signature of one video; ``frame_range`` keeps frames [first, end) only."""
+    sig = video_signatures([path], settings, work)[0]
+    return sig if frame_range is None else sig.slice(*frame_range)
+
+
+def checksum_video(
+    path: str | Path, settings: Settings, *, frame_range: tuple[int, int] | None = None
+) -> list[str]:
+    """One 64-bit perceptual hash (hex) per frame of ``path``, in presentation order."""
+    return checksums(video_signature(path, settings, frame_range=frame_range))
+
+
+def thresholds_json() -> dict[str, Any]:
+    """The calibrated thresholds, for reports."""
+    return {name: asdict(t) for name, t in THRESHOLDS.items()}

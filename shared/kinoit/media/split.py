@@ -25,6 +25,7 @@ the video's duration (never per segment: chunked AAC clicks at the seams).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import io
 import itertools
@@ -44,6 +45,7 @@ from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
 from kinoit.media.plan import SegmentPlan, frames_per_segment, plan_segments
 from kinoit.media.probe import ProbeResult, probe
+from kinoit.media.signature import FRAME_BYTES, Signature, grid_filter
 
 SplitMode = Literal["auto", "raw", "lossless", "copy"]
 SPLIT_MODES: tuple[SplitMode, ...] = ("auto", "raw", "lossless", "copy")
@@ -77,6 +79,8 @@ class Segment:
     path: Path
     # copy mode only: which decoded frames of the file are this segment's, [first, last).
     frame_range: tuple[int, int] | None = None
+    # the verifier's signature of the segment (decoded modes, when asked for)
+    signature: Path | None = None
 
     def to_json(self, root: Path) -> dict[str, Any]:
         """The segments.json entry; ``path`` relative to the split directory."""
@@ -88,6 +92,8 @@ class Segment:
         }
         if self.frame_range is not None:
             body["frame_range"] = list(self.frame_range)
+        if self.signature is not None:
+            body["signature"] = _relative(self.signature, root)
         return body
 
 
@@ -139,11 +145,19 @@ def lossless_codec_args(pix_fmt: str) -> list[str]:
 def build_decode_split_argv(
     src: str | Path, outdir: Path, *, mode: SplitMode, plan: Sequence[SegmentPlan],
     fps: Fraction, vfr: bool, segment_list: Path, pix_fmt: str = "",
+    signature: Path | None = None,
 ) -> list[str]:  # fmt: skip
-    """One ffmpeg: decode every frame, cut at the planned frame numbers (raw or lossless)."""
-    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(src), "-map", "0:v:0"]
-    if vfr:
-        argv += ["-vf", f"fps={_rate(fps)}"]
+    """One ffmpeg: decode every frame, cut at the planned frame numbers (raw or lossless).
+
+    With ``signature``, the same decode also writes every frame on the verifier's grid
+    (:mod:`kinoit.media.signature`) to that file, so no checksum decodes a segment again."""
+    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(src)]
+    resample = f"fps={_rate(fps)}" if vfr else ""
+    if signature is not None:
+        head = f"[0:v:0]{resample + ',' if resample else ''}split=2[v][g]"
+        argv += ["-filter_complex", f"{head};[g]{grid_filter()}[sig]", "-map", "[v]"]
+    else:
+        argv += ["-map", "0:v:0", *(["-vf", resample] if resample else [])]
     argv += ["-fps_mode", "passthrough", "-an", "-sn", "-dn", "-map_metadata", "-1"]
     # Same input, same bytes (no random Matroska UID or date): segment CIDs must be stable.
     argv += ["-fflags", "+bitexact", "-flags:v", "+bitexact"]
@@ -158,6 +172,8 @@ def build_decode_split_argv(
         "-segment_list", str(segment_list), "-segment_list_type", "csv",
         str(outdir / f"%05d.{SEGMENT_EXT[mode]}"),
     ]  # fmt: skip
+    if signature is not None:
+        argv += ["-map", "[sig]", "-fps_mode", "passthrough", "-f", "rawvideo", str(signature)]
     return argv
 
 
@@ -229,33 +245,48 @@ def _segment_frames_from_list(text: str, fps: Fraction) -> list[int]:
 
 
 def _split_decoded(
-    src: Path, outdir: Path, info: ProbeResult, mode: SplitMode, seconds: float, settings: Settings
-) -> tuple[list[Segment], int]:
+    src: Path, outdir: Path, info: ProbeResult, mode: SplitMode, seconds: float,
+    settings: Settings, signatures: bool,
+) -> tuple[list[Segment], int]:  # fmt: skip
     plan = plan_segments(info.frames, info.fps, seconds)
     # Under outdir, not the system temp dir: a stage's scratch sweep then covers a killed run.
     with tempfile.TemporaryDirectory(prefix="kinoit-split-", dir=outdir) as tmp:
         seg_list = Path(tmp) / "segments.csv"
+        grid = Path(tmp) / "grid.yuv" if signatures else None
         argv = build_decode_split_argv(
             src, outdir, mode=mode, plan=plan, fps=info.fps, vfr=info.vfr, segment_list=seg_list,
-            pix_fmt=info.pix_fmt,
+            pix_fmt=info.pix_fmt, signature=grid,
         )  # fmt: skip
         ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="split")
         counts = _segment_frames_from_list(seg_list.read_text("utf-8"), info.fps)
-    k = frames_per_segment(info.fps, seconds)
-    total = sum(counts)
-    if not info.vfr and total != info.frames:
-        raise MediaError(
-            f"split: decoded {total} frames but the source has {info.frames} "
-            "(a damaged or truncated stream)", argv,
-        )  # fmt: skip
-    if any(c != k for c in counts[:-1]):
-        raise MediaError(f"split: segments are not {k} frames each: {counts}", argv)
-    segments, start = [], 0
-    for i, count in enumerate(counts):
-        path = outdir / f"{i:05d}.{SEGMENT_EXT[mode]}"
-        segments.append(Segment(i, start, count, path))
-        start += count
+        k = frames_per_segment(info.fps, seconds)
+        total = sum(counts)
+        if not info.vfr and total != info.frames:
+            raise MediaError(
+                f"split: decoded {total} frames but the source has {info.frames} "
+                "(a damaged or truncated stream)", argv,
+            )  # fmt: skip
+        if any(c != k for c in counts[:-1]):
+            raise MediaError(f"split: segments are not {k} frames each: {counts}", argv)
+        segments, start = [], 0
+        with grid.open("rb") if grid is not None else contextlib.nullcontext() as planes:
+            for i, count in enumerate(counts):
+                path = outdir / f"{i:05d}.{SEGMENT_EXT[mode]}"
+                sig_path = None
+                if planes is not None:
+                    sig_path = outdir / f"{i:05d}.sig"
+                    _write_signature(planes.read(count * FRAME_BYTES), count, info.fps, sig_path)
+                segments.append(Segment(i, start, count, path, signature=sig_path))
+                start += count
     return segments, total
+
+
+def _write_signature(planes: bytes, count: int, fps: Fraction, dest: Path) -> None:
+    """One segment's signature: its frames at the cadence the segment file has (0, 1/fps...)."""
+    if len(planes) != count * FRAME_BYTES:
+        raise MediaError(f"split: the signature stream ended before segment {dest.stem}")
+    pts = tuple(Fraction(i) / fps for i in range(count))
+    dest.write_bytes(Signature(planes, pts, None).to_bytes())
 
 
 @dataclass(frozen=True)
@@ -352,8 +383,12 @@ def split_video(
     mode: SplitMode = DEFAULT_SPLIT_MODE,
     settings: Settings | None = None,
     info: ProbeResult | None = None,
+    signatures: bool = False,
 ) -> SplitResult:
-    """Cut ``src`` into frame-exact segments in ``outdir`` and write ``segments.json``."""
+    """Cut ``src`` into frame-exact segments in ``outdir`` and write ``segments.json``.
+
+    ``signatures`` also writes each segment's verifier signature (``NNNNN.sig``) from
+    the same decode (decoded modes; copy mode decodes nothing, so writes none)."""
     settings = settings or default_settings()
     if mode not in SPLIT_MODES:
         raise InvalidParameter("mode", f"expected one of {list(SPLIT_MODES)}, got {mode!r}")
@@ -372,7 +407,7 @@ def split_video(
         if mode == "copy":
             segments, total = _split_copy(src, out, info, seconds, settings, scan)
         else:
-            segments, total = _split_decoded(src, out, info, mode, seconds, settings)
+            segments, total = _split_decoded(src, out, info, mode, seconds, settings, signatures)
         audio = None
         if info.audio:
             audio = out / AUDIO_NAME
@@ -380,7 +415,7 @@ def split_video(
             ffmpeg.run(build_audio_argv(src, audio, duration), settings.ffmpeg_timeout_seconds)
     except BaseException:
         for partial in out.glob("[0-9][0-9][0-9][0-9][0-9].*"):
-            partial.unlink()
+            partial.unlink()  # segments and their signatures
         (out / AUDIO_NAME).unlink(missing_ok=True)
         raise
     result = SplitResult(
@@ -405,6 +440,7 @@ def load_split(manifest: str | Path) -> SplitResult:
             Segment(
                 int(s["index"]), int(s["start_frame"]), int(s["frames"]), root / s["path"],
                 tuple(s["frame_range"]) if s.get("frame_range") else None,
+                root / s["signature"] if s.get("signature") else None,
             )
             for s in doc["segments"]
         )  # fmt: skip

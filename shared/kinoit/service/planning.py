@@ -17,6 +17,7 @@ from typing import Any
 from kinoit.documents import SegmentRef
 from kinoit.errors import InputError
 from kinoit.jobs import cache_digest
+from kinoit.media.checksum import VERIFIER
 from kinoit.service.spec import JobSpec
 
 # Which OpenFaaS function runs each stage.
@@ -99,6 +100,8 @@ def request_for(spec: JobSpec, stage: str, payload: Payload) -> StageRequest:
         if payload.get("n") and payload.get("size"):
             body["frames"] = int(payload["n"])
             body["width"], body["height"] = (int(v) for v in payload["size"])
+        if payload.get("signature"):  # passed on, in its result, to the segment's checksum
+            body["signature"] = str(payload["signature"])
         return StageRequest(body, segment, {"ladder": spec.ladder, "start": start, "fps": fps})
     if stage == "thumbnail":
         segment = str(payload["segment"])
@@ -109,9 +112,11 @@ def request_for(spec: JobSpec, stage: str, payload: Payload) -> StageRequest:
     if stage == "checksum":
         segment = str(payload["segment"])
         renditions = dict(payload["renditions"])
-        return StageRequest(
-            {"segment": segment, "renditions": renditions}, segment, {"r": renditions}
-        )
+        body = {"segment": segment, "renditions": renditions}
+        if payload.get("signature"):
+            body["signature"] = str(payload["signature"])
+        # a verdict of another verifier (other tests or thresholds) is never replayed
+        return StageRequest(body, segment, {"r": renditions, "verifier": VERIFIER})
     if stage == "merge":
         plan = str(payload["plan"])
         return StageRequest({"plan": plan}, plan, {})
@@ -137,13 +142,18 @@ def with_cache_key(spec: JobSpec, stage: str, payload: Payload) -> dict[str, Any
     return {**payload, "cache": request_for(spec, stage, payload).cache_digest(stage)}
 
 
+def signature_of(cid: Any) -> dict[str, str]:
+    """``{"signature": cid}`` where the segment has a verifier signature, else nothing."""
+    return {"signature": str(cid)} if cid else {}
+
+
 def fanout(spec: JobSpec, segments: Iterable[SegmentRef], source: Mapping[str, Any]) -> FollowUps:
     """The transcode and thumbnail task of every segment, after a split."""
     fps = str(source["fps"])
     size = [int(source["width"]), int(source["height"])]
     payloads = [
         (s.index, {"segment": s.cid, "i": s.index, "start": s.start_frame, "n": s.frames,
-                   "fps": fps, "size": size})
+                   "fps": fps, "size": size, **signature_of(s.signature)})
         for s in segments
     ]  # fmt: skip
     return [
@@ -158,7 +168,11 @@ def checksum_followup(
     """The checksum of a transcode's renditions (``.r2`` after a re-run, whose check is
     never answered from the cache; ``cache_key``: name the cache entry in the payload)."""
     suffix = RERUN_SUFFIX if is_rerun(task_id) else ""
-    payload: dict[str, Any] = {"segment": result["segment"], "renditions": result["renditions"]}
+    payload: dict[str, Any] = {
+        "segment": result["segment"],
+        "renditions": result["renditions"],
+        **signature_of(result.get("signature")),
+    }
     if cache_key and not suffix:
         payload = with_cache_key(spec, "checksum", payload)
     return [("checksum", [(f"checksum.{segment_of(task_id)}{suffix}", payload)])]
@@ -174,6 +188,7 @@ def rerun_followup(
         "i": i,
         "start": int(first_transcode.get("start_frame", 0)),
         "fps": first_transcode.get("fps"),
+        **signature_of(first_transcode.get("signature")),
     }
     return [("transcode", [(f"transcode.{i}{RERUN_SUFFIX}", payload)])]
 

@@ -57,8 +57,9 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
         # Lossless segments hold exactly their frames (copy mode's overlap would need a
         # frame range in every later stage), and their CIDs name exactly that content.
         result = split_video(
-            src, work / "segments", seconds=seconds, mode=SPLIT_MODE, settings=settings
-        )
+            src, work / "segments", seconds=seconds, mode=SPLIT_MODE, settings=settings,
+            signatures=True,
+        )  # fmt: skip
         if not result.segments:
             raise NotAVideo("split: the source has no video frames")
         segments = [
@@ -67,6 +68,8 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
                 store.add(Path(seg.path), pin=False),
                 seg.start_frame,
                 seg.start_frame + seg.frames,
+                # what every checksum of this segment compares with
+                store.add(seg.signature, pin=False) if seg.signature is not None else None,
             )
             for seg in result.segments
         ]

@@ -27,6 +27,8 @@ class TranscodeRequest:
     # Known from the split index: with all three the segment is not probed again.
     frames: int | None = None
     size: tuple[int, int] | None = None
+    # The segment's verifier signature (from split): passed on to its checksum.
+    signature: str | None = None
 
 
 def parse_request(body: dict[str, Any]) -> TranscodeRequest:
@@ -47,8 +49,9 @@ def parse_request(body: dict[str, Any]) -> TranscodeRequest:
     frames = optional_int(body, "frames", 0, 0) or None
     width, height = optional_int(body, "width", 0, 0), optional_int(body, "height", 0, 0)
     size = (width, height) if width and height else None
+    signature = require_cid(body, "signature") if body.get("signature") is not None else None
     return TranscodeRequest(
-        segment, ladder, optional_int(body, "start_frame", 0), fps, frames, size
+        segment, ladder, optional_int(body, "start_frame", 0), fps, frames, size, signature
     )
 
 
@@ -77,4 +80,5 @@ def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
         "fps": fps,
         "renditions": renditions,
         "frames": frames,
+        **({"signature": request.signature} if request.signature else {}),
     }
