@@ -73,6 +73,24 @@ def test_a_really_wrong_rendition_is_rerun_once_then_fails_the_job(
     assert "merge" not in job["stages"]
 
 
+@pytest.mark.parametrize(("kind", "test"), [("frozen", "time"), ("heavy noise", "fidelity")])
+def test_a_frozen_or_noisy_rendition_fails_the_job_naming_the_test(
+    dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path], tmp_path: Path,
+    kind: str, test: str,
+) -> None:  # fmt: skip
+    # the wrapper writes the segment's renditions frozen on their first frame, or under
+    # heavy noise, on both runs: the verdict must say which test caught it
+    functions = functions_with(tmp_path, "transcode-segment")
+    dev = dev_factory(
+        KINOIT_FUNCTIONS_DIR=str(functions), CORRUPT_START_FRAME="0", CORRUPT_KIND=kind
+    )
+    data, job = run_to_failure(dev, receiver, dev.add(clips["short1"]))
+    assert data["reason"].startswith("verification failed: segment 0: "), data["reason"]
+    assert f": {test}: " in data["reason"], data["reason"]
+    assert data["failed_tasks"][0]["task"] == "checksum.0.r2"
+    assert "merge" not in job["stages"]
+
+
 def _kill_worker_running(dev: Dev, function: str, timeout: float = JOB_TIMEOUT) -> int:
     """SIGKILL the RQ worker process that is running ``function``; return its pid."""
     from rq import Worker

@@ -1,8 +1,9 @@
 """transcode-segment for the verification tests: the real stage, then every
 rendition of the segment that starts at source frame ``$CORRUPT_START_FRAME`` is
-replaced by its negative picture (a really wrong rendition for the checksum gate
-to catch). Other segments, and every segment when the variable is unset, pass
-through unchanged.
+replaced by a really wrong one for the checksum gate to catch: its negative
+picture, or with ``$CORRUPT_KIND`` one of kinoit.media.corrupt's kinds made from
+the rendition's own frames (``frozen``, ``heavy noise``...). Other segments, and
+every segment when the variable is unset, pass through unchanged.
 
 Served by the e2e tests' ``kinoit dev`` through KINOIT_FUNCTIONS_DIR
 (tests/e2e/conftest.py ``functions_with``); never part of an image.
@@ -23,6 +24,17 @@ from kinoit.stages.http import Reply, serve_stage
 from kinoit.store import open_store
 
 CORRUPT_START_FRAME = "CORRUPT_START_FRAME"
+CORRUPT_KIND = "CORRUPT_KIND"
+
+
+def corrupt(kind: str, source: Path, dest: Path, frames: int, settings: Settings) -> None:
+    """``dest``: corruption ``kind`` of the rendition ``source`` (all its frames)."""
+    from kinoit.media.corrupt import write_corrupt
+    from kinoit.media.probe import probe
+
+    info = probe(source, settings=settings, detect_vfr=False)
+    size = (info.display_width, info.display_height)
+    write_corrupt(kind, source, source, 0, frames, size, dest, settings.ffmpeg_timeout_seconds)
 
 
 def negate(source: Path, dest: Path, settings: Settings) -> None:
@@ -51,9 +63,13 @@ class CorruptingTranscode:
             work = Path(tmp)
             for rung, cid in result["renditions"].items():
                 original = store.get_file(cid, work / f"{rung}.{extensions[rung]}")
-                negative = work / f"negative-{rung}.{extensions[rung]}"
-                negate(original, negative, settings)
-                result["renditions"][rung] = store.add(negative, pin=False)
+                wrong = work / f"wrong-{rung}.{extensions[rung]}"
+                kind = os.environ.get(CORRUPT_KIND, "")
+                if kind:
+                    corrupt(kind, original, wrong, int(result["frames"][rung]), settings)
+                else:
+                    negate(original, wrong, settings)
+                result["renditions"][rung] = store.add(wrong, pin=False)
         return result
 
 
