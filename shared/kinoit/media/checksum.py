@@ -50,7 +50,8 @@ ALGORITHM: Final = "dct32-block32"
 VERIFIER: Final = "kinoit-verify-2"
 HASH_SIDE: Final = 32
 HASH_BITS: Final = 64
-TESTS: Final = ("frames", "timing", "content", "fidelity", "time")
+# In the order the verdict tries them; ``reason`` names the first that fails.
+TESTS: Final = ("frames", "timing", "content", "time", "fidelity")
 
 Verdict = Literal["match", "mismatch"]
 
@@ -343,6 +344,13 @@ def judge(
         return "content", f"frame {frame} differs by {worst} bits (> {t.hash_max})"
     if mean > t.hash_mean:
         return "content", f"mean distance {mean:.2f} > {t.hash_mean}"
+    if scores.get("misplaced", 0.0) > t.misplaced:
+        share = scores["misplaced"]
+        return "time", f"{share:.0%} of frames match another source frame better"
+    if scores.get("retimed", 0.0) > t.retimed:
+        return "time", f"a shifted or reversed source fits {scores['retimed']:.2f}x better"
+    if scores.get("motion_kept", 1.0) < t.motion_floor:
+        return "time", f"motion {scores['motion_kept']:.2f}x the source's (frozen frames)"
     checks = [
         ("psnr_luma", "<", t.psnr_luma, "luma PSNR {:.1f} dB < {}"),
         ("psnr_chroma", "<", t.psnr_chroma, "chroma PSNR {:.1f} dB < {}"),
@@ -359,13 +367,6 @@ def judge(
     for key, op, limit, text in checks:
         if key in scores and (scores[key] < limit if op == "<" else scores[key] > limit):
             return "fidelity", text.format(scores[key], limit)
-    if scores.get("misplaced", 0.0) > t.misplaced:
-        share = scores["misplaced"]
-        return "time", f"{share:.0%} of frames match another source frame better"
-    if scores.get("retimed", 0.0) > t.retimed:
-        return "time", f"a shifted or reversed source fits {scores['retimed']:.2f}x better"
-    if scores.get("motion_kept", 1.0) < t.motion_floor:
-        return "time", f"motion {scores['motion_kept']:.2f}x the source's (frozen frames)"
     return None, "all tests passed"
 
 
