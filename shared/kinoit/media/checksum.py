@@ -216,12 +216,32 @@ def _detail(luma: Floats) -> Floats:
 RELATIVE_ERROR_FLOOR: Final = 2.0
 
 
-def fidelity_scores(ref: Signature, cand: Signature) -> dict[str, float]:
-    """Worst-frame PSNR of luma and chroma, and the detail gain (equal frame counts)."""
+def pool_for(size: tuple[int, int] | None) -> int:
+    """How much coarser than the grid to compare a rendition decoded at ``size``: a
+    rendition smaller than the grid cannot hold the grid's detail (1, 2 or 4)."""
+    if size is None:
+        return 1
+    ratio = min(size[0] / GRID_W, size[1] / GRID_H)
+    return 1 if ratio >= 1 else 2 if ratio >= 0.5 else 4
+
+
+def _pooled(planes: Floats, f: int) -> Floats:
+    """Mean over f x f blocks of the last two axes."""
+    if f == 1:
+        return planes
     import numpy as np
 
-    ry, cy = ref.luma().astype(np.float64), cand.luma().astype(np.float64)
-    rc, cc = ref.chroma().astype(np.float64), cand.chroma().astype(np.float64)
+    *lead, h, w = planes.shape
+    return np.asarray(planes.reshape(*lead, h // f, f, w // f, f).mean(axis=(-3, -1)))
+
+
+def fidelity_scores(ref: Signature, cand: Signature, pool: int = 1) -> dict[str, float]:
+    """Worst-frame PSNR of luma and chroma, the error against the source's detail and
+    the detail ratio (equal frame counts), on the grid made ``pool`` times coarser."""
+    import numpy as np
+
+    ry, cy = (_pooled(s.luma().astype(np.float64), pool) for s in (ref, cand))
+    rc, cc = (_pooled(s.chroma().astype(np.float64), pool) for s in (ref, cand))
     luma = _psnr(((ry - cy) ** 2).mean(axis=(1, 2)))
     chroma = _psnr(((rc - cc) ** 2).mean(axis=(2, 3))).min(axis=1)
     ref_detail, cand_detail = _detail(ry), _detail(cy)
@@ -379,7 +399,7 @@ def compare_signatures(
     scores: dict[str, float] = {}
     if ref.frames == cand.frames:
         scores["timing_error"] = timing_error(ref, cand)
-        scores.update(fidelity_scores(ref, cand))
+        scores.update(fidelity_scores(ref, cand, pool_for(cand.size)))
         scores.update(time_scores(ref, cand, t.misplaced_margin))
     failed, reason = judge(distances, scores, t, (ref.frames, cand.frames))
     return Comparison(
