@@ -43,7 +43,6 @@ from typing import Any
 from kinoit.config import load_settings
 from kinoit.errors import KinoitError
 from kinoit.media.checksum import (
-    MOTION_FLOOR,
     SMALL_RUNG_HEIGHT,
     THRESHOLDS,
     Thresholds,
@@ -335,7 +334,7 @@ def verdicts(rows: list[dict[str, Any]], table: dict[str, Thresholds]) -> list[t
 # A legitimate rendition must clear a threshold by this much (the held-out corpus
 # differs from the calibration one; a threshold at the calibration's extreme would
 # false-alarm on the first unlucky clip).
-MARGINS = {"psnr_luma": 2.0, "psnr_chroma": 2.0, "detail": 0.15, "misplaced": 0.08,
+MARGINS = {"psnr_luma": 2.0, "psnr_chroma": 5.0, "detail": 0.15, "misplaced": 0.08,
            "retimed": 0.05, "motion_kept": 0.15, "relative": 1.25, "hash_max": 4,
            "hash_mean": 2.0}  # fmt: skip
 
@@ -350,14 +349,11 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, Thresholds]:
             table[cls] = THRESHOLDS[cls]
             continue
         s = [r["scores"] for r in legit]
-        moving = [x for x in s if x["motion"] > MOTION_FLOOR] or s
         m = MARGINS
         table[cls] = replace(
             THRESHOLDS[cls],
-            hash_max=max(max(r["distances"]) for r in legit) + int(m["hash_max"]),
-            hash_mean=round(
-                max(sum(r["distances"]) / len(r["distances"]) for r in legit) + m["hash_mean"], 1
-            ),
+            hash_max=int(max(x["hash_max"] for x in s) + m["hash_max"]),
+            hash_mean=round(max(x["hash_mean"] for x in s) + m["hash_mean"], 1),
             psnr_luma=round(min(x["psnr_luma"] for x in s) - m["psnr_luma"], 1),
             psnr_chroma=round(min(x["psnr_chroma"] for x in s) - m["psnr_chroma"], 1),
             relative_error=round(max(x["relative_error"] for x in s) * m["relative"], 2),
@@ -366,9 +362,6 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, Thresholds]:
             detail_min=round(max(0.0, min(x["detail"] for x in s) - m["detail"]), 2),
             misplaced=round(max(x["misplaced"] for x in s) + m["misplaced"], 2),
             retimed=round(max(x["retimed"] for x in s) + m["retimed"], 2),
-            motion_floor=round(
-                max(0.0, min(x["motion_kept"] for x in moving) - m["motion_kept"]), 2
-            ),
         )
     return table
 
