@@ -327,9 +327,9 @@ def time_scores(ref: Signature, cand: Signature, margin: float) -> dict[str, flo
     - ``retimed``: the best of every re-timing (:func:`retimings`) against "as is",
       as a ratio of median errors over the same frames (> 1: the rendition fits a
       re-timed source better) - pooling frames makes it sensitive to the small
-      motion of a near-still shot, the median deaf to one smeared frame; ``retimed_gain``: that improvement in
-      8-bit levels squared (an invisible re-timing, such as an encoder lagging a
-      sub-pixel sway at a low rung, gains next to nothing);
+      motion of a near-still shot, the median deaf to one smeared frame;
+      ``retimed_gain``: that improvement in 8-bit levels squared (an invisible
+      re-timing, such as an encoder lagging a sub-pixel sway, gains next to nothing);
     - ``misplaced``: share of frames clearly closer (below ``margin`` x the error to
       their own source frame, and by a visible amount) to another source frame;
     - ``motion_kept``, ``motion``: frame-to-frame change of the rendition over the
