@@ -89,10 +89,20 @@ class Thresholds:
 # Per rung size class (the rendition's decoded height): small renditions lose
 # detail the grid still holds, so their fidelity floor is lower.
 SMALL_RUNG_HEIGHT: Final = 288
+# Measured by bench/media_calibrate.py on its calibration corpus (the legitimate
+# renditions' worst value plus a margin; docs/checksum-calibration.md). A detail floor
+# of 0 means the corpus had a legitimate rendition with next to no fine detail left (a
+# fade's dark frames), so that check cannot speak.
 THRESHOLDS: Final[dict[str, Thresholds]] = {
-    "small": Thresholds(psnr_luma=17.0, psnr_chroma=22.0),
-    "large": Thresholds(),
-}
+    "small": Thresholds(
+        hash_max=36, hash_mean=18.7, psnr_luma=19.5, psnr_chroma=26.9, relative_error=1.5,
+        relative_error_max=2.4, detail_max=1.07, detail_min=0.0, misplaced=0.44, retimed=2.04,
+    ),
+    "large": Thresholds(
+        hash_max=27, hash_mean=12.0, psnr_luma=28.5, psnr_chroma=29.5, relative_error=0.46,
+        relative_error_max=2.12, detail_max=1.18, detail_min=0.0, misplaced=0.26, retimed=1.41,
+    ),
+}  # fmt: skip
 
 
 def thresholds_for(size: tuple[int, int] | None) -> Thresholds:
