@@ -247,11 +247,15 @@ RELATIVE_ERROR_FLOOR: Final = 2.0
 
 def pool_for(size: tuple[int, int] | None) -> int:
     """How much coarser than the grid to compare a rendition decoded at ``size``: a
-    rendition smaller than the grid cannot hold the grid's detail (1, 2 or 4)."""
+    picture of h lines holds about h / 1.5 lines of detail, so the grid is pooled by
+    the smallest of 1, 2, 4, 8 that asks no more of it (1 from 144p up)."""
     if size is None:
         return 1
-    ratio = min(size[0] / GRID_W, size[1] / GRID_H)
-    return 1 if ratio >= 1 else 2 if ratio >= 0.5 else 4
+    w, h = size
+    for f in (1, 2, 4):
+        if GRID_H / f <= h / 1.5 and GRID_W / f <= w / 1.5:
+            return f
+    return 8
 
 
 def _pooled(planes: Floats, f: int) -> Floats:
