@@ -218,15 +218,17 @@ def test_the_verdict_names_the_first_failing_test() -> None:
     t = Thresholds()
     fine = {"timing_error": 0.0, "psnr_luma": 40.0, "psnr_chroma": 40.0, "detail": 1.0,
             "relative_error": 0.5, "relative_error_max": 1.0, "misplaced": 0.0, "retimed": 0.5,
-            "motion_kept": 1.0}  # fmt: skip
+            "retimed_gain": 0.0}  # fmt: skip
     assert judge([0] * 10, fine, t, (10, 10)) == (None, "all tests passed")
     assert judge([0] * 10, fine, t, (10, 9))[0] == "frames"
     assert judge([0] * 10, {**fine, "timing_error": 1.0}, t, (10, 10))[0] == "timing"
     assert judge([0] * 9 + [40], fine, t, (10, 10))[0] == "content"
     assert judge([0] * 10, {**fine, "psnr_chroma": 10.0}, t, (10, 10))[0] == "fidelity"
     assert judge([0] * 10, {**fine, "detail": 9.0}, t, (10, 10))[0] == "fidelity"
-    assert judge([0] * 10, {**fine, "retimed": 2.0}, t, (10, 10))[0] == "time"
-    assert judge([0] * 10, {**fine, "motion_kept": 0.0}, t, (10, 10))[0] == "time"
+    assert judge([0] * 10, {**fine, "retimed": 2.0, "retimed_gain": 5.0}, t, (10, 10))[0] == "time"
+    # a re-timing nobody could see (an encoder lagging a sub-pixel sway) is no failure
+    assert judge([0] * 10, {**fine, "retimed": 2.0, "retimed_gain": 0.1}, t, (10, 10))[0] is None
+    assert judge([0] * 10, {**fine, "misplaced": 0.9}, t, (10, 10))[0] == "time"
 
 
 def test_retimings_cover_shifts_freezes_and_reversal() -> None:
