@@ -17,6 +17,7 @@ from kinoit.errors import InvalidParameter, KinoitError
 from kinoit.names import check_name
 from kinoit.stages.common import (
     fetch,
+    optional_cid,
     require_cid,
     require_mapping,
 )
@@ -39,7 +40,7 @@ def parse_request(body: dict[str, Any]) -> ChecksumRequest:
     if not raw:
         raise InvalidParameter("renditions", "expected at least one rendition")
     renditions = {check_name(rung, "renditions"): require_cid(raw, rung) for rung in sorted(raw)}
-    signature = require_cid(body, "signature") if body.get("signature") is not None else None
+    signature = optional_cid(body, "signature")
     return ChecksumRequest(segment, renditions, signature)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,25 @@ def require_cid(body: Mapping[str, Any], field: str) -> str:
         return str(CID.parse(value).to_v1())
     except Exception as exc:
         raise InvalidParameter(field, f"not a valid CID: {exc}") from None
+
+
+def optional_cid(body: Mapping[str, Any], field: str) -> str | None:
+    """A CID field that may be absent (or null)."""
+    return require_cid(body, field) if body.get(field) is not None else None
+
+
+def optional_fps(body: Mapping[str, Any], field: str = "fps") -> Fraction | None:
+    """A positive frame rate given as a rational ("30000/1001") or a number, or None."""
+    raw = body.get(field)
+    if raw is None:
+        return None
+    try:
+        fps = Fraction(str(raw))
+    except (ValueError, ZeroDivisionError):
+        raise InvalidParameter(field, f"not a frame rate: {raw!r}") from None
+    if fps <= 0:
+        raise InvalidParameter(field, "must be positive")
+    return fps
 
 
 def require_mapping(body: Mapping[str, Any], field: str) -> dict[str, Any]:

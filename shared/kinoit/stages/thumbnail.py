@@ -7,8 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 from kinoit.config import Settings
-from kinoit.errors import InvalidParameter
-from kinoit.stages.common import optional_int, require_cid, segment_work
+from kinoit.stages.common import optional_fps, optional_int, require_cid, segment_work
 
 # Wide enough for a seek preview, small enough to stay a few KiB.
 DEFAULT_WIDTH = 320
@@ -27,15 +26,7 @@ class ThumbnailRequest:
 
 def parse_request(body: dict[str, Any]) -> ThumbnailRequest:
     """Validate a thumbnail request."""
-    fps_raw = body.get("fps")
-    fps: Fraction | None = None
-    if fps_raw is not None:
-        try:
-            fps = Fraction(str(fps_raw))
-        except (ValueError, ZeroDivisionError):
-            raise InvalidParameter("fps", f"not a frame rate: {fps_raw!r}") from None
-        if fps <= 0:
-            raise InvalidParameter("fps", "must be positive")
+    fps = optional_fps(body)
     return ThumbnailRequest(
         require_cid(body, "segment"),
         optional_int(body, "width", DEFAULT_WIDTH, 16),

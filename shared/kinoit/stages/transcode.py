@@ -7,8 +7,9 @@ from fractions import Fraction
 from typing import Any
 
 from kinoit.config import Settings
-from kinoit.errors import InvalidParameter
 from kinoit.stages.common import (
+    optional_cid,
+    optional_fps,
     optional_int,
     require_cid,
     require_mapping,
@@ -37,19 +38,11 @@ def parse_request(body: dict[str, Any]) -> TranscodeRequest:
 
     segment = require_cid(body, "segment")
     ladder = parse_ladder(require_mapping(body, "ladder")).to_json()
-    fps_raw = body.get("fps")
-    fps: Fraction | None = None
-    if fps_raw is not None:
-        try:
-            fps = Fraction(str(fps_raw))
-        except (ValueError, ZeroDivisionError):
-            raise InvalidParameter("fps", f"not a frame rate: {fps_raw!r}") from None
-        if fps <= 0:
-            raise InvalidParameter("fps", "must be positive")
+    fps = optional_fps(body)
     frames = optional_int(body, "frames", 0, 0) or None
     width, height = optional_int(body, "width", 0, 0), optional_int(body, "height", 0, 0)
     size = (width, height) if width and height else None
-    signature = require_cid(body, "signature") if body.get("signature") is not None else None
+    signature = optional_cid(body, "signature")
     return TranscodeRequest(
         segment, ladder, optional_int(body, "start_frame", 0), fps, frames, size, signature
     )
