@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -50,8 +50,6 @@ ALGORITHM: Final = "dct32-block32"
 VERIFIER: Final = "kinoit-verify-2"
 HASH_SIDE: Final = 32
 HASH_BITS: Final = 64
-# In the order the verdict tries them; ``reason`` names the first that fails.
-TESTS: Final = ("frames", "timing", "content", "time", "fidelity")
 
 Verdict = Literal["match", "mismatch"]
 
@@ -174,20 +172,23 @@ def hash_grid(luma: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.uint8]]
     return np.concatenate([dct_bits[:, :4].reshape(-1, 32), block_bits.reshape(-1, 32)], axis=1)
 
 
-def flat_frames(sig: Signature) -> list[bool]:
-    """Per frame: too little contrast for its hash to mean anything (FLAT_FRAME_STD)."""
+def luma32(sig: Signature) -> Floats:
+    """(frames, 32, 32): a signature's luma averaged down to the hash grid."""
+    import numpy as np
+
     fy, fx = GRID_H // HASH_SIDE, GRID_W // HASH_SIDE
     luma = sig.luma().astype("float64")
-    small = luma.reshape(-1, HASH_SIDE, fy, HASH_SIDE, fx).mean(axis=(2, 4))
+    return np.asarray(luma.reshape(-1, HASH_SIDE, fy, HASH_SIDE, fx).mean(axis=(2, 4)))
+
+
+def flat_frames(small: Floats) -> list[bool]:
+    """Per 32x32 frame: too little contrast for its hash to mean anything (FLAT_FRAME_STD)."""
     return [bool(v < FLAT_FRAME_STD) for v in small.reshape(len(small), -1).std(axis=1)]
 
 
 def hash_luma(sig: Signature) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """Per-frame hash bits of a signature (its luma averaged down to 32x32)."""
-    fy, fx = GRID_H // HASH_SIDE, GRID_W // HASH_SIDE
-    luma = sig.luma().astype("float64")
-    small = luma.reshape(-1, HASH_SIDE, fy, HASH_SIDE, fx).mean(axis=(2, 4))
-    return hash_grid(small)
+    """Per-frame hash bits of a signature."""
+    return hash_grid(luma32(sig))
 
 
 def bits_to_hex(bits: np.ndarray[Any, Any]) -> list[str]:
@@ -275,13 +276,13 @@ def fidelity_scores(ref: Signature, cand: Signature, pool: int = 1) -> dict[str,
 
     ry, cy = (_pooled(s.luma().astype(np.float64), pool) for s in (ref, cand))
     rc, cc = (_pooled(s.chroma().astype(np.float64), pool) for s in (ref, cand))
-    luma = _psnr(((ry - cy) ** 2).mean(axis=(1, 2)))
+    luma_mse = ((ry - cy) ** 2).mean(axis=(1, 2))
+    luma = _psnr(luma_mse)
     chroma = _psnr(((rc - cc) ** 2).mean(axis=(2, 3))).min(axis=1)
     ref_detail, cand_detail = _detail(ry), _detail(cy)
     ratio = float(cand_detail.sum() / max(float(ref_detail.sum()), len(ry) * 1.0))
     # error against what the source has to lose: a legitimate encode at worst loses its
     # fine detail (error ~ detail); a wrong, moved or noisy picture errs far beyond it
-    luma_mse = ((ry - cy) ** 2).mean(axis=(1, 2))
     relative = luma_mse / (ref_detail + RELATIVE_ERROR_FLOOR)
     return {
         "relative_error": float(relative.mean()),
@@ -483,15 +484,15 @@ def compare_signatures(
 ) -> Comparison:
     """Run every test of ``cand`` against ``ref``."""
     t = thresholds or thresholds_for(cand.size)
-    distances = _distances(hash_luma(ref), hash_luma(cand))
+    ref_small = luma32(ref)
+    distances = _distances(hash_grid(ref_small), hash_luma(cand))
     scores: dict[str, float] = {}
-    textured = [d for d, flat in zip(distances, flat_frames(ref), strict=False) if not flat]
-    if textured and ref.frames == cand.frames:
-        scores["hash_max"] = float(max(textured))
-        scores["hash_mean"] = sum(textured) / len(textured)
-    elif ref.frames == cand.frames:  # nothing but flat frames: no hash to trust
-        scores["hash_max"], scores["hash_mean"] = 0.0, 0.0
     if ref.frames == cand.frames:
+        flat = flat_frames(ref_small)
+        textured = [d for d, f in zip(distances, flat, strict=True) if not f]
+        # nothing but flat frames: no hash to trust, the other tests judge them
+        scores["hash_max"] = float(max(textured, default=0))
+        scores["hash_mean"] = sum(textured) / len(textured) if textured else 0.0
         scores["timing_error"] = timing_error(ref, cand)
         scores.update(fidelity_scores(ref, cand, pool_for(cand.size)))
         scores.update(time_scores(ref, cand, t.misplaced_margin))
@@ -551,8 +552,3 @@ def checksum_video(
 ) -> list[str]:
     """One 64-bit perceptual hash (hex) per frame of ``path``, in presentation order."""
     return checksums(video_signature(path, settings, frame_range=frame_range))
-
-
-def thresholds_json() -> dict[str, Any]:
-    """The calibrated thresholds, for reports."""
-    return {name: asdict(t) for name, t in THRESHOLDS.items()}
