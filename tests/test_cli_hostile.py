@@ -72,6 +72,8 @@ def cases(f: dict[str, Path]) -> list[tuple[str, list[str], bytes]]:
         ("cat of a non-CID", ["cat", "not-a-cid"], b""),
         ("split --seconds abc", ["split", clip, out, "--seconds", "abc"], b""),
         ("unknown command", ["transmogrify"], b""),
+        ("run --segment-seconds 0.1", ["run", clip, "--segment-seconds", "0.1"], b""),
+        ("run --segment-seconds abc", ["run", clip, "--segment-seconds", "abc"], b""),
         ("thumbnail --width abc", ["thumbnail", clip, str(root / "t.jpg"), "--width", "abc"], b""),
     ]  # fmt: skip
 

@@ -55,6 +55,23 @@ def test_run_writes_playable_outputs(tmp_path: Path, clips: dict[str, Path]) -> 
     assert job_id in listing.stdout and "completed" in listing.stdout
 
 
+def test_run_segment_seconds_sets_the_segment_length(
+    tmp_path: Path, clips: dict[str, Path]
+) -> None:
+    ladder = tmp_path / "tiny.json"
+    ladder.write_text(json.dumps(TINY_LADDER))
+    out = tmp_path / "out"
+    result = run_cli(
+        tmp_path, "run", str(clips["main"]), "--ladder", str(ladder), "--out", str(out),
+        "--segment-seconds", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "transcode 1/1" in result.stderr  # the 2-second clip is one segment, not two
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["segments"]) == 1
+    assert len(list((out / "thumbs").glob("*.jpg"))) == 1
+
+
 def test_run_failure_gives_the_reason_and_a_nonzero_exit(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not a video\n" * 50)

@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     group.add_argument("--ladder", type=Path, default=None, help="ladder YAML/JSON file")
     run.add_argument("--out", type=Path, default=Path("out"), help="output directory (./out)")
     run.add_argument("--workers", type=int, default=2, help="async worker processes")
+    run.add_argument(
+        "--segment-seconds", default=None, metavar="S",
+        help="segment length in seconds, from 0.5 to 10 (default 1)",
+    )  # fmt: skip
     run.set_defaults(handler=cmd_run)
 
     status = sub.add_parser("status", help="show one job's state and counts")
@@ -90,9 +94,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise InvalidParameter("--workers", "must be at least 1")
+    if args.segment_seconds is not None:
+        from kinoit.service.spec import parse_segment_seconds
+
+        try:
+            parse_segment_seconds(args.segment_seconds)
+        except InvalidParameter as exc:
+            message = str(exc).removeprefix(f"{exc.field}: ")
+            raise InvalidParameter("--segment-seconds", message) from None
     outcome = run_job(
         load_settings(), args.source, profile=args.profile, ladder_file=args.ladder,
-        out_dir=args.out, workers=args.workers,
+        out_dir=args.out, workers=args.workers, segment_seconds=args.segment_seconds,
     )  # fmt: skip
     if outcome.state != "completed":
         raise KinoitError(f"job {outcome.job_id} {outcome.state}: {outcome.error or 'no reason'}")

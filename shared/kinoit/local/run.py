@@ -293,6 +293,7 @@ def run_job(
     workers: int = 2,
     stream: IO[str] = sys.stderr,
     timeout: float | None = None,
+    segment_seconds: str | None = None,
 ) -> RunOutcome:
     """Start the embedded stack, submit ``source``, follow it, export the outputs."""
     from kinoit.local.dev import DevStack
@@ -309,6 +310,8 @@ def run_job(
         body["ladder"] = load_ladder(Path(ladder_file)).to_json()
     else:
         body["profile"] = profile or "default"
+    if segment_seconds is not None:
+        body["segment_seconds"] = str(segment_seconds)
     view = ProgressView(stream)
     with DevStack(port=0, workers=workers, settings=settings) as stack:
         client = OrchestrateClient(stack.gateway_url, stack.api_token())
