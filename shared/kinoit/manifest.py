@@ -12,7 +12,7 @@ Shape::
     {"version": 1,
      "source": {"cid", "frames", "fps", "width", "height", "duration", "bytes"},
      "segment_seconds": "1", "ladder": [rung, ...],
-     "audio": CID | None,
+     "audio": CID | None,   # AAC in MP4: stereo, then the source's 5.1 when it has one
      "segments": [{"index", "start_frame", "end_frame", "cid", "renditions": {rung: CID},
                    "thumbnail": CID,
                    "checksum": {"algorithm", "hashes": [per-frame hex],

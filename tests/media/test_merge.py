@@ -1,5 +1,6 @@
 import itertools
 import json
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -269,3 +270,189 @@ def test_only_segments_the_checksum_matched_skip_the_decode() -> None:
     assert not verified_by_checksum([entry("match", 24)], "720p")  # a frame short
     assert not verified_by_checksum([entry("match")], "480p")  # never checked
     assert not verified_by_checksum([{"start_frame": 0, "end_frame": 25}], "720p")
+
+
+# --------------------------------------------------------------- audio renditions
+def master_attrs(line: str) -> dict[str, str]:
+    """The attributes of an EXT-X-STREAM-INF / EXT-X-MEDIA line (quoted values unquoted)."""
+    body = line.split(":", 1)[1]
+    out: dict[str, str] = {}
+    for key, quoted, plain in re.findall(r'([A-Z-]+)=(?:"([^"]*)"|([^,]*))', body):
+        out[key] = quoted or plain
+    return out
+
+
+def segments_of(playlist: Path) -> list[tuple[Path, float]]:
+    """(file, EXTINF) of every segment, read line by line."""
+    lines = playlist.read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if line.startswith("#EXTINF:"):
+            out.append((playlist.parent / lines[i + 1], float(line[8:].split(",")[0])))
+    return out
+
+
+def rfc_peak(segments: list[tuple[Path, float]]) -> float:
+    """RFC 8216's peak segment bit rate, by brute force over every run of segments."""
+    target = max(round(d) for _, d in segments) or 1
+    rates = []
+    for i in range(len(segments)):
+        for j in range(i + 1, len(segments) + 1):
+            run = segments[i:j]
+            span = sum(d for _, d in run)
+            if 0.5 * target <= span <= 1.5 * target:
+                rates.append(sum(p.stat().st_size for p, _ in run) * 8 / span)
+    return max(rates)
+
+
+def rfc_average(segments: list[tuple[Path, float]]) -> float:
+    return sum(p.stat().st_size for p, _ in segments) * 8 / sum(d for _, d in segments)
+
+
+def audio_streams(path: Path) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries",
+         "stream=codec_name,channels:stream_tags=language", "-of", "json", str(path)],
+        capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    streams: list[dict[str, Any]] = json.loads(out)["streams"]
+    return streams
+
+
+def channel_levels(path: Path) -> list[float]:
+    """The RMS level (dB) of each channel of the first audio stream of ``path``."""
+    out = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:a:0",
+         "-af", "astats=measure_overall=none:measure_perchannel=RMS_level", "-f", "null", "-"],
+        capture_output=True, check=True, timeout=60,
+    ).stderr.decode()  # fmt: skip
+    return [float(x.split(":")[1]) for x in out.splitlines() if "RMS level dB:" in x]
+
+
+@pytest.fixture(scope="module")
+def surround_job(clip, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A 5.1 source tagged French, split, transcoded (two H.264 rungs and VP9), packaged."""
+    from kinoit.config import load_settings
+
+    settings = load_settings({})
+    root = tmp_path_factory.mktemp("surround")
+    src = clip("surround", seconds=3.0, channels=6, language="fre")
+    split = split_video(src, root / "split", settings=settings)
+    for seg in split.segments:
+        transcode_split_segment(split, seg.index, LADDER, root / "rend", settings=settings)
+    renditions = rendition_segments(root / "rend", [s.path.stem for s in split.segments])
+    master = package_hls(
+        renditions, root / "hls", fps=split.fps,
+        segment_frames=[s.frames for s in split.segments], audio_path=split.audio,
+        settings=settings,
+    )  # fmt: skip
+    return {"split": split, "renditions": renditions, "master": master, "root": root}
+
+
+def test_split_encodes_a_stereo_downmix_then_the_surround_with_the_language(
+    surround_job: dict[str, Any],
+) -> None:
+    audio = surround_job["split"].audio
+    assert [(s["codec_name"], s["channels"]) for s in audio_streams(audio)] == [
+        ("aac", 2),
+        ("aac", 6),
+    ]
+    assert [s["tags"]["language"] for s in audio_streams(audio)] == ["fre", "fre"]
+    # the downmix carries the tones of every source channel on both sides
+    left, right = channel_levels(audio)
+    assert left > -30 and right > -30
+
+
+def test_bandwidths_include_the_largest_audio_rendition_measured_on_the_segments(
+    surround_job: dict[str, Any],
+) -> None:
+    master = surround_job["master"]
+    lines = master.read_text().splitlines()
+    media = [master_attrs(x) for x in lines if x.startswith("#EXT-X-MEDIA:")]
+    audio = [segments_of(master.parent / m["URI"]) for m in media]
+    audio_peak = max(rfc_peak(a) for a in audio)
+    audio_average = max(rfc_average(a) for a in audio)
+    assert audio_peak > 100_000  # the audio is not negligible: leaving it out is wrong
+    infs = [(master_attrs(x), lines[i + 1]) for i, x in enumerate(lines) if "STREAM-INF" in x]
+    assert len(infs) == 3
+    for attrs, uri in infs:
+        video = segments_of(master.parent / uri)
+        peak, average = rfc_peak(video) + audio_peak, rfc_average(video) + audio_average
+        assert abs(int(attrs["BANDWIDTH"]) - peak) <= 1, uri
+        assert abs(int(attrs["AVERAGE-BANDWIDTH"]) - average) <= 1, uri
+        assert int(attrs["BANDWIDTH"]) >= int(attrs["AVERAGE-BANDWIDTH"])
+        assert attrs["CODECS"].split(",")[1] == "mp4a.40.2" and attrs["AUDIO"] == "audio"
+
+
+def test_stereo_default_and_surround_renditions_with_channels_and_language(
+    surround_job: dict[str, Any],
+) -> None:
+    master = surround_job["master"]
+    media = [master_attrs(x) for x in master.read_text().splitlines() if "EXT-X-MEDIA:" in x]
+    assert [(m["CHANNELS"], m["DEFAULT"], m["LANGUAGE"]) for m in media] == [
+        ("2", "YES", "fr"),
+        ("6", "NO", "fr"),
+    ]
+    assert all(m["TYPE"] == "AUDIO" and m["GROUP-ID"] == "audio" for m in media)
+    assert all(m["AUTOSELECT"] == "YES" for m in media)
+    assert len({m["NAME"] for m in media}) == 2  # NAME is unique in the group
+    for m, channels in zip(media, (2, 6), strict=True):
+        segments = segments_of(master.parent / m["URI"])
+        assert abs(sum(d for _, d in segments) - 3.0) < 0.05
+        assert [s["channels"] for s in audio_streams(segments[0][0])] == [channels]
+
+
+def test_the_mp4_keeps_both_tracks_stereo_first_with_their_language(
+    surround_job: dict[str, Any], tmp_path: Path
+) -> None:
+    split = surround_job["split"]
+    merged = merge_rung(
+        surround_job["renditions"]["90p"], split.audio, tmp_path / "90p.mp4", fps=split.fps,
+        segment_frames=[s.frames for s in split.segments],
+    )  # fmt: skip
+    streams = audio_streams(merged.path)
+    assert [(s["channels"], s["tags"]["language"]) for s in streams] == [(2, "fre"), (6, "fre")]
+
+
+def test_a_mono_source_without_a_language_gets_one_stereo_rendition_und(
+    job: dict[str, Any],
+) -> None:
+    split = job["split"]
+    assert [s["channels"] for s in audio_streams(job["src"])] == [1]
+    master = package_hls(
+        {"48p": job["renditions"]["48p"]}, job["root"] / "mono-hls", fps=split.fps,
+        segment_frames=[s.frames for s in split.segments], audio_path=split.audio,
+        settings=job["settings"],
+    )  # fmt: skip
+    media = [master_attrs(x) for x in master.read_text().splitlines() if "EXT-X-MEDIA:" in x]
+    assert [(m["CHANNELS"], m["DEFAULT"], m["LANGUAGE"]) for m in media] == [("2", "YES", "und")]
+    segment = segments_of(master.parent / media[0]["URI"])[0][0]
+    assert [s["channels"] for s in audio_streams(segment)] == [2]
+    # the mono tone is on both sides at its own level (copied, not halved)
+    src_level = channel_levels(job["src"])[0]
+    assert all(abs(level - src_level) < 1.5 for level in channel_levels(split.audio))
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [("eng", "en"), ("fre", "fr"), ("fra", "fr"), ("ger", "de"), ("jpn", "ja"), ("en", "en"),
+     ("en-US", "en-US"), ("yue", "yue"), ("und", "und"), (None, "und"), ("", "und"),
+     ("English", "und"), ("e1", "und")],
+)  # fmt: skip
+def test_language_tags_become_rfc5646(tag: str | None, expected: str) -> None:
+    from kinoit.media.merge import language_tag
+
+    assert language_tag(tag) == expected
+
+
+def test_peak_segment_bitrate_follows_the_rfc_window() -> None:
+    from kinoit.media.merge import peak_segment_bitrate
+
+    # a short last segment is only counted together with its neighbour
+    assert peak_segment_bitrate([1000, 1000, 900], [1.0, 1.0, 0.2]) == pytest.approx(
+        (1000 + 900) * 8 / 1.2
+    )
+    assert peak_segment_bitrate([1000, 3000], [1.0, 1.0]) == 24000
+    assert peak_segment_bitrate([100], [0.2]) == 4000  # too short for any window: overall
+    with pytest.raises(InvalidParameter):
+        peak_segment_bitrate([1], [1.0, 2.0])

@@ -9,14 +9,17 @@ durations, and packaged for HLS as fMP4 by stream copy.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,11 @@ HLS_DIR = "hls"
 MASTER_PLAYLIST = "master.m3u8"
 MEDIA_PLAYLIST = "index.m3u8"
 AUDIO_GROUP = "audio"
+AUDIO_DIR = "audio"
 AAC_LC = "mp4a.40.2"
+# The language of an audio rendition without a usable tag (RFC 5646: undetermined).
+UNDETERMINED = "und"
+_LANGUAGE = re.compile(r"([A-Za-z]{2,3})((?:-[A-Za-z0-9]{1,8}){0,4})")
 
 H264_PROFILES = {
     "Constrained Baseline": ("42", "e0"), "Baseline": ("42", "00"), "Main": ("4d", "00"),
@@ -86,6 +93,49 @@ class HlsVariant:
     frame_rate: Fraction
 
 
+@dataclass(frozen=True)
+class AudioTrack:
+    """One audio track of the job's audio file (split writes stereo first, then surround)."""
+
+    index: int
+    codec: str
+    channels: int
+    language: str  # an RFC 5646 tag, "und" when the source had none
+
+    @property
+    def name(self) -> str:
+        """The rendition's folder and NAME: "stereo" for the default track, else "surround"."""
+        return "stereo" if self.index == 0 else "surround"
+
+
+@dataclass(frozen=True)
+class AudioRendition:
+    """One EXT-X-MEDIA audio rendition and its measured bit rates (bits per second)."""
+
+    track: AudioTrack
+    uri: str
+    peak: float
+    average: float
+
+
+@functools.cache
+def _iso639() -> dict[str, str]:
+    text = resources.files("kinoit.media").joinpath("iso639.json").read_text("utf-8")
+    table: dict[str, str] = json.loads(text)
+    return table
+
+
+def language_tag(tag: str | None) -> str:
+    """The RFC 5646 tag HLS wants for a container's language tag (pure): ISO 639-2
+    codes that have a two-letter ISO 639-1 code become it ("fre", "fra" -> "fr"), other
+    well-formed tags are kept, anything else (none, "English", "") is "und"."""
+    match = _LANGUAGE.fullmatch((tag or "").strip())
+    if not match:
+        return UNDETERMINED
+    primary = match.group(1).lower()
+    return _iso639().get(primary, primary) + match.group(2)
+
+
 def codec_string(facts: StreamFacts) -> str:
     """RFC 6381 codec string for HLS CODECS= (pure)."""
     deep = "10" in facts.pix_fmt
@@ -109,8 +159,7 @@ def media_playlist(entries: Sequence[tuple[str, Fraction]], *, init: str | None 
     """A VOD media playlist of (uri, duration) segments (pure)."""
     if not entries:
         raise InvalidParameter("segments", "a playlist needs at least one segment")
-    # RFC 8216: every EXTINF, rounded to the nearest integer, must be <= the target.
-    target = max(1, max(math.floor(float(d) + 0.5) for _, d in entries))
+    target = target_duration([d for _, d in entries])
     lines = [
         "#EXTM3U", f"#EXT-X-VERSION:{7 if init else 3}", f"#EXT-X-TARGETDURATION:{target}",
         "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS",
@@ -123,24 +172,97 @@ def media_playlist(entries: Sequence[tuple[str, Fraction]], *, init: str | None 
     return "\n".join(lines) + "\n"
 
 
-def master_playlist(variants: Sequence[HlsVariant], audio_uri: str | None = None) -> str:
-    """The master playlist: one EXT-X-STREAM-INF per rung, audio as a rendition group (pure)."""
+def _media_line(rendition: AudioRendition, default: bool) -> str:
+    track = rendition.track
+    name = "Stereo" if track.name == "stereo" else f"Surround {channel_label(track.channels)}"
+    yes_no = "YES" if default else "NO"
+    return (
+        f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",LANGUAGE="{track.language}",'
+        f'NAME="{name}",DEFAULT={yes_no},AUTOSELECT=YES,CHANNELS="{track.channels}",'
+        f'URI="{rendition.uri}"'
+    )
+
+
+def channel_label(channels: int) -> str:
+    """5.1 for six channels, else the count (pure)."""
+    return {6: "5.1", 8: "7.1"}.get(channels, f"{channels}ch")
+
+
+def audio_codec(codec: str) -> str:
+    """The RFC 6381 codec string of an audio track (split writes AAC-LC) (pure)."""
+    if codec == "aac":
+        return AAC_LC
+    raise InvalidParameter("audio", f"no HLS codec string for audio codec {codec!r}")
+
+
+def master_playlist(variants: Sequence[HlsVariant], audio: Sequence[AudioRendition] = ()) -> str:
+    """The master playlist: one EXT-X-STREAM-INF per rung, the audio renditions as one
+    group whose first rendition (stereo) is the default (pure). The variants'
+    bandwidths are what they are given (:func:`package_hls` adds the audio)."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    if audio_uri:
-        lines.append(
-            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="audio",DEFAULT=YES,'
-            f'AUTOSELECT=YES,URI="{audio_uri}"'
-        )
+    lines += [_media_line(r, default=i == 0) for i, r in enumerate(audio)]
+    audio_codecs = sorted({audio_codec(r.track.codec) for r in audio})
     for v in sorted(variants, key=lambda v: -v.bandwidth):
-        codecs = f"{v.codecs},{AAC_LC}" if audio_uri else v.codecs
+        codecs = ",".join([v.codecs, *audio_codecs])
         attrs = (
             f"BANDWIDTH={v.bandwidth},AVERAGE-BANDWIDTH={v.average_bandwidth},"
             f'RESOLUTION={v.width}x{v.height},CODECS="{codecs}",FRAME-RATE={float(v.frame_rate):.3f}'
         )
-        if audio_uri:
+        if audio:
             attrs += f',AUDIO="{AUDIO_GROUP}"'
         lines += [f"#EXT-X-STREAM-INF:{attrs}", v.uri]
     return "\n".join(lines) + "\n"
+
+
+def target_duration(durations: Sequence[float | Fraction]) -> int:
+    """RFC 8216's EXT-X-TARGETDURATION: every EXTINF, rounded to the nearest integer,
+    is at most it (pure)."""
+    return max(1, max((math.floor(float(d) + 0.5) for d in durations), default=1))
+
+
+def peak_segment_bitrate(sizes: Sequence[int], durations: Sequence[float | Fraction]) -> float:
+    """RFC 8216 §4.3.4.2's peak segment bit rate of a media playlist (bits per second):
+    the largest rate of any run of consecutive segments lasting 0.5 to 1.5 times the
+    target duration (a playlist too short for any such run: its overall rate) (pure)."""
+    if len(sizes) != len(durations):
+        raise InvalidParameter("segments", "one duration per segment size is needed")
+    seconds = [float(d) for d in durations]
+    target = target_duration(seconds)
+    low, high = 0.5 * target, 1.5 * target
+    peak = None
+    for i in range(len(sizes)):
+        bits, span = 0, 0.0
+        for j in range(i, len(sizes)):
+            bits, span = bits + 8 * sizes[j], span + seconds[j]
+            if span > high + 1e-9:
+                break
+            if span >= low - 1e-9 and span > 0:
+                peak = max(peak or 0.0, bits / span)
+    if peak is None:
+        total = sum(seconds)
+        return 8 * sum(sizes) / total if total > 0 else 0.0
+    return peak
+
+
+def average_bitrate(sizes: Sequence[int], durations: Sequence[float | Fraction]) -> float:
+    """Every segment's bits over the playlist's duration (bits per second) (pure)."""
+    total = sum(float(d) for d in durations)
+    return 8 * sum(sizes) / total if total > 0 else 0.0
+
+
+def playlist_entries(text: str) -> list[tuple[str, float]]:
+    """The (uri, EXTINF duration) of every segment of a media playlist (pure)."""
+    entries, duration = [], None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:") :].split(",", 1)[0])
+        elif line and not line.startswith("#"):
+            if duration is None:
+                raise InvalidParameter("playlist", f"segment {line!r} has no #EXTINF")
+            entries.append((line, duration))
+            duration = None
+    return entries
 
 
 def concat_list(paths: Sequence[Path], durations: Sequence[Fraction]) -> str:
@@ -164,17 +286,20 @@ def _video_input(paths: Sequence[Path], list_file: Path | None) -> list[str]:
 def build_merge_argv(
     video_input: Sequence[str], audio: Path | None, out: Path, *, hevc: bool = False
 ) -> list[str]:
-    """Stream-copy video (and the audio file) into a faststart MP4 (pure)."""
+    """Stream-copy video (and every track of the audio file) into a faststart MP4 (pure)."""
     argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", *video_input]
     if audio is not None:
         argv += ["-i", str(audio)]
     argv += ["-map", "0:v:0"]
     if audio is not None:
-        argv += ["-map", "1:a:0"]
+        argv += ["-map", "1:a"]  # every track: the stereo default, the surround after it
     argv += ["-c", "copy"]
     if hevc:
         argv += ["-tag:v", "hvc1"]  # the tag Apple players require for HEVC in MP4
-    argv += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
+    argv += ["-map_metadata", "-1"]
+    if audio is not None:
+        argv += ["-map_metadata:s:a", "1:s:a"]  # but the audio tracks' language tags
+    argv += ["-movflags", "+faststart", "-f", "mp4", str(out)]
     return argv
 
 
@@ -325,6 +450,30 @@ def probe_facts(path: str | Path, settings: Settings | None = None) -> StreamFac
     )  # fmt: skip
 
 
+def build_audio_tracks_argv(path: str | Path) -> list[str]:
+    """ffprobe: codec, channels and language of every audio stream."""
+    return [
+        ffmpeg.FFPROBE, "-v", "error", "-select_streams", "a", "-show_entries",
+        "stream=codec_name,channels:stream_tags=language", "-of", "json", "-i", str(path),
+    ]  # fmt: skip
+
+
+def probe_audio_tracks(path: str | Path, settings: Settings | None = None) -> list[AudioTrack]:
+    """The audio tracks of the job's audio file, in order (one ffprobe)."""
+    settings = settings or default_settings()
+    out = ffmpeg.run(build_audio_tracks_argv(path), settings.ffmpeg_timeout_seconds, what="probe")
+    streams = json.loads(out.stdout or b"{}").get("streams") or []
+    if not streams:
+        raise MediaError(f"{path}: no audio stream")
+    return [
+        AudioTrack(
+            index=i, codec=str(s.get("codec_name")), channels=int(s.get("channels") or 0),
+            language=language_tag((s.get("tags") or {}).get("language")),
+        )
+        for i, s in enumerate(streams)
+    ]  # fmt: skip
+
+
 def _place(src: Path, dst: Path) -> None:
     """Hard-link when possible (same bytes, no copy), else copy."""
     dst.unlink(missing_ok=True)
@@ -334,10 +483,10 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def build_audio_hls_argv(audio: Path, out_dir: Path, seconds: float) -> list[str]:
-    """Stream-copy the AAC track into HLS audio segments (pure)."""
+def build_audio_hls_argv(audio: Path, out_dir: Path, seconds: float, track: int = 0) -> list[str]:
+    """Stream-copy one AAC track into HLS audio segments (pure)."""
     return [
-        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(audio), "-map", "0:a:0", "-c", "copy",
+        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(audio), "-map", f"0:a:{track}", "-c", "copy",
         "-f", "hls", "-hls_time", f"{seconds:g}", "-hls_playlist_type", "vod",
         "-hls_segment_type", "mpegts", "-hls_flags", "independent_segments",
         "-hls_segment_filename", str(out_dir / "%05d.ts"), str(out_dir / MEDIA_PLAYLIST),
@@ -355,6 +504,30 @@ def build_fmp4_hls_argv(list_file: Path, out_dir: Path, half_segment: float) -> 
     ]  # fmt: skip
 
 
+def package_audio(
+    audio_path: Path, root: Path, seconds: float, settings: Settings
+) -> list[AudioRendition]:
+    """Every track of the audio file as an HLS rendition under ``root/audio/<name>/``
+    (stream copy), with the peak and average bit rates of its segments."""
+    renditions = []
+    for track in probe_audio_tracks(audio_path, settings):
+        track_dir = root / AUDIO_DIR / track.name
+        track_dir.mkdir(parents=True, exist_ok=True)
+        argv = build_audio_hls_argv(audio_path, track_dir, seconds, track.index)
+        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="hls audio")
+        entries = playlist_entries((track_dir / MEDIA_PLAYLIST).read_text("utf-8"))
+        sizes = [(track_dir / uri).stat().st_size for uri, _ in entries]
+        durations = [d for _, d in entries]
+        renditions.append(
+            AudioRendition(
+                track=track, uri=f"{AUDIO_DIR}/{track.name}/{MEDIA_PLAYLIST}",
+                peak=peak_segment_bitrate(sizes, durations),
+                average=average_bitrate(sizes, durations),
+            )
+        )  # fmt: skip
+    return renditions
+
+
 def package_hls(
     rungs: Mapping[str, Sequence[str | Path]],
     out_dir: str | Path,
@@ -370,8 +543,12 @@ def package_hls(
     ``facts`` maps a rung to :func:`probe_facts` of its first segment (probed here
     for the rungs it lacks).
 
-    Layout: ``out_dir/master.m3u8``, ``out_dir/<rung>/index.m3u8`` + segments,
-    ``out_dir/audio/index.m3u8`` + segments when there is audio.
+    Layout: ``out_dir/master.m3u8``, ``out_dir/<rung>/index.m3u8`` + segments, and
+    when there is audio ``out_dir/audio/stereo/index.m3u8`` + segments (the default
+    rendition), ``out_dir/audio/surround/…`` when the audio file has a second track.
+    Each variant's BANDWIDTH is its video's peak segment bit rate plus the largest
+    audio rendition's, AVERAGE-BANDWIDTH the same with average rates (RFC 8216
+    §4.3.4.2: all the media a player fetches for it), measured on the segments.
     """
     settings = settings or default_settings()
     if not rungs:
@@ -379,7 +556,12 @@ def package_hls(
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     durations = [Fraction(n) / fps for n in segment_frames]
-    total = sum(durations, Fraction(0))
+    audio: list[AudioRendition] = []
+    if audio_path:
+        seconds = float(max(durations)) if durations else 1.0
+        audio = package_audio(Path(audio_path), root, seconds, settings)
+    audio_peak = max((r.peak for r in audio), default=0.0)
+    audio_average = max((r.average for r in audio), default=0.0)
     variants = []
     for name, raw_paths in rungs.items():
         paths = check_segments(raw_paths)
@@ -395,6 +577,7 @@ def package_hls(
                 entries.append((f"{i:05d}.ts", durations[i]))
             (rung_dir / MEDIA_PLAYLIST).write_text(media_playlist(entries), "utf-8")
             sizes = [p.stat().st_size for p in paths]
+            seg_durations: list[float | Fraction] = list(durations)
         else:
             with tempfile.TemporaryDirectory(prefix="kinoit-hls-", dir=root) as tmp:
                 list_file = Path(tmp) / "list.ffconcat"
@@ -402,35 +585,23 @@ def package_hls(
                 half = float(min(durations)) / 2
                 argv = build_fmp4_hls_argv(list_file, rung_dir, half)
                 ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="hls")
-            sizes = [p.stat().st_size for p in sorted(rung_dir.glob("*.m4s"))]
-        peak = max(
-            (size * 8 / float(d) for size, d in zip(sizes, durations, strict=False)), default=0.0
-        )
-        average = sum(sizes) * 8 / float(total) if total else 0.0
+            written = playlist_entries((rung_dir / MEDIA_PLAYLIST).read_text("utf-8"))
+            sizes = [(rung_dir / uri).stat().st_size for uri, _ in written]
+            seg_durations = [d for _, d in written]
         variants.append(
             HlsVariant(
                 rung=name,
                 uri=f"{name}/{MEDIA_PLAYLIST}",
-                bandwidth=math.ceil(peak),
-                average_bandwidth=math.ceil(average),
+                bandwidth=math.ceil(peak_segment_bitrate(sizes, seg_durations) + audio_peak),
+                average_bandwidth=math.ceil(average_bitrate(sizes, seg_durations) + audio_average),
                 width=rung_facts.width,
                 height=rung_facts.height,
                 codecs=codec_string(rung_facts),
                 frame_rate=fps,
             )
         )
-    audio_uri = None
-    if audio_path:
-        audio_dir = root / "audio"
-        audio_dir.mkdir(parents=True, exist_ok=True)
-        seconds = float(max(durations)) if durations else 1.0
-        ffmpeg.run(
-            build_audio_hls_argv(Path(audio_path), audio_dir, seconds),
-            settings.ffmpeg_timeout_seconds,
-        )
-        audio_uri = f"audio/{MEDIA_PLAYLIST}"
     master = root / MASTER_PLAYLIST
-    master.write_text(master_playlist(variants, audio_uri), "utf-8")
+    master.write_text(master_playlist(variants, audio), "utf-8")
     return master
 
 

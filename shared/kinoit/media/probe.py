@@ -36,6 +36,7 @@ class AudioStream:
     channels: int
     sample_rate: int
     duration: float | None
+    language: str | None = None  # the stream's language tag as the container gives it
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ def parse_probe(doc: Mapping[str, Any], path: str, pts: Sequence[int] | None = N
             channels=_int(s.get("channels")) or 0,
             sample_rate=_int(s.get("sample_rate")) or 0,
             duration=_float(s.get("duration")),
+            language=str((s.get("tags") or {}).get("language") or "") or None,
         )
         for s in streams
         if s.get("codec_type") == "audio" and s.get("codec_name")

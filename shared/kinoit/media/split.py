@@ -31,6 +31,7 @@ import io
 import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -59,6 +60,10 @@ SEGMENTS_JSON = "segments.json"
 AUDIO_NAME = "audio.m4a"
 # AAC-LC stereo at 128 kbit/s: transparent enough for previews, what HLS players expect.
 AUDIO_BITRATE = "128k"
+# The 5.1 track: AAC-LC's usual 5.1 rate is about twice its stereo one.
+SURROUND_BITRATE = "256k"
+# A source language tag kinoit passes on (ISO 639 or BCP 47 shaped); others are dropped.
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}")
 # FFV1 slices let ffmpeg encode and decode one frame on several cores.
 FFV1_SLICES = 4
 # Lossless segments are UT Video (intra-only, bit-exact) when it carries the source's
@@ -177,15 +182,50 @@ def build_decode_split_argv(
     return argv
 
 
-def build_audio_argv(src: str | Path, out: Path, duration: Fraction) -> list[str]:
-    """Encode the first audio stream once to AAC, padded or cut to exactly ``duration``."""
+def audio_filtergraph(channels: int) -> tuple[str, list[str]]:
+    """The filtergraph that pads or cuts the first audio stream and makes the renditions,
+    and its output labels in track order: stereo first (mono is copied to both sides,
+    more channels are downmixed), then, for a source of more than two channels, its
+    surround (5.1 from 6 channels or more) (pure)."""
+    head = "[0:a:0]aresample=async=1:first_pts=0,apad"
+    if channels == 1:
+        return f"{head},pan=stereo|c0=c0|c1=c0[stereo]", ["[stereo]"]
+    if channels <= 2:
+        return f"{head},aformat=channel_layouts=stereo[stereo]", ["[stereo]"]
+    surround = ",aformat=channel_layouts=5.1" if channels >= 6 else ""
+    graph = (
+        f"{head},asplit=2[mix][full];[mix]aformat=channel_layouts=stereo[stereo];"
+        f"[full]anull{surround}[surround]"
+    )
+    return graph, ["[stereo]", "[surround]"]
+
+
+def build_audio_argv(
+    src: str | Path,
+    out: Path,
+    duration: Fraction,
+    *,
+    channels: int = 2,
+    language: str | None = None,
+) -> list[str]:
+    """Encode the first audio stream once to AAC, padded or cut to exactly ``duration``:
+    a stereo track, plus the source's surround as a second track when it has more than
+    two channels (one decode, both encodes in one run). ``language`` (the source
+    stream's tag) is kept on every track."""
     seconds = f"{float(duration):.6f}"
-    return [
-        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
-        "-af", "aresample=async=1:first_pts=0,apad", "-t", seconds,
-        "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-map_metadata", "-1",
-        "-movflags", "+faststart", str(out),
+    graph, labels = audio_filtergraph(channels)
+    argv = [
+        ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(src), "-filter_complex", graph,
     ]  # fmt: skip
+    for label in labels:
+        argv += ["-map", label]
+    argv += ["-t", seconds, "-c:a", "aac", "-b:a:0", AUDIO_BITRATE]
+    if len(labels) > 1:
+        argv += ["-b:a:1", SURROUND_BITRATE]
+    argv += ["-map_metadata", "-1"]
+    if language and LANGUAGE_TAG.fullmatch(language):
+        argv += ["-metadata:s:a", f"language={language}"]
+    return [*argv, "-movflags", "+faststart", str(out)]
 
 
 def build_keyframes_argv(src: str | Path) -> list[str]:
@@ -412,7 +452,11 @@ def split_video(
         if info.audio:
             audio = out / AUDIO_NAME
             duration = Fraction(total) / info.fps
-            ffmpeg.run(build_audio_argv(src, audio, duration), settings.ffmpeg_timeout_seconds)
+            first = info.audio[0]
+            argv = build_audio_argv(
+                src, audio, duration, channels=first.channels, language=first.language
+            )
+            ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="audio")
     except BaseException:
         for partial in out.glob("[0-9][0-9][0-9][0-9][0-9].*"):
             partial.unlink()  # segments and their signatures

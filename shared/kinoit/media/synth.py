@@ -19,6 +19,8 @@ SYNTH_TIMEOUT_SECONDS = 600.0
 SYNTH_PIX_FMTS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le")
 # Longest clip the generator makes.
 MAX_SYNTH_SECONDS = 3600.0
+# Audio layouts the generator makes: a tone per channel, each at its own pitch.
+SYNTH_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
 
 
 def build_synth_argv(
@@ -35,6 +37,8 @@ def build_synth_argv(
     pix_fmt: str = "yuv420p",
     crf: int = 18,
     preset: str = SYNTH_PRESET,
+    channels: int = 1,
+    language: str | None = None,
 ) -> list[str]:
     """The ffmpeg arguments for :func:`make_clip` (pure)."""
     rate = parse_rate(fps)
@@ -48,14 +52,22 @@ def build_synth_argv(
         )
     if rotation not in (None, 0, 90, 180, 270):
         raise InvalidParameter("rotation", f"expected 0, 90, 180 or 270, got {rotation}")
+    if channels not in SYNTH_LAYOUTS:
+        raise InvalidParameter(
+            "channels", f"expected one of {sorted(SYNTH_LAYOUTS)}, got {channels}"
+        )
     r = f"{rate.numerator}/{rate.denominator}"
     t = f"{seconds:.6f}"
     argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y"]
     # testsrc2 draws even sizes only; odd ones are cropped from the next even size.
     even_w, even_h = width + width % 2, height + height % 2
     argv += ["-f", "lavfi", "-i", f"testsrc2=size={even_w}x{even_h}:rate={r}:duration={t}"]
-    if audio:
+    if audio and channels == 1:
         argv += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={t}"]
+    elif audio:
+        tones = "|".join(f"0.2*sin({220 * (k + 1)}*2*PI*t)" for k in range(channels))
+        layout = SYNTH_LAYOUTS[channels]
+        argv += ["-f", "lavfi", "-i", f"aevalsrc={tones}:s=48000:c={layout}:d={t}"]
     argv += ["-map", "0:v"]
     filters = []
     if (even_w, even_h) != (width, height):
@@ -72,7 +84,9 @@ def build_synth_argv(
     if gop:
         argv += ["-keyint_min", str(gop), "-sc_threshold", "0"]
     if audio:
-        argv += ["-map", "1:a", "-c:a", "aac", "-b:a", "96k"]
+        argv += ["-map", "1:a", "-c:a", "aac", "-b:a", "96k" if channels < 6 else "256k"]
+        if language:
+            argv += ["-metadata:s:a:0", f"language={language}"]
     argv += ["-movflags", "+faststart", str(path)]
     return argv
 
@@ -91,6 +105,8 @@ def make_clip(
     pix_fmt: str = "yuv420p",
     crf: int = 18,
     preset: str = SYNTH_PRESET,
+    channels: int = 1,
+    language: str | None = None,
 ) -> Path:
     """Write a test clip (H.264 in MP4 by default; the extension picks the container)."""
     out = Path(path)
@@ -98,6 +114,7 @@ def make_clip(
     argv = build_synth_argv(
         out, seconds=seconds, fps=fps, width=width, height=height, audio=audio,
         rotation=rotation, vfr=vfr, gop=gop, pix_fmt=pix_fmt, crf=crf, preset=preset,
+        channels=channels, language=language,
     )  # fmt: skip
     if out.suffix.lower() not in (".mp4", ".mov", ".m4v"):
         argv.remove("-movflags")
