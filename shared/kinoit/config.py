@@ -36,6 +36,9 @@ DEFAULT_MAX_DURATION_SECONDS = 6 * 3600.0
 DEFAULT_FFMPEG_TIMEOUT_SECONDS = 3600.0
 # Request bodies are small JSON documents; 1 MiB is generous.
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+# A source uploaded through POST /sources (in pieces of at most the body cap): 4 GiB
+# holds an hour of 1080p at 8 Mbit/s.
+DEFAULT_MAX_UPLOAD_BYTES = 4 << 30
 # Kubo / Cluster HTTP calls: connect fast, allow slow large transfers.
 DEFAULT_HTTP_TIMEOUT_SECONDS = 60.0
 # Transient upstream failures are retried this many times with backoff.
@@ -114,6 +117,7 @@ class Settings:
     max_duration_seconds: float = DEFAULT_MAX_DURATION_SECONDS
     ffmpeg_timeout_seconds: float = DEFAULT_FFMPEG_TIMEOUT_SECONDS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     http_timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS
     http_retries: int = DEFAULT_HTTP_RETRIES
     allow_private_callbacks: bool = False
@@ -169,6 +173,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "KINOIT_FFMPEG_TIMEOUT_SECONDS", DEFAULT_FFMPEG_TIMEOUT_SECONDS, 1.0
         ),
         max_body_bytes=_env_int(env, "KINOIT_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024),
+        max_upload_bytes=_env_int(env, "KINOIT_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, 1),
         http_timeout_seconds=_env_float(
             env, "KINOIT_HTTP_TIMEOUT_SECONDS", DEFAULT_HTTP_TIMEOUT_SECONDS, 0.1
         ),

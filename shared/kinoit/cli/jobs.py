@@ -72,6 +72,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     with stack:
         _say(f"gateway on {stack.gateway_url}")
         _say(f"orchestrate at {stack.gateway_url}/function/orchestrate")
+        _say(f"web page at {stack.gateway_url}/function/orchestrate/ui/")
         _say(f"redis at {stack.redis_url}")
         _say(
             f"secrets in {stack.secrets_dir} "

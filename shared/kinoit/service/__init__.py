@@ -10,9 +10,13 @@ Routes (below ``/function/orchestrate``)::
     POST   /tick                  sweep leases, start queued jobs, deliver webhooks
     POST   /callback/<job>/<task>/<attempt>?token=...   results from the queue-worker
     GET    /healthz
+    GET    /ui/                   the web app (kinoit.service.ui; no token)
+    POST   /session               {"token"} -> {"valid"}: the page's sign-in check (no token)
+    POST   /sources, PUT /sources/<id>   upload a source (kinoit.service.uploads)
+    GET    /jobs/<id>/segments    every segment task's state (kinoit.service.segments)
 
-Everything but ``/metrics``, ``/healthz`` and the callbacks (which carry their
-own HMAC token) needs ``Authorization: Bearer <kinoit-api-token>``.
+Everything but ``/metrics``, ``/healthz``, ``/ui/``, ``/session`` and the callbacks
+(which carry their own HMAC token) needs ``Authorization: Bearer <kinoit-api-token>``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ from kinoit.jobs import (
 from kinoit.service.pipeline import Pipeline
 from kinoit.service.ports import Notifier
 from kinoit.service.spec import parse_job_spec
+from kinoit.service.ui import is_ui_path, ui_reply
+from kinoit.service.webapi import session_reply, web_route
 from kinoit.stages.http import Reply, json_reply, parse_json_object
 from kinoit.webhooks import WebhookEvent
 
@@ -137,6 +143,10 @@ class OrchestrateService:
             return json_reply({"ok": True})
         if path == "/metrics" and method == "GET":
             return self.metrics()
+        if is_ui_path(request.path):
+            return ui_reply(request.path, method)
+        if path == "/session" and method == "POST":
+            return session_reply(self, request)
         match = _CALLBACK.match(request.path)
         if match and method == "POST":
             return self.callback(request, match.group(1), match.group(2), int(match.group(3)))
@@ -147,6 +157,8 @@ class OrchestrateService:
             return self.list_jobs(request)
         if path == "/tick" and method == "POST":
             return json_reply(self.pipeline.tick())
+        if (reply := web_route(self, request, path)) is not None:
+            return reply
         job = _JOB.match(path)
         if job:
             job_id = job.group(1)

@@ -1,0 +1,109 @@
+"""``GET /jobs/<id>/segments``: every segment task's state, compactly, for the web
+app's segment grid, its thumbnails and its checksum chart.
+
+The job status has counts per stage; the page needs each cell. One read of the
+job's task hash, reduced here (pure, apart from the reader passed in)::
+
+    {"job_id", "state", "segments": N, "stages": ["transcode", "thumbnail", "checksum"],
+     "grid": {stage: [[state, attempts, rerun], ...one per segment]},
+     "thumbnails": [CID | null, ...one per segment],
+     "checksum": {"rungs": [rung, ...], "threshold": {rung: max distance allowed},
+                  "max_distance": {rung: [distance | null, ...one per segment]},
+                  "verdict": {rung: ["match" | "mismatch" | null, ...]}},
+     "split": state, "merge": state | null}
+
+A cell's state is pending, leased, retrying (pending again after a failed or
+expired attempt), done or failed; ``attempts`` counts the dispatches of the
+segment's task (its verification re-run included, ``rerun`` true then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from kinoit.jobs import JobRecord, TaskInfo, TaskState
+from kinoit.media.checksum import SMALL_RUNG_HEIGHT, THRESHOLDS
+from kinoit.service.planning import is_rerun, segment_of, stage_of
+
+GRID_STAGES: Final = ("transcode", "thumbnail", "checksum")
+
+
+def cell_state(info: TaskInfo) -> str:
+    """What the grid shows for one task."""
+    if info.state is TaskState.PENDING and info.attempt > 1:
+        return "retrying"
+    return info.state.value
+
+
+def rung_threshold(rung: Mapping[str, Any]) -> int:
+    """The largest per-frame hash distance the content test lets a rung have (its
+    size class from the rung's height, or width when only that is set)."""
+    side = rung.get("height") or rung.get("width") or SMALL_RUNG_HEIGHT + 1
+    size_class = "small" if int(side) <= SMALL_RUNG_HEIGHT else "large"
+    return THRESHOLDS[size_class].hash_max
+
+
+@dataclass
+class _Cell:
+    state: str = "pending"
+    attempts: int = 0
+    rerun: bool = False
+
+
+def segment_view(record: JobRecord, tasks: Iterable[TaskInfo]) -> dict[str, Any]:
+    """The grid, thumbnails and checksum distances of one job from its tasks."""
+    first: dict[tuple[str, int], TaskInfo] = {}
+    rerun: dict[tuple[str, int], TaskInfo] = {}
+    singles: dict[str, str] = {}
+    for info in tasks:
+        stage = stage_of(info.task_id)
+        if stage not in GRID_STAGES:
+            singles[stage] = cell_state(info)
+            continue
+        (rerun if is_rerun(info.task_id) else first)[(stage, segment_of(info.task_id))] = info
+    count = 1 + max((i for (s, i) in first if s == "transcode"), default=-1)
+    grid = {stage: [_Cell() for _ in range(count)] for stage in GRID_STAGES}
+    for (stage, index), info in first.items():
+        if index < count:
+            grid[stage][index] = _Cell(cell_state(info), info.attempt)
+    for (stage, index), info in rerun.items():
+        if index < count:
+            cell = grid[stage][index]
+            grid[stage][index] = _Cell(cell_state(info), cell.attempts + info.attempt, True)
+    rungs = [r for r in record.spec.get("ladder", {}).get("rungs", []) if isinstance(r, dict)]
+    names = [str(r.get("name")) for r in rungs]
+    distances: dict[str, list[int | None]] = {n: [None] * count for n in names}
+    verdicts: dict[str, list[str | None]] = {n: [None] * count for n in names}
+    for index in range(count):
+        latest = rerun.get(("checksum", index)) or first.get(("checksum", index))
+        result = latest.result if latest is not None and latest.result else {}
+        for rung, entry in (result.get("rungs") or {}).items():
+            if rung in distances and isinstance(entry, dict):
+                value = entry.get("max_distance")
+                distances[rung][index] = int(value) if isinstance(value, int | float) else None
+                verdicts[rung][index] = entry.get("verdict")
+    thumbnails: list[str | None] = [None] * count
+    for index in range(count):
+        thumb = first.get(("thumbnail", index))
+        if thumb is not None and thumb.result:
+            thumbnails[index] = thumb.result.get("thumbnail")
+    return {
+        "job_id": record.job_id,
+        "state": record.state.value,
+        "segments": count,
+        "stages": list(GRID_STAGES),
+        "grid": {
+            stage: [[c.state, c.attempts, c.rerun] for c in cells] for stage, cells in grid.items()
+        },
+        "thumbnails": thumbnails,
+        "checksum": {
+            "rungs": names,
+            "threshold": {str(r.get("name")): rung_threshold(r) for r in rungs},
+            "max_distance": distances,
+            "verdict": verdicts,
+        },
+        "split": singles.get("split", "pending"),
+        "merge": singles.get("merge"),
+    }

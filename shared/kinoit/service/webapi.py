@@ -1,0 +1,60 @@
+"""The routes the web app needs beyond the job API: uploads (``/sources``, see
+:mod:`kinoit.service.uploads`) and the per-segment view (``/jobs/<id>/segments``,
+see :mod:`kinoit.service.segments`), called by ``OrchestrateService.handle`` after
+the bearer token was checked; and the sign-in check (``POST /session``), before.
+
+``POST /session`` with ``{"token": ...}`` answers 200 ``{"valid": bool}``: the page
+asks whether a token is right without a 401 (which a browser logs as an error).
+It tells no more than a 401 from any other route would."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import TYPE_CHECKING, Final
+
+from kinoit.errors import InvalidParameter, NotFound
+from kinoit.jobs import is_job_id
+from kinoit.service.segments import segment_view
+from kinoit.service.uploads import UPLOAD_PATH, Uploads
+from kinoit.stages.http import Reply, json_reply, parse_json_object
+
+if TYPE_CHECKING:
+    from kinoit.service import HttpRequest, OrchestrateService
+
+_SEGMENTS: Final = re.compile(r"^/jobs/([^/]+)/segments$")
+
+
+def session_reply(service: OrchestrateService, request: HttpRequest) -> Reply:
+    """POST /session: whether ``body["token"]`` is the API token."""
+    from kinoit.service import API_TOKEN_FILE
+
+    token = parse_json_object(request.body).get("token")
+    if not isinstance(token, str):
+        raise InvalidParameter("token", "expected the API token as a string")
+    expected = service.settings.secret(API_TOKEN_FILE) or ""
+    valid = bool(expected) and hmac.compare_digest(token.strip().encode(), expected.encode())
+    return json_reply({"valid": valid})
+
+
+def web_route(service: OrchestrateService, request: HttpRequest, path: str) -> Reply | None:
+    """The reply for an upload or segment-view route; None for any other path."""
+    method = request.method.upper()
+    if path == "/sources" and method == "POST":
+        uploads = Uploads(service.redis, service.pipeline.store, service.settings)
+        created = uploads.create(parse_json_object(request.body), service.pipeline.callback_base)
+        return json_reply(created, 201)
+    upload = UPLOAD_PATH.match(path)
+    if upload and method == "PUT":
+        uploads = Uploads(service.redis, service.pipeline.store, service.settings)
+        reply, status = uploads.put(upload.group(1), request.query.get("offset"), request.body)
+        return json_reply(reply, status)
+    segments = _SEGMENTS.match(path)
+    if segments and method == "GET":
+        job_id = segments.group(1)
+        if not is_job_id(job_id):
+            raise NotFound(f"no job {job_id!r}")
+        engine = service.pipeline.engine
+        record = engine.get_job(job_id)
+        return json_reply(segment_view(record, engine.iter_tasks(job_id)))
+    return None

@@ -1,0 +1,220 @@
+"""The web page in a real Chromium against a real `kinoit dev`: sign in, upload a
+generated clip, watch its segments move through the pipeline, play the result,
+cancel a job; on loopback only, with a clean console, at 360 px and on a desktop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import API_TOKEN, JOB_TIMEOUT, TINY_LADDER, Dev, start_dev, stop_dev
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "docs" / "ui-job.png"
+SECONDS = 3  # segments of the main clip
+TIMEOUT_MS = JOB_TIMEOUT * 1000
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from kinoit.media.synth import make_clip
+
+    root = tmp_path_factory.mktemp("ui-clip")
+    return make_clip(root / "clip.mp4", seconds=SECONDS, width=320, height=180, audio=True)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    from kinoit.service.ui import ASSETS_DIR
+
+    if not (ASSETS_DIR / "index.html").is_file():
+        pytest.skip("the web page is not built: run scripts/build-ui (scripts/install does)")
+    stack = start_dev(tmp_path_factory.mktemp("ui-dev"))
+    try:
+        yield stack
+    finally:
+        stop_dev(stack)
+
+
+def ui_url(dev: Dev) -> str:
+    return f"{dev.orchestrate}/ui/"
+
+
+def sign_in(page: Any, dev: Dev, token: str = API_TOKEN) -> None:
+    page.goto(ui_url(dev))
+    page.get_by_test_id("token").fill(token)
+    page.get_by_test_id("login").click()
+
+
+def submit_tiny(page: Any, source: str | None = None) -> str:
+    """Fill the form (ladder: the e2e tiny ladder) and submit; the new job's id."""
+    if source is not None:
+        page.get_by_test_id("source").fill(source)
+    page.get_by_test_id("profile").select_option("ladder")
+    page.get_by_test_id("ladder").fill(json.dumps(TINY_LADDER))
+    page.get_by_test_id("submit").click()
+    page.wait_for_url("**/ui/#/jobs/*")
+    return str(page.url.rsplit("/", 1)[1])
+
+
+# Records every state each grid cell shows, from the moment the job page opens.
+WATCH_GRID = """() => {
+  window.__seen = {};
+  const record = (cell) => {
+    const key = `${cell.dataset.stage}.${cell.dataset.segment}`;
+    (window.__seen[key] = window.__seen[key] || []).push(cell.dataset.state);
+  };
+  new MutationObserver((changes) => {
+    for (const change of changes) {
+      if (change.target.classList.contains('cell')) record(change.target);
+    }
+  }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-state'] });
+}"""
+
+
+def test_sign_in_upload_and_watch_the_grid_fill(page: Any, dev: Dev, clip: Path) -> None:
+    sign_in(page, dev, "not-the-token")
+    error = page.get_by_test_id("error")
+    error.wait_for()
+    assert "wrong" in error.inner_text()
+    assert page.get_by_test_id("logout").is_hidden()
+
+    page.get_by_test_id("token").fill(API_TOKEN)
+    page.get_by_test_id("login").click()
+    page.get_by_test_id("logout").wait_for()
+    assert error.is_hidden()
+    assert page.evaluate("() => window.sessionStorage.getItem('kinoit-token')") == API_TOKEN
+    assert page.evaluate("() => window.localStorage.length") == 0
+    assert page.console_errors == []  # a wrong token is no failed request
+
+    page.get_by_test_id("upload").set_input_files(str(clip))
+    source = page.get_by_test_id("source")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=source]').value.startsWith('baf')",
+        timeout=60_000,
+    )
+    assert source.input_value() == dev.store().add_bytes(clip.read_bytes(), pin=False)
+    assert page.get_by_test_id("upload-progress").evaluate("p => p.value") == 1
+
+    job_id = submit_tiny(page)
+    page.evaluate(WATCH_GRID)
+    grid = page.get_by_test_id("segment-grid")
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=segment-grid] .cell').length === n",
+        arg=3 * SECONDS,
+        timeout=TIMEOUT_MS,
+    )
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=job-state]').textContent === 'completed'",
+        timeout=TIMEOUT_MS,
+    )
+    cells = grid.locator(".cell")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=segment-grid] .cell')]"
+        ".every((c) => c.dataset.state === 'done')",
+        timeout=10_000,
+    )
+    for stage in ("transcode", "thumbnail", "checksum"):
+        for i in range(SECONDS):
+            cell = grid.locator(f'.cell[data-stage="{stage}"][data-segment="{i}"]')
+            assert cell.get_attribute("data-state") == "done"
+            assert "1 attempt" in (cell.get_attribute("title") or "")
+    assert cells.count() == 3 * SECONDS
+    seen = page.evaluate("() => window.__seen")
+    # the grid filled as the job ran: cells showed other states before done
+    assert any(len(states) > 1 or states[0] != "done" for states in seen.values()), seen
+    assert all(states[-1] == "done" for states in seen.values()), seen
+
+    chart = page.get_by_test_id("checksum-chart")
+    assert chart.locator("svg .series rect").count() == SECONDS * len(TINY_LADDER["rungs"])
+    assert chart.locator("svg line.threshold").count() == len(TINY_LADDER["rungs"])
+
+    page.get_by_role("link", name="← All jobs").click()
+    row = page.get_by_test_id("jobs").locator(f'tr[data-job-id="{job_id}"]')
+    row.wait_for()
+    assert page.get_by_test_id("jobs").locator("tr").first.get_attribute("data-job-id") == job_id
+    assert "completed" in row.inner_text()
+
+
+def test_a_job_cancelled_from_its_page(
+    page: Any, tmp_path_factory: pytest.TempPathFactory, clip: Path
+) -> None:
+    # split sleeps, so the job is still running when the button is pressed
+    stack = start_dev(
+        tmp_path_factory.mktemp("ui-cancel"), workers=1, KINOIT_FAILPOINTS="stage.split=sleep(20)"
+    )
+    try:
+        source = stack.add(clip)
+        sign_in(page, stack)
+        page.get_by_test_id("logout").wait_for()
+        job_id = submit_tiny(page, source)
+        state = page.get_by_test_id("job-state")
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=job-state]').textContent === 'running'",
+            timeout=30_000,
+        )
+        page.get_by_test_id("cancel").click()
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=job-state]').textContent === 'cancelled'",
+            timeout=30_000,
+        )
+        assert state.inner_text().lower() == "cancelled"
+        assert page.get_by_test_id("cancel").is_hidden()
+        assert stack.job(job_id)["state"] == "cancelled"
+        assert page.console_errors == []
+    finally:
+        stop_dev(stack)
+
+
+def overflow(page: Any) -> int:
+    """How far the page is wider than the window (0: no horizontal scrolling)."""
+    return int(
+        page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+    )
+
+
+def test_readable_at_360_px_and_usable_by_keyboard(page: Any, dev: Dev, clip: Path) -> None:
+    source = dev.add(clip)
+    # not the first test's ladder: that job's results would complete this one at once
+    job_id = dev.submit(source, ladder={"rungs": TINY_LADDER["rungs"][1:]})
+    dev.wait_state(job_id, {"completed", "failed"})
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(ui_url(dev))
+    # keyboard only: the token field has the focus; Enter signs in
+    page.keyboard.type(API_TOKEN)
+    page.keyboard.press("Enter")
+    page.get_by_test_id("logout").wait_for()
+    page.get_by_test_id("jobs").locator(f'tr[data-job-id="{job_id}"]').wait_for()
+    assert overflow(page) == 0
+    link = page.get_by_test_id("jobs").locator(f'tr[data-job-id="{job_id}"] a')
+    for _ in range(40):  # Tab through the form to the job's link
+        page.keyboard.press("Tab")
+        if link.evaluate("a => a === document.activeElement"):
+            break
+    else:
+        raise AssertionError("Tab never reached the job's link")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=job-state]')?.textContent === 'completed'",
+        timeout=30_000,
+    )
+    page.get_by_test_id("segment-grid").locator(".cell").first.wait_for()
+    assert overflow(page) == 0
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert overflow(page) == 0
+
+
+def test_the_printed_url_is_the_page(dev: Dev) -> None:
+    import requests
+
+    page = requests.get(ui_url(dev), timeout=10)
+    assert page.status_code == 200 and 'data-testid="segment-grid"' in page.text
+    log = (dev.home.parent / "dev.log").read_text()
+    assert f"web page at {ui_url(dev)}" in log

@@ -1,0 +1,86 @@
+"""GET /jobs/<id>/segments: the segment grid, thumbnails and checksum distances."""
+
+from __future__ import annotations
+
+from kinoit.media.checksum import THRESHOLDS
+from kinoit.service.segments import rung_threshold
+
+from tests.service.conftest import Harness
+
+
+def view(harness: Harness, job_id: str) -> dict:
+    status, body = harness.request("GET", f"/jobs/{job_id}/segments")
+    assert status == 200, body
+    return dict(body)
+
+
+def states(body: dict, stage: str) -> list[str]:
+    return [cell[0] for cell in body["grid"][stage]]
+
+
+def test_the_grid_follows_every_task(harness: Harness) -> None:
+    job_id = harness.submit()
+    before = view(harness, job_id)
+    assert (before["segments"], before["split"], before["state"]) == (0, "leased", "running")
+    assert before["grid"] == {"transcode": [], "thumbnail": [], "checksum": []}
+    harness.answer(harness.calls.pop(0))  # split: the fan-out of 3 segments
+    fanned = view(harness, job_id)
+    assert fanned["segments"] == 3 and fanned["split"] == "done"
+    assert set(states(fanned, "transcode")) <= {"leased", "pending"}
+    assert states(fanned, "checksum") == ["pending"] * 3
+    assert fanned["thumbnails"] == [None] * 3
+    thumb = next(c for c in harness.calls if c.task_id == "thumbnail.1")
+    harness.calls.remove(thumb)
+    harness.answer(thumb, 500, {"error": "MediaError", "message": "boom"})
+    retry = view(harness, job_id)
+    assert retry["grid"]["thumbnail"][1] == ["retrying", 2, False]
+    harness.drain()
+    harness.pipeline.tick()  # the retry is due: sent again
+    harness.drain()
+    done = view(harness, job_id)
+    assert done["state"] == "completed" and done["merge"] == "done"
+    for stage in ("transcode", "thumbnail", "checksum"):
+        assert states(done, stage) == ["done"] * 3
+    assert done["grid"]["thumbnail"][1] == ["done", 2, False]
+    assert done["grid"]["transcode"][0] == ["done", 1, False]
+    assert all(isinstance(cid, str) and cid.startswith("baf") for cid in done["thumbnails"])
+    assert done["checksum"]["rungs"] == ["90p"]
+    assert done["checksum"]["max_distance"] == {"90p": [1, 1, 1]}
+    assert done["checksum"]["verdict"] == {"90p": ["match"] * 3}
+    assert done["checksum"]["threshold"] == {"90p": THRESHOLDS["small"].hash_max}
+
+
+def test_a_rerun_after_a_mismatch_shares_its_segment_cell(harness: Harness) -> None:
+    job_id = harness.submit()
+    mismatched = False
+
+    def decide(call):  # type: ignore[no-untyped-def]
+        nonlocal mismatched
+        if call.function == "checksum" and call.task_id == "checksum.2" and not mismatched:
+            mismatched = True
+            result = harness.result_for(call)
+            result["rungs"]["90p"] = {"max_distance": 40, "verdict": "mismatch", "reason": "x"}
+            return 200, {**result, "ok": False, "failed": ["content"], "reason": "90p: content"}
+        return None
+
+    harness.drain(decide=decide)
+    body = view(harness, job_id)
+    assert body["state"] == "completed"
+    assert body["grid"]["transcode"][2] == ["done", 2, True]
+    assert body["grid"]["checksum"][2] == ["done", 2, True]
+    assert body["checksum"]["max_distance"]["90p"] == [1, 1, 1]  # the re-run's distances
+
+
+def test_segments_of_an_unknown_job_is_404_and_needs_the_token(harness: Harness) -> None:
+    status, _ = harness.request("GET", "/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/segments")
+    assert status == 404
+    status, _ = harness.request("GET", "/jobs/nope/segments")
+    assert status == 404
+    status, _ = harness.request("GET", "/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/segments", token=None)
+    assert status == 401
+
+
+def test_rung_thresholds_follow_the_size_class() -> None:
+    assert rung_threshold({"height": 288}) == THRESHOLDS["small"].hash_max
+    assert rung_threshold({"height": 720}) == THRESHOLDS["large"].hash_max
+    assert rung_threshold({"width": 200}) == THRESHOLDS["small"].hash_max

@@ -1,0 +1,50 @@
+// The player: hls.js (from the npm lockfile, served beside the page) on the job's
+// preview playlist while it runs, on the finished HLS after; a browser that plays
+// HLS itself (Safari) gets the URL directly.
+
+import Hls from './hls.mjs';
+import { authHeaders, sameOrigin } from './api.js';
+
+export class Player {
+  constructor(video, status) {
+    this.video = video;
+    this.status = status;
+    this.url = null;
+    this.hls = null;
+  }
+
+  // Play `url` (null: nothing to play yet); `bearer`: send the token with each request.
+  load(url, { bearer = false, live = false } = {}) {
+    if (url === this.url) return;
+    this.destroy();
+    this.url = url;
+    if (!url) return;
+    this.status.textContent = live ? 'Preview: what is encoded so far.' : '';
+    if (Hls.isSupported()) {
+      const hls = new Hls({
+        enableWorker: false,
+        xhrSetup: (xhr, requestUrl) => {
+          if (bearer && sameOrigin(requestUrl)) {
+            for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+          }
+        },
+      });
+      hls.on(Hls.Events.ERROR, (_event, data) => {
+        if (data.fatal) this.status.textContent = `Playback stopped: ${data.details}`;
+      });
+      hls.loadSource(url);
+      hls.attachMedia(this.video);
+      this.hls = hls;
+    } else if (this.video.canPlayType('application/vnd.apple.mpegurl')) {
+      this.video.src = url;
+    } else {
+      this.status.textContent = 'This browser cannot play HLS.';
+    }
+  }
+
+  destroy() {
+    if (this.hls) this.hls.destroy();
+    this.hls = null;
+    this.url = null;
+  }
+}
