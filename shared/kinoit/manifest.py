@@ -22,7 +22,8 @@ Shape::
                                                  "verdict", "failed": test | None, "reason",
                                                  "scores": {test score: number}}}},
                    "attempts"}],
-     "outputs": {"mp4": {rung: CID}, "hls": CID, "storyboard": CID, "storyboard_vtt": CID}}
+     "outputs": {"mp4": {rung: CID}, "hls": CID, "storyboard": CID, "storyboard_vtt": CID,
+                 "directory": CID}}   # directory: every output as one UnixFS directory
 
 A long video's ``segments`` is instead a list of links to pages (lists of up to
 512 entries, in order), so no block outgrows the 1 MiB that Kubo accepts;

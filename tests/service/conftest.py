@@ -19,9 +19,11 @@ from kinoit.jobs import EngineConfig, JobEngine, ResultCache
 from kinoit.metrics import MetricsRecorder
 from kinoit.service import HttpRequest, OrchestrateService, RedisNotifier
 from kinoit.service.pipeline import Pipeline
+from kinoit.stages.merge import read_plan
 from kinoit.stages.signing import verify_stage_request
 from kinoit.store import EmbeddedStore
 from kinoit.store.cid import CID
+from kinoit.store.directory import file_entry, put_tree
 
 API_TOKEN = "test-api-token"
 WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY="
@@ -157,9 +159,18 @@ class Harness:
                     "ok": True, "reason": "match"}  # fmt: skip
         if call.function == "merge":
             hls = s.dag_put({"type": "kinoit/directory", "entries": {}})
-            mp4 = s.add_bytes(b"mp4" + body["plan"].encode(), pin=False)
-            return {"plan": body["plan"], "mp4": {"90p": mp4},
-                    "hls": hls, "storyboard": None, "storyboard_vtt": None}  # fmt: skip
+            mp4_bytes = b"mp4" + body["plan"].encode()
+            mp4 = s.add_bytes(mp4_bytes, pin=False)
+            # the outputs directory as merge lays it out: the MP4 and every thumbnail
+            layout = {"90p.mp4": file_entry(mp4, len(mp4_bytes))}
+            for entry in read_plan(s, body["plan"]).entries:
+                thumb = str(entry["thumbnail"])
+                size = len(b"".join(s.cat(thumb)))
+                layout[f"thumbs/{int(entry['index']):05d}.jpg"] = file_entry(thumb, size)
+            directory = put_tree(s, layout)
+            return {"plan": body["plan"], "mp4": {"90p": mp4}, "hls": hls,
+                    "storyboard": None, "storyboard_vtt": None,
+                    "directory": directory}  # fmt: skip
         raise AssertionError(call.function)
 
     def drain(

@@ -252,6 +252,30 @@ def _remove_stale(out_dir: Path, previous: PreviousOutputs, kept: set[Path]) -> 
             path.unlink(missing_ok=True)
 
 
+def directory_files(store: Any, root: str) -> list[tuple[Path, str]]:
+    """Every file of the UnixFS directory ``root``: (relative path, CID), depth first in
+    name order; a name that is not a plain file name is refused (it comes from the store)."""
+    from kinoit.store.cid import CID
+    from kinoit.store.directory import list_directory, stat
+
+    def get_block(cid: CID) -> bytes:
+        return bytes(store.block_get(str(cid)))
+
+    found: list[tuple[Path, str]] = []
+    stack = [(stat(get_block, CID.parse(root)), PurePosixPath())]
+    while stack:
+        node, rel = stack.pop()
+        if node.kind != "directory":
+            found.append((Path(rel), str(node.cid)))
+            continue
+        children = []
+        for name, link in list_directory(get_block, node):
+            child = rel / safe_relative(name)
+            children.append((stat(get_block, link.cid), child))
+        stack.extend(reversed(children))
+    return found
+
+
 def _write_outputs(store: Any, manifest_cid: str, out_dir: Path) -> list[Path]:
     """Write the outputs under ``out_dir`` (manifest.json last); return their relative paths."""
     from kinoit.store.cid import CID
@@ -265,18 +289,24 @@ def _write_outputs(store: Any, manifest_cid: str, out_dir: Path) -> list[Path]:
         written.append(rel)
 
     outputs = manifest["outputs"]
-    for rung, cid in sorted(outputs["mp4"].items()):
-        get(cid, Path(check_name(rung, "outputs.mp4") + ".mp4"))
-    listing = store.dag_get(str(outputs["hls"]))
-    for rel, cid in sorted(listing["entries"].items()):
-        get(cid, Path("hls", *safe_relative(rel).parts))
     manifest = {**manifest, "segments": expand_segments(manifest, store.dag_get)}
-    for entry in manifest["segments"]:
-        if entry.get("thumbnail"):
-            get(entry["thumbnail"], Path("thumbs", f"{int(entry['index']):05d}.jpg"))
-    for key, name in _OPTIONAL_FILES.items():
-        if outputs.get(key):
-            get(outputs[key], Path(name))
+    if outputs.get("directory"):
+        # the job's one UnixFS directory, file by file: `ipfs add -r` of what is written
+        # here (manifest.json aside) gives outputs.directory again
+        for rel, cid in directory_files(store, str(outputs["directory"])):
+            get(cid, rel)
+    else:  # a manifest from before outputs had one directory
+        for rung, cid in sorted(outputs["mp4"].items()):
+            get(cid, Path(check_name(rung, "outputs.mp4") + ".mp4"))
+        listing = store.dag_get(str(outputs["hls"]))
+        for rel, cid in sorted(listing["entries"].items()):
+            get(cid, Path("hls", *safe_relative(rel).parts))
+        for entry in manifest["segments"]:
+            if entry.get("thumbnail"):
+                get(entry["thumbnail"], Path("thumbs", f"{int(entry['index']):05d}.jpg"))
+        for key, name in _OPTIONAL_FILES.items():
+            if outputs.get(key):
+                get(outputs[key], Path(name))
     text = dumps_dag_json(manifest, lambda v: isinstance(v, CID))
     (out_dir / "manifest.json").write_text(text, "utf-8")
     written.append(Path("manifest.json"))

@@ -143,6 +143,8 @@ class JobEnd:
             "hls": str(merge_result["hls"]),
             "storyboard": merge_result.get("storyboard"),
             "storyboard_vtt": merge_result.get("storyboard_vtt"),
+            # the one UnixFS directory of every output, as `kinoit run --out` lays it out
+            "directory": merge_result.get("directory"),
         }
         manifest = build_manifest(
             source={**dict(split["source"]), "cid": spec.source},

@@ -155,7 +155,9 @@ class Pipeline:
         """Complete from the job-level cache, or add the split task and dispatch it."""
         spec = self.spec(job_id)
         cached = self.cache.get(JOB_CACHE_STAGE, spec.source, spec.reuse_key())
-        if cached and self.dispatch.have(cached.get("manifest")):
+        # an entry from before outputs had one UnixFS directory is made again, once
+        has_directory = bool(dict((cached or {}).get("outputs") or {}).get("directory"))
+        if cached and has_directory and self.dispatch.have(cached.get("manifest")):
             manifest = str(cached["manifest"])
             self.engine.emit(job_id, "job.reused", manifest=manifest)
             # this job's outputs are pinned for this job too (the first job's pin may be

@@ -88,4 +88,5 @@ def check_result(stage: str, result: Mapping[str, Any]) -> None:
         _cid(result, "hls")
         _cid(result, "storyboard", optional=True)
         _cid(result, "storyboard_vtt", optional=True)
+        _cid(result, "directory", optional=True)  # absent from merges before it existed
         _cid_map(result, "mp4")

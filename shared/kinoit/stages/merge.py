@@ -6,8 +6,12 @@ The plan is a DAG-CBOR document written by orchestrate::
      "segment_seconds": "1", "pages": [CID, ...]}   # pages: lists of manifest segment entries
 
 The HLS tree is stored file by file and described by a DAG-CBOR listing
-``{"type": "kinoit/directory", "entries": {"master.m3u8": CID, "<rung>/index.m3u8": CID, ...}}``
-(the store has no UnixFS directories), which ``kinoit run`` writes back to disk.
+``{"type": "kinoit/directory", "entries": {"master.m3u8": CID, "<rung>/index.m3u8": CID, ...}}``.
+Every output also goes into one UnixFS directory (``directory``) in the layout
+``kinoit run --out`` writes — ``<rung>.mp4``, ``hls/…``, ``thumbs/<index>.jpg``,
+``storyboard.jpg``, ``storyboard.vtt`` — linking the files' own blocks (a TS
+segment of a playlist is the rendition segment itself), so any IPFS gateway
+serves ``/ipfs/<directory>/hls/master.m3u8``.
 """
 
 from __future__ import annotations
@@ -163,16 +167,34 @@ def verified_by_checksum(entries: list[dict[str, Any]], rung: str) -> bool:
     return True
 
 
-def store_directory(store: Any, root: Path) -> str:
-    """Add every file under ``root`` and return the CID of a DAG-CBOR listing."""
-    from kinoit.store.cid import CID
-
-    files = {
-        str(path.relative_to(root)): CID.parse(store.add(path, pin=False))
+def add_files(store: Any, root: Path) -> dict[str, tuple[str, int]]:
+    """Add every file under ``root`` (unpinned); their relative paths -> (CID, bytes)."""
+    return {
+        path.relative_to(root).as_posix(): (store.add(path, pin=False), path.stat().st_size)
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def store_directory(
+    store: Any, root: Path, added: Mapping[str, tuple[str, int]] | None = None
+) -> str:
+    """Add every file under ``root`` (unless ``added`` already did) and return the CID
+    of a DAG-CBOR listing."""
+    from kinoit.store.cid import CID
+
+    added = add_files(store, root) if added is None else added
+    files = {rel: CID.parse(cid) for rel, (cid, _size) in sorted(added.items())}
     return str(store.dag_put({"type": DIRECTORY_TYPE, "entries": files}))
+
+
+def store_outputs_directory(store: Any, files: Mapping[str, tuple[str, int]]) -> str:
+    """The job's one UnixFS directory over ``files`` (path in the ``kinoit run --out``
+    layout -> stored file's CID and bytes): the CID ``ipfs add -r --cid-version=1`` gives
+    that folder."""
+    from kinoit.store.directory import file_entry, put_tree
+
+    return put_tree(store, {rel: file_entry(cid, size) for rel, (cid, size) in files.items()})
 
 
 def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
@@ -196,6 +218,8 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
             ]
         audio = fetch(store, plan.audio, work / "audio.m4a") if plan.audio else None
         mp4: dict[str, str] = {}
+        # Every output file in the `kinoit run --out` layout: path -> (CID, bytes).
+        layout: dict[str, tuple[str, int]] = {}
         # One ffprobe per rung: merge_rung and package_hls share what it found.
         facts = {rung: probe_facts(paths[rung][0], settings) for rung in rungs}
         for rung in rungs:
@@ -206,16 +230,21 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
                 decode_check=not verified_by_checksum(entries, rung), settings=settings,
             )  # fmt: skip
             mp4[rung] = store.add(merged.path, pin=False)
+            layout[f"{rung}.mp4"] = (mp4[rung], merged.path.stat().st_size)
         package_hls(
             paths, work / "hls", fps=fps, segment_frames=frames, audio_path=audio,
             facts=facts, settings=settings,
         )  # fmt: skip
-        hls = store_directory(store, work / "hls")
-        thumbs = [
-            fetch(store, str(e["thumbnail"]), work / "thumbs" / f"{i:05d}.jpg")
-            for i, e in enumerate(entries)
-            if e.get("thumbnail")
-        ]
+        hls_files = add_files(store, work / "hls")
+        hls = store_directory(store, work / "hls", hls_files)
+        layout.update({f"hls/{rel}": added for rel, added in hls_files.items()})
+        thumbs = []
+        for i, e in enumerate(entries):
+            if e.get("thumbnail"):
+                thumb = fetch(store, str(e["thumbnail"]), work / "thumbs" / f"{i:05d}.jpg")
+                thumbs.append(thumb)
+                name = f"thumbs/{int(e['index']):05d}.jpg"
+                layout[name] = (str(e["thumbnail"]), thumb.stat().st_size)
         storyboard = vtt = None
         if len(thumbs) == len(entries):
             sprite, vtt_path = make_storyboard(
@@ -223,11 +252,15 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
             )
             storyboard = store.add(sprite, pin=False)
             vtt = store.add(vtt_path, pin=False)
+            layout["storyboard.jpg"] = (storyboard, sprite.stat().st_size)
+            layout["storyboard.vtt"] = (vtt, vtt_path.stat().st_size)
+        directory = store_outputs_directory(store, layout)
     return {
         "plan": request.plan,
         "mp4": mp4,
         "hls": hls,
         "storyboard": storyboard,
         "storyboard_vtt": vtt,
+        "directory": directory,
         "frames": sum(frames),
     }

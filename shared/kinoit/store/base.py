@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +62,10 @@ class Store(Protocol):
 
     def block_get(self, cid: str) -> bytes:
         """The raw bytes of one block, verified against its CID."""
+        ...
+
+    def block_put(self, data: bytes, *, codec: int = ...) -> str:
+        """Store one block as-is with ``codec`` (raw by default); return its CID (not pinned)."""
         ...
 
     def has(self, cid: str) -> bool:
@@ -134,9 +138,17 @@ def iter_chunks(stream: IO[bytes], size: int) -> Iterable[bytes]:
 def atomic_output(dest: Path) -> Iterator[IO[bytes]]:
     """A file that appears at ``dest`` only if the block completes (never half-written).
 
-    Not fsynced: it is for working copies and exports that can be made again.
+    Not fsynced: it is for working copies and exports that can be made again. The file
+    is created like any other (0666 less the umask: 0644 usually), not 0600 as
+    ``mkstemp`` would, so a web server running as another user can read an export.
     """
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    while True:
+        tmp = str(dest.parent / f".{dest.name}.{secrets.token_hex(8)}.part")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as out:
             yield out

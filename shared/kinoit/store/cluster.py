@@ -31,7 +31,7 @@ import requests
 
 from kinoit.errors import InvalidParameter, KinoitError, NotFound, StoreUnavailable
 from kinoit.store.base import Pin
-from kinoit.store.cid import CID, parse_cid
+from kinoit.store.cid import CID, RAW, parse_cid
 from kinoit.store.http import CONNECT_TIMEOUT_SECONDS, retrying_session
 from kinoit.store.kubo import KuboStore
 
@@ -266,6 +266,9 @@ class ClusterStore:
 
     def block_get(self, cid: str) -> bytes:
         return self.kubo.block_get(cid)
+
+    def block_put(self, data: bytes, *, codec: int = RAW) -> str:
+        return self.kubo.block_put(data, codec=codec)
 
     def has(self, cid: str) -> bool:
         return self.kubo.has(cid)

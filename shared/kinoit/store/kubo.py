@@ -337,6 +337,19 @@ class KuboStore:
             raise IntegrityError(f"Kubo returned bytes for {parsed} that do not match it") from None
         return data
 
+    def block_put(self, data: bytes, *, codec: int = RAW) -> str:
+        """Store one block as-is with ``codec``; return its CID (checked against ours)."""
+        expected = CID.for_block(codec, data)
+        params = {"cid-codec": expected.codec_name, "mhtype": "sha2-256", "pin": "false"}
+        answer = self._json("block/put", params, body=[data])
+        try:
+            got = CID.parse(str(answer["Key"])).to_v1()
+        except (KeyError, TypeError):
+            raise StoreUnavailable(f"Kubo block/put answered {answer!r}") from None
+        if got != expected:
+            raise IntegrityError(f"Kubo stored the block as {got}, expected {expected}")
+        return str(got)
+
     def has(self, cid: str) -> bool:
         """Whether the node holds the block locally (no network lookup)."""
         parsed = parse_cid(cid)
