@@ -95,6 +95,17 @@ def test_build_context_holds_handler_and_shared_package(shrinkwrapped: Path, nam
     assert (context / "index.py").is_file()
 
 
+def test_orchestrate_image_gets_the_built_web_page(shrinkwrapped: Path) -> None:
+    """configuration.copy brings scripts/build-ui's output (package data, not in git)
+    into orchestrate's build context, so the image serves /ui/."""
+    built = REPO / "shared" / "kinoit" / "service" / "webapp"
+    if not (built / "index.html").is_file():
+        pytest.skip("the web page is not built: run scripts/build-ui (scripts/install does)")
+    webapp = shrinkwrapped / "orchestrate" / "function" / "shared" / "kinoit" / "service" / "webapp"
+    for name in ("index.html", "app.js", "hls.mjs"):
+        assert (webapp / name).read_bytes() == (built / name).read_bytes(), name
+
+
 def test_shared_package_imports_from_the_build_context(shrinkwrapped: Path) -> None:
     """With PYTHONPATH as stack.yml sets it, the copied package is the one imported."""
     shared = shrinkwrapped / "split" / "function" / "shared"

@@ -84,3 +84,22 @@ def test_rung_thresholds_follow_the_size_class() -> None:
     assert rung_threshold({"height": 288}) == THRESHOLDS["small"].hash_max
     assert rung_threshold({"height": 720}) == THRESHOLDS["large"].hash_max
     assert rung_threshold({"width": 200}) == THRESHOLDS["small"].hash_max
+
+
+def test_a_finished_task_is_read_once_and_an_unfinished_one_every_time(harness: Harness) -> None:
+    from kinoit.jobs import keys
+
+    job_id = harness.submit()
+    harness.answer(harness.calls.pop(0))  # split
+    harness.answer(next(c for c in harness.calls if c.task_id == "thumbnail.0"))
+    first = view(harness, job_id)
+    assert first["grid"]["thumbnail"][0] == ["done", 1, False]
+    assert first["grid"]["thumbnail"][2][0] in {"pending", "leased"}
+    tasks_key = keys.JOB_TASKS_KEY.format(job_id=job_id)
+    # rewritten behind the engine's back: a finished task's entry is not read again,
+    # an unfinished one's is
+    harness.service.redis.hset(tasks_key, "thumbnail.0", "F1|thumbnail|rewritten")
+    harness.service.redis.hset(tasks_key, "thumbnail.2", "P3|thumbnail|")
+    second = view(harness, job_id)
+    assert second["grid"]["thumbnail"][0] == ["done", 1, False]
+    assert second["grid"]["thumbnail"][2] == ["retrying", 3, False]

@@ -41,14 +41,16 @@ function every(ms, fn) {
   let timer = null;
   let stopped = false;
   const run = async () => {
+    let delay = ms;
     try {
       const again = await fn();
       if (again === false) return;
+      if (typeof again === 'number') delay = Math.max(ms, again);
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) { signOut('Your token is no longer accepted; sign in again.'); return; }
       showError(describe(error));
     }
-    if (!stopped) timer = window.setTimeout(run, ms);
+    if (!stopped) timer = window.setTimeout(run, delay);
   };
   run();
   return () => { stopped = true; window.clearTimeout(timer); };
@@ -353,7 +355,10 @@ function renderJob(jobId) {
 
   let finalRound = false;
   stopView = every(POLL_MS, async () => {
+    const started = performance.now();
     const [job, view] = await Promise.all([api(`jobs/${jobId}`), api(`jobs/${jobId}/segments`)]);
+    // a long job's view costs the server more: never ask for more than a third of its time
+    const next = 3 * (performance.now() - started);
     renderStatus(job);
     renderGrid(grid, view);
     gridNote.hidden = !(job.state === 'completed' && view.segments === 0);
@@ -364,7 +369,7 @@ function renderJob(jobId) {
       if (finalRound && shownThumbs.size >= view.thumbnails.filter(Boolean).length) return false;
       finalRound = true;
     }
-    return true;
+    return next;
   });
   const stopPolling = stopView;
   stopView = () => { stopPolling(); player.destroy(); };

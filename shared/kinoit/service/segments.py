@@ -1,8 +1,9 @@
 """``GET /jobs/<id>/segments``: every segment task's state, compactly, for the web
 app's segment grid, its thumbnails and its checksum chart.
 
-The job status has counts per stage; the page needs each cell. One read of the
-job's task hash, reduced here (pure, apart from the reader passed in)::
+The job status has counts per stage; the page needs each cell, every second.
+:func:`read_grid_tasks` reads the job's tasks (each finished one only once per
+process), :func:`segment_view` reduces them (pure)::
 
     {"job_id", "state", "segments": N, "stages": ["transcode", "thumbnail", "checksum"],
      "grid": {stage: [[state, attempts, rerun], ...one per segment]},
@@ -19,15 +20,85 @@ segment's task (its verification re-run included, ``rerun`` true then).
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kinoit.jobs import JobRecord, TaskInfo, TaskState
+import redis
+
+from kinoit.jobs import JobRecord, TaskInfo, TaskState, keys, translate_redis_errors
+from kinoit.jobs.decode import text
 from kinoit.media.checksum import SMALL_RUNG_HEIGHT, THRESHOLDS
-from kinoit.service.planning import is_rerun, segment_of, stage_of
+from kinoit.service.planning import RERUN_SUFFIX, is_rerun, segment_of, stage_of
 
 GRID_STAGES: Final = ("transcode", "thumbnail", "checksum")
+# States a task never leaves.
+_SETTLED: Final = frozenset({TaskState.DONE, TaskState.FAILED})
+# Task hash fields read per HMGET round trip.
+_READ_BATCH: Final = 4096
+# Jobs whose finished tasks are remembered (per process): the pages being watched.
+_REMEMBERED_JOBS: Final = 32
+_remembered: OrderedDict[str, dict[str, TaskInfo]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _decode(job_id: str, task_id: str, raw: str) -> TaskInfo:
+    """One task hash entry, with only what the view shows of its result."""
+    head, stage, rest = raw.split("|", 2)
+    state = TaskState.from_letter(head[0])
+    result: dict[str, Any] | None = None
+    if state is TaskState.DONE and rest and stage in ("split", "thumbnail", "checksum"):
+        full = json.loads(rest)
+        if stage == "split":
+            result = {"segments": full.get("segments")}
+        elif stage == "thumbnail":
+            result = {"thumbnail": full.get("thumbnail")}
+        else:
+            rungs = full.get("rungs") or {}
+            result = {"rungs": {
+                rung: {"max_distance": v.get("max_distance"), "verdict": v.get("verdict")}
+                for rung, v in rungs.items() if isinstance(v, dict)
+            }}  # fmt: skip
+    return TaskInfo(job_id, task_id, stage, state, int(head[1:]), result)
+
+
+def read_grid_tasks(connection: redis.Redis, job_id: str) -> list[TaskInfo]:
+    """The tasks :func:`segment_view` needs. A finished task never changes, so each is
+    read and decoded once per process; a poll reads only the unfinished ones (the
+    bytes of a long job's results are read once, not every second)."""
+    with _lock:
+        done = _remembered.pop(job_id, {})
+        _remembered[job_id] = done
+        while len(_remembered) > _REMEMBERED_JOBS:
+            _remembered.popitem(last=False)
+        known = dict(done)
+    fetch = translate_redis_errors(connection.hmget)
+    key = keys.JOB_TASKS_KEY.format(job_id=job_id)
+    found: list[TaskInfo] = []
+
+    def read(fields: list[str]) -> None:
+        for start in range(0, len(fields), _READ_BATCH):
+            batch = fields[start : start + _READ_BATCH]
+            for task_id, raw in zip(batch, fetch(key, batch), strict=True):
+                if raw is not None:
+                    found.append(_decode(job_id, task_id, text(raw)))
+
+    read([t for t in ("split", "merge") if t not in known])
+    split = known.get("split") or next((t for t in found if t.task_id == "split"), None)
+    count = int((split.result or {}).get("segments") or 0) if split is not None else 0
+    read([
+        f"{stage}.{i}{suffix}"
+        for stage in GRID_STAGES
+        for i in range(count)
+        for suffix in (("",) if stage == "thumbnail" else ("", RERUN_SUFFIX))
+        if f"{stage}.{i}{suffix}" not in known
+    ])  # fmt: skip
+    with _lock:
+        done.update({t.task_id: t for t in found if t.state in _SETTLED})
+    return [*known.values(), *found]
 
 
 def cell_state(info: TaskInfo) -> str:

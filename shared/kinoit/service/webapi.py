@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 from kinoit.errors import InvalidParameter, NotFound
 from kinoit.jobs import is_job_id
-from kinoit.service.segments import segment_view
+from kinoit.service.segments import read_grid_tasks, segment_view
 from kinoit.service.uploads import UPLOAD_PATH, Uploads
 from kinoit.stages.http import Reply, json_reply, parse_json_object
 
@@ -54,7 +54,6 @@ def web_route(service: OrchestrateService, request: HttpRequest, path: str) -> R
         job_id = segments.group(1)
         if not is_job_id(job_id):
             raise NotFound(f"no job {job_id!r}")
-        engine = service.pipeline.engine
-        record = engine.get_job(job_id)
-        return json_reply(segment_view(record, engine.iter_tasks(job_id)))
+        record = service.pipeline.engine.get_job(job_id)
+        return json_reply(segment_view(record, read_grid_tasks(service.redis, job_id)))
     return None
