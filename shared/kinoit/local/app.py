@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,11 @@ def create_gateway_app(
             query=request.args.to_dict(),
             path="/" + rest,
         )
-        result = format_response(handle(event, Context()))
+        answer = handle(event, Context())
+        if isinstance(answer, tuple) and answer and isinstance(answer[0], Iterator):
+            # a streamed body (the /ipfs/ gateway): passed through, as Flask does in the image
+            return Response(answer[0], status=answer[1], headers=answer[2])
+        result = format_response(answer)
         return Response(result.body, status=result.status, headers=result.headers)
 
     @app.route("/async-function/<name>", methods=["POST"], defaults={"rest": ""})

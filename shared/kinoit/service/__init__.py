@@ -14,9 +14,10 @@ Routes (below ``/function/orchestrate``)::
     POST   /session               {"token"} -> {"valid"}: the page's sign-in check (no token)
     POST   /sources, PUT /sources/<id>   upload a source (kinoit.service.uploads)
     GET    /jobs/<id>/segments    every segment task's state (kinoit.service.segments)
+    GET    /ipfs/<cid>[/<path>]   files and directories from the store (kinoit.service.gateway)
 
-Everything but ``/metrics``, ``/healthz``, ``/ui/``, ``/session`` and the callbacks
-(which carry their own HMAC token) needs ``Authorization: Bearer <kinoit-api-token>``.
+Everything but ``/metrics``, ``/healthz``, ``/ui/``, ``/session``, ``/ipfs/`` and the
+callbacks (which carry their own HMAC token) needs ``Authorization: Bearer <kinoit-api-token>``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from kinoit.jobs import (
     is_job_id,
     verify_callback_token,
 )
+from kinoit.service import gateway
 from kinoit.service.pipeline import Pipeline
 from kinoit.service.ports import Notifier
 from kinoit.service.spec import parse_job_spec
@@ -131,7 +133,7 @@ class OrchestrateService:
         self.stopped = threading.Event()
 
     # ---------------------------------------------------------------- routing
-    def handle(self, request: HttpRequest) -> Reply:
+    def handle(self, request: HttpRequest) -> Reply | gateway.GatewayReply:
         """Answer one request (KinoitErrors propagate to the handler's error mapping)."""
         path = "/" + request.path.strip("/")
         method = request.method.upper()
@@ -147,6 +149,8 @@ class OrchestrateService:
             return ui_reply(request.path, method)
         if path == "/session" and method == "POST":
             return session_reply(self, request)
+        if gateway.is_gateway_path(path):  # no token: a CID is the capability
+            return gateway.serve(self.pipeline.store, method, request.path, request.headers)
         match = _CALLBACK.match(request.path)
         if match and method == "POST":
             return self.callback(request, match.group(1), match.group(2), int(match.group(3)))
