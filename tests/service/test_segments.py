@@ -103,3 +103,17 @@ def test_a_finished_task_is_read_once_and_an_unfinished_one_every_time(harness: 
     second = view(harness, job_id)
     assert second["grid"]["thumbnail"][0] == ["done", 1, False]
     assert second["grid"]["thumbnail"][2] == ["retrying", 3, False]
+
+
+def test_the_manifest_as_dag_json_once_the_job_is_done(harness: Harness) -> None:
+    job_id = harness.submit()
+    status, reply = harness.request("GET", f"/jobs/{job_id}/manifest")
+    assert status == 404 and "no manifest" in reply["message"]
+    harness.drain()
+    job = harness.job(job_id)
+    status, manifest = harness.request("GET", f"/jobs/{job_id}/manifest")
+    assert status == 200
+    assert manifest["source"]["cid"] == {"/": job["source"]}
+    assert [s["index"] for s in manifest["segments"]] == [0, 1, 2]
+    status, _ = harness.request("GET", f"/jobs/{job_id}/manifest", token=None)
+    assert status == 401

@@ -1,7 +1,7 @@
 // kinoit's web page: sign in, the jobs and the submit form, one job's page.
 // Hash routes: #/ (jobs), #/jobs/<id> (a job). Plain ES modules, no framework.
 
-import { ApiError, api, blobUrl, ipfsUrl, onThisOrigin, setToken, token } from './api.js';
+import { ApiError, api, apiUrl, blobUrl, ipfsUrl, onThisOrigin, setToken, token } from './api.js';
 import { renderChart } from './chart.js';
 import { renderGrid } from './grid.js';
 import { Player } from './player.js';
@@ -291,8 +291,6 @@ function renderJob(jobId) {
     const outputs = job.outputs || {};
     if (job.state === 'completed' && outputs.directory) {
       player.load(ipfsUrl(outputs.directory, 'hls/master.m3u8'), { bearer: true });
-    } else if (job.state === 'completed' && outputs.hls) {
-      player.load(ipfsUrl(outputs.hls, 'master.m3u8'), { bearer: true });
     } else if (job.preview && job.preview.hls && !TERMINAL.has(job.state)) {
       player.load(onThisOrigin(job.preview.hls), { live: true });
     }
@@ -309,7 +307,7 @@ function renderJob(jobId) {
     }
     if (outputs.storyboard) items.push(['storyboard.jpg', dir ? ipfsUrl(dir, 'storyboard.jpg') : ipfsUrl(outputs.storyboard), 'storyboard.jpg']);
     if (outputs.storyboard_vtt) items.push(['storyboard.vtt', dir ? ipfsUrl(dir, 'storyboard.vtt') : ipfsUrl(outputs.storyboard_vtt), 'storyboard.vtt']);
-    if (dir) items.push(['manifest.json (dag-json)', ipfsUrl(dir, 'manifest.json'), 'manifest.json']);
+    if (job.manifest) items.push(['manifest.json (dag-json)', apiUrl(`jobs/${job.job_id}/manifest`), 'manifest.json']);
     links.replaceChildren(...items.map(([label, url, filename]) => {
       const li = document.createElement('li');
       const a = document.createElement('a');

@@ -14,6 +14,7 @@ Routes (below ``/function/orchestrate``)::
     POST   /session               {"token"} -> {"valid"}: the page's sign-in check (no token)
     POST   /sources, PUT /sources/<id>   upload a source (kinoit.service.uploads)
     GET    /jobs/<id>/segments    every segment task's state (kinoit.service.segments)
+    GET    /jobs/<id>/manifest    the manifest as dag-json (kinoit.service.webapi)
     GET    /ipfs/<cid>[/<path>]   files and directories from the store (kinoit.service.gateway)
 
 Everything but ``/metrics``, ``/healthz``, ``/ui/``, ``/session``, ``/ipfs/`` and the

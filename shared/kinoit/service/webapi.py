@@ -1,6 +1,7 @@
 """The routes the web app needs beyond the job API: uploads (``/sources``, see
 :mod:`kinoit.service.uploads`) and the per-segment view (``/jobs/<id>/segments``,
-see :mod:`kinoit.service.segments`), called by ``OrchestrateService.handle`` after
+see :mod:`kinoit.service.segments`) and the manifest as dag-json
+(``/jobs/<id>/manifest``), called by ``OrchestrateService.handle`` after
 the bearer token was checked; and the sign-in check (``POST /session``), before.
 
 ``POST /session`` with ``{"token": ...}`` answers 200 ``{"valid": bool}``: the page
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from kinoit.service import HttpRequest, OrchestrateService
 
 _SEGMENTS: Final = re.compile(r"^/jobs/([^/]+)/segments$")
+_MANIFEST: Final = re.compile(r"^/jobs/([^/]+)/manifest$")
 
 
 def session_reply(service: OrchestrateService, request: HttpRequest) -> Reply:
@@ -56,4 +58,25 @@ def web_route(service: OrchestrateService, request: HttpRequest, path: str) -> R
             raise NotFound(f"no job {job_id!r}")
         record = service.pipeline.engine.get_job(job_id)
         return json_reply(segment_view(record, read_grid_tasks(service.redis, job_id)))
+    manifest = _MANIFEST.match(path)
+    if manifest and method == "GET":
+        return manifest_reply(service, manifest.group(1))
     return None
+
+
+def manifest_reply(service: OrchestrateService, job_id: str) -> Reply:
+    """GET /jobs/<id>/manifest: the finished job's manifest as dag-json (long jobs'
+    segment pages expanded), what ``kinoit run --out`` writes as manifest.json."""
+    from kinoit.manifest import dumps_dag_json, expand_segments
+    from kinoit.store.cid import CID
+
+    if not is_job_id(job_id):
+        raise NotFound(f"no job {job_id!r}")
+    record = service.pipeline.engine.get_job(job_id)
+    if not record.manifest:
+        raise NotFound(f"job {job_id} has no manifest (it is {record.state.value})")
+    store = service.pipeline.store
+    value = store.dag_get(record.manifest)
+    value = {**value, "segments": expand_segments(value, store.dag_get)}
+    text = dumps_dag_json(value, lambda v: isinstance(v, CID))
+    return text, 200, {"Content-Type": "application/json"}
