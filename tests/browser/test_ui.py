@@ -6,6 +6,7 @@ cancel a job; on loopback only, with a clean console, at 360 px and on a desktop
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,8 @@ def test_sign_in_upload_and_watch_the_grid_fill(page: Any, dev: Dev, clip: Path)
         "() => document.querySelector('[data-testid=source]').value.startsWith('baf')",
         timeout=60_000,
     )
-    assert source.input_value() == dev.store().add_bytes(clip.read_bytes(), pin=False)
+    uploaded = source.input_value()
+    assert uploaded == dev.store().add_bytes(clip.read_bytes(), pin=False)
     assert page.get_by_test_id("upload-progress").evaluate("p => p.value") == 1
 
     job_id = submit_tiny(page)
@@ -130,15 +132,49 @@ def test_sign_in_upload_and_watch_the_grid_fill(page: Any, dev: Dev, clip: Path)
     assert any(len(states) > 1 or states[0] != "done" for states in seen.values()), seen
     assert all(states[-1] == "done" for states in seen.values()), seen
 
+    thumbs = page.get_by_test_id("thumbnails").locator("img")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('[data-testid=thumbnails] img').length === {SECONDS}",
+        timeout=30_000,
+    )
+    assert thumbs.count() == SECONDS
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=thumbnails] img')]"
+        ".every((img) => img.complete && img.naturalWidth > 0)",
+        timeout=30_000,
+    )
+
     chart = page.get_by_test_id("checksum-chart")
     assert chart.locator("svg .series rect").count() == SECONDS * len(TINY_LADDER["rungs"])
     assert chart.locator("svg line.threshold").count() == len(TINY_LADDER["rungs"])
+
+    player = page.get_by_test_id("player")
+    player.evaluate("v => v.play()")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=player]').currentTime > 1",
+        timeout=30_000,
+    )
+    player.evaluate("v => v.pause()")
+    links = page.locator("#links a")
+    assert {links.nth(i).inner_text() for i in range(links.count())} >= {"90p.mp4", "48p.mp4"}
+    mp4 = page.request.get(str(page.get_by_role("link", name="90p.mp4").get_attribute("href")))
+    assert mp4.ok and mp4.headers["content-type"] == "video/mp4" and len(mp4.body()) > 1000
+    with page.expect_download() as download:
+        page.get_by_role("link", name="manifest.json (dag-json)").click()
+    manifest = json.loads(Path(download.value.path()).read_text())
+    assert manifest["source"]["cid"] == {"/": uploaded}
+
+    if os.environ.get("KINOIT_UI_SCREENSHOT"):
+        page.set_viewport_size({"width": 1100, "height": 900})
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     page.get_by_role("link", name="← All jobs").click()
     row = page.get_by_test_id("jobs").locator(f'tr[data-job-id="{job_id}"]')
     row.wait_for()
     assert page.get_by_test_id("jobs").locator("tr").first.get_attribute("data-job-id") == job_id
     assert "completed" in row.inner_text()
+    assert page.console_errors == []
 
 
 def test_a_job_cancelled_from_its_page(

@@ -290,7 +290,7 @@ function renderJob(jobId) {
   function renderPlayer(job) {
     const outputs = job.outputs || {};
     if (job.state === 'completed' && outputs.directory) {
-      player.load(ipfsUrl(outputs.directory, 'hls/master.m3u8'), { bearer: true });
+      player.load(ipfsUrl(outputs.directory, 'hls/master.m3u8'));
     } else if (job.preview && job.preview.hls && !TERMINAL.has(job.state)) {
       player.load(onThisOrigin(job.preview.hls), { live: true });
     }
@@ -307,27 +307,30 @@ function renderJob(jobId) {
     }
     if (outputs.storyboard) items.push(['storyboard.jpg', dir ? ipfsUrl(dir, 'storyboard.jpg') : ipfsUrl(outputs.storyboard), 'storyboard.jpg']);
     if (outputs.storyboard_vtt) items.push(['storyboard.vtt', dir ? ipfsUrl(dir, 'storyboard.vtt') : ipfsUrl(outputs.storyboard_vtt), 'storyboard.vtt']);
-    if (job.manifest) items.push(['manifest.json (dag-json)', apiUrl(`jobs/${job.job_id}/manifest`), 'manifest.json']);
-    links.replaceChildren(...items.map(([label, url, filename]) => {
+    if (dir) items.push(['every output (folder)', `${ipfsUrl(dir)}/`, null]);
+    if (job.manifest) items.push(['manifest.json (dag-json)', apiUrl(`jobs/${job.job_id}/manifest`), 'manifest.json', true]);
+    links.replaceChildren(...items.map(([label, url, filename, bearer]) => {
       const li = document.createElement('li');
       const a = document.createElement('a');
       a.href = url;
       a.textContent = label;
-      a.dataset.download = filename;
-      a.addEventListener('click', async (event) => {
-        // the gateway may want the token, which a plain link cannot send
-        event.preventDefault();
-        try {
-          const objectUrl = await blobUrl(url);
-          const save = document.createElement('a');
-          save.href = objectUrl;
-          save.download = filename;
-          save.click();
-          window.setTimeout(() => URL.revokeObjectURL(objectUrl), 60000);
-        } catch (error) {
-          showError(`Cannot download ${label}: ${describe(error)}`);
-        }
-      });
+      if (filename) a.download = filename;
+      if (bearer) {
+        // an API route: a plain link cannot send the token, so fetch it and save that
+        a.addEventListener('click', async (event) => {
+          event.preventDefault();
+          try {
+            const objectUrl = await blobUrl(url);
+            const save = document.createElement('a');
+            save.href = objectUrl;
+            save.download = filename;
+            save.click();
+            window.setTimeout(() => URL.revokeObjectURL(objectUrl), 60000);
+          } catch (error) {
+            showError(`Cannot download ${label}: ${describe(error)}`);
+          }
+        });
+      }
       li.append(a);
       return li;
     }));
@@ -336,18 +339,17 @@ function renderJob(jobId) {
   function renderThumbs(view) {
     view.thumbnails.forEach((cid, i) => {
       if (!cid || shownThumbs.has(i)) return;
-      shownThumbs.set(i, null);
-      blobUrl(ipfsUrl(cid)).then((objectUrl) => {
-        const img = document.createElement('img');
-        img.src = objectUrl;
-        img.alt = `segment ${i}`;
-        img.title = `segment ${i}`;
-        img.dataset.segment = String(i);
-        img.width = 160;
-        const after = [...thumbs.children].find((other) => Number(other.dataset.segment) > i);
-        thumbs.insertBefore(img, after || null);
-        shownThumbs.set(i, img);
-      }).catch(() => shownThumbs.delete(i));
+      const img = document.createElement('img');
+      img.alt = `segment ${i}`;
+      img.title = `segment ${i}`;
+      img.dataset.segment = String(i);
+      img.width = 160;
+      img.height = 90;
+      img.decoding = 'async';
+      img.src = ipfsUrl(cid);
+      const after = [...thumbs.children].find((other) => Number(other.dataset.segment) > i);
+      thumbs.insertBefore(img, after || null);
+      shownThumbs.set(i, img);
     });
   }
 
