@@ -254,3 +254,57 @@ def test_the_printed_url_is_the_page(dev: Dev) -> None:
     assert page.status_code == 200 and 'data-testid="segment-grid"' in page.text
     log = (dev.home.parent / "dev.log").read_text()
     assert f"web page at {ui_url(dev)}" in log
+
+
+DROP_FILE = """([name, text]) => {
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([text], name, { type: 'text/plain' }));
+  const zone = document.getElementById('drop');
+  const init = { dataTransfer: transfer, bubbles: true, cancelable: true };
+  zone.dispatchEvent(new DragEvent('dragover', init));
+  zone.dispatchEvent(new DragEvent('drop', init));
+}"""
+
+
+def test_refused_upload_bad_source_and_a_failed_job_say_why(
+    page: Any, dev: Dev, tmp_path: Path
+) -> None:
+    sign_in(page, dev)
+    page.get_by_test_id("logout").wait_for()
+    error = page.get_by_test_id("error")
+    # a dropped file that is no video: refused at its first piece, nothing submitted
+    page.evaluate(DROP_FILE, ["notes.txt", "these are notes, not a video\n" * 20])
+    error.wait_for()
+    assert "Upload refused" in error.inner_text() and "not a video" in error.inner_text()
+    assert page.get_by_test_id("source").input_value() == ""
+    # a source that is no CID: the form says which field
+    page.get_by_test_id("source").fill("not-a-cid")
+    page.get_by_test_id("submit").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=error]').textContent.includes('(source)')"
+    )
+    # a stored file that is no video: the job fails and its page says why
+    notes = tmp_path / "notes.txt"
+    notes.write_text("still not a video\n" * 20)
+    page.get_by_test_id("source").fill(dev.add(notes))
+    page.get_by_test_id("submit").click()
+    page.wait_for_url("**/ui/#/jobs/*")
+    job_id = page.url.rsplit("/", 1)[1]
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=job-state]').textContent === 'failed'",
+        timeout=TIMEOUT_MS,
+    )
+    failure = page.get_by_test_id("failure")
+    assert failure.is_visible() and "NotAVideo" in failure.inner_text()
+    assert failure.inner_text() == f"Failed: {dev.job(job_id)['error']}"
+    assert page.get_by_test_id("cancel").is_hidden()
+    # the list is live: a job submitted elsewhere shows up on top, then its end
+    page.get_by_role("link", name="← All jobs").click()
+    page.get_by_test_id("jobs").locator(f'tr[data-job-id="{job_id}"]').wait_for()
+    other = dev.submit(dev.add(notes))
+    row = page.get_by_test_id("jobs").locator(f'tr[data-job-id="{other}"][data-state="failed"]')
+    row.wait_for(timeout=TIMEOUT_MS)
+    assert page.get_by_test_id("jobs").locator("tr").first.get_attribute("data-job-id") == other
+    # the two refused requests are the only errors the console saw
+    assert len(page.console_errors) == 2, page.console_errors
+    assert all("status of 400" in e for e in page.console_errors), page.console_errors
