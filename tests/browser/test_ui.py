@@ -35,7 +35,8 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
 
     if not (ASSETS_DIR / "index.html").is_file():
         pytest.skip("the web page is not built: run scripts/build-ui (scripts/install does)")
-    stack = start_dev(tmp_path_factory.mktemp("ui-dev"))
+    # pieces of one 256 KiB leaf: the clip goes up in two
+    stack = start_dev(tmp_path_factory.mktemp("ui-dev"), KINOIT_MAX_BODY_BYTES=str(256 * 1024))
     try:
         yield stack
     finally:
@@ -78,6 +79,15 @@ WATCH_GRID = """() => {
 }"""
 
 
+# Records every value the upload's progress bar shows.
+WATCH_PROGRESS = """() => {
+  window.__progress = [];
+  const bar = document.querySelector('[data-testid=upload-progress]');
+  new MutationObserver(() => window.__progress.push(bar.value))
+    .observe(bar, { attributes: true, attributeFilter: ['value'] });
+}"""
+
+
 def test_sign_in_upload_and_watch_the_grid_fill(page: Any, dev: Dev, clip: Path) -> None:
     sign_in(page, dev, "not-the-token")
     error = page.get_by_test_id("error")
@@ -93,6 +103,7 @@ def test_sign_in_upload_and_watch_the_grid_fill(page: Any, dev: Dev, clip: Path)
     assert page.evaluate("() => window.localStorage.length") == 0
     assert page.console_errors == []  # a wrong token is no failed request
 
+    page.evaluate(WATCH_PROGRESS)
     page.get_by_test_id("upload").set_input_files(str(clip))
     source = page.get_by_test_id("source")
     page.wait_for_function(
@@ -102,6 +113,9 @@ def test_sign_in_upload_and_watch_the_grid_fill(page: Any, dev: Dev, clip: Path)
     uploaded = source.input_value()
     assert uploaded == dev.store().add_bytes(clip.read_bytes(), pin=False)
     assert page.get_by_test_id("upload-progress").evaluate("p => p.value") == 1
+    assert clip.stat().st_size > 256 * 1024  # so it went up in two pieces
+    shown = page.evaluate("() => window.__progress")
+    assert any(0 < value < 1 for value in shown), shown  # the bar moved on the way
 
     job_id = submit_tiny(page)
     page.evaluate(WATCH_GRID)
@@ -243,6 +257,17 @@ def test_readable_at_360_px_and_usable_by_keyboard(page: Any, dev: Dev, clip: Pa
     )
     page.get_by_test_id("segment-grid").locator(".cell").first.wait_for()
     assert overflow(page) == 0
+    grid = page.get_by_test_id("segment-grid")
+    for _ in range(20):  # Tab on to the grid; arrows pick a cell and say what it is
+        page.keyboard.press("Tab")
+        if grid.evaluate("g => g === document.activeElement"):
+            break
+    else:
+        raise AssertionError("Tab never reached the segment grid")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    detail = page.locator("#grid-detail")
+    assert detail.inner_text() == "thumbnail, segment 1: done, 1 attempt"
     page.set_viewport_size({"width": 1280, "height": 900})
     assert overflow(page) == 0
 

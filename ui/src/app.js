@@ -3,7 +3,7 @@
 
 import { ApiError, api, apiUrl, blobUrl, ipfsUrl, onThisOrigin, setToken, token } from './api.js';
 import { renderChart } from './chart.js';
-import { renderGrid } from './grid.js';
+import { inspectGrid, renderGrid } from './grid.js';
 import { Player } from './player.js';
 import { uploadFile } from './upload.js';
 
@@ -238,6 +238,7 @@ function renderJob(jobId) {
   const counts = root.querySelector('.counts tbody');
   const grid = root.querySelector('[data-testid="segment-grid"]');
   const gridNote = root.querySelector('#grid-note');
+  const reselect = inspectGrid(grid, root.querySelector('#grid-detail'));
   const thumbs = root.querySelector('[data-testid="thumbnails"]');
   const chart = root.querySelector('[data-testid="checksum-chart"]');
   const links = root.querySelector('#links');
@@ -361,6 +362,7 @@ function renderJob(jobId) {
     const next = 3 * (performance.now() - started);
     renderStatus(job);
     renderGrid(grid, view);
+    if (document.activeElement === grid) reselect();
     gridNote.hidden = !(job.state === 'completed' && view.segments === 0);
     renderThumbs(view);
     renderChart(chart, view);
