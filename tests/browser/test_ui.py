@@ -53,12 +53,15 @@ def sign_in(page: Any, dev: Dev, token: str = API_TOKEN) -> None:
     page.get_by_test_id("login").click()
 
 
-def submit_tiny(page: Any, source: str | None = None) -> str:
+def submit_tiny(page: Any, source: str | None = None, metadata: Any = None) -> str:
     """Fill the form (ladder: the e2e tiny ladder) and submit; the new job's id."""
     if source is not None:
         page.get_by_test_id("source").fill(source)
     page.get_by_test_id("profile").select_option("ladder")
     page.get_by_test_id("ladder").fill(json.dumps(TINY_LADDER))
+    if metadata is not None:
+        page.get_by_text("Callback and metadata (optional)").click()
+        page.get_by_test_id("metadata").fill(json.dumps(metadata))
     page.get_by_test_id("submit").click()
     page.wait_for_url("**/ui/#/jobs/*")
     return str(page.url.rsplit("/", 1)[1])
@@ -117,7 +120,7 @@ def test_sign_in_upload_and_watch_the_grid_fill(page: Any, dev: Dev, clip: Path)
     shown = page.evaluate("() => window.__progress")
     assert any(0 < value < 1 for value in shown), shown  # the bar moved on the way
 
-    job_id = submit_tiny(page)
+    job_id = submit_tiny(page, metadata={"title": "from the page"})
     page.evaluate(WATCH_GRID)
     grid = page.get_by_test_id("segment-grid")
     page.wait_for_function(
@@ -135,6 +138,8 @@ def test_sign_in_upload_and_watch_the_grid_fill(page: Any, dev: Dev, clip: Path)
         ".every((c) => c.dataset.state === 'done')",
         timeout=10_000,
     )
+    assert dev.job(job_id)["metadata"] == {"title": "from the page"}
+    assert '{"title":"from the page"}' in page.locator(".facts").inner_text()
     for stage in ("transcode", "thumbnail", "checksum"):
         for i in range(SECONDS):
             cell = grid.locator(f'.cell[data-stage="{stage}"][data-segment="{i}"]')

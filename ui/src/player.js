@@ -11,18 +11,25 @@ export class Player {
     this.status = status;
     this.url = null;
     this.hls = null;
+    this.live = false;
   }
 
   // Play `url` (null: nothing to play yet); `bearer`: send the token with each request.
+  // A preview (`live`) starts at the beginning; the finished video takes over where
+  // the preview was, so switching when the job completes does not jump.
   load(url, { bearer = false, live = false } = {}) {
     if (url === this.url) return;
+    const carried = this.url && this.video.currentTime > 0 ? this.video.currentTime : -1;
+    const wasPlaying = this.url !== null && !this.video.paused;
     this.destroy();
     this.url = url;
+    this.live = live;
     if (!url) return;
-    this.status.textContent = live ? 'Preview: what is encoded so far.' : '';
+    this.status.textContent = live ? 'Preview: the segments encoded and verified so far.' : 'The finished video.';
     if (Hls.isSupported()) {
       const hls = new Hls({
         enableWorker: false,
+        startPosition: live ? 0 : carried,
         xhrSetup: (xhr, requestUrl) => {
           if (bearer && sameOrigin(requestUrl)) {
             for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
@@ -32,6 +39,7 @@ export class Player {
       hls.on(Hls.Events.ERROR, (_event, data) => {
         if (data.fatal) this.status.textContent = `Playback stopped: ${data.details}`;
       });
+      if (wasPlaying) hls.on(Hls.Events.MANIFEST_PARSED, () => this.video.play().catch(() => {}));
       hls.loadSource(url);
       hls.attachMedia(this.video);
       this.hls = hls;
