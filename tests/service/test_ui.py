@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from kinoit.errors import ConfigurationError, NotFound
+from kinoit.service import HttpRequest
 from kinoit.service.ui import ASSETS_DIR, ui_reply
 
 from tests.service.conftest import Harness
@@ -19,9 +20,7 @@ needs_build = pytest.mark.skipif(
 def test_the_page_and_its_modules_are_served_without_a_token(harness: Harness) -> None:
     status, body = harness.request("GET", "/ui/", token=None)
     assert status == 200 and 'data-testid="token"' in body
-    text, status, headers = harness.service.handle(
-        __import__("kinoit.service", fromlist=["HttpRequest"]).HttpRequest("GET", "/ui/app.js")
-    )
+    text, status, headers = harness.service.handle(HttpRequest("GET", "/ui/app.js"))
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
     assert "default-src 'self'" in headers["Content-Security-Policy"]
     assert "import" in text

@@ -13,7 +13,9 @@ function el(name, attrs = {}, text) {
 
 export function renderChart(container, view) {
   const { rungs, threshold, max_distance: distances } = view.checksum;
-  const key = JSON.stringify(view.checksum) + view.segments;
+  // drawn at the width it is shown at, so the labels keep their size on a phone
+  const width = Math.max(280, Math.min(1000, Math.round(container.clientWidth || 640)));
+  const key = `${JSON.stringify(view.checksum)}${view.segments}:${width}`;
   if (container.dataset.key === key) return;
   container.dataset.key = key;
   container.replaceChildren();
@@ -25,8 +27,7 @@ export function renderChart(container, view) {
     container.append(p);
     return;
   }
-  const width = 640;
-  const height = 220;
+  const height = Math.round(Math.min(260, Math.max(180, width * 0.35)));
   const pad = { left: 36, right: 8, top: 10, bottom: 28 };
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
