@@ -224,3 +224,38 @@ def test_flask_streams_the_reply_as_the_function_image_does(tmp_path: Path) -> N
     assert b"".join(response.response) == data  # type: ignore[arg-type]
     head = client.head(f"/ipfs/{cid}")
     assert head.headers["Content-Length"] == str(len(data)) and head.data == b""
+
+
+def test_index_cache_answers_lookups_and_drops_the_least_recent(tmp_path: Path) -> None:
+    from kinoit.service.gateway import IndexCache
+    from kinoit.store import EmbeddedStore
+    from kinoit.store.cid import CID
+    from kinoit.store.directory import resolve
+
+    store = EmbeddedStore(tmp_path / "store")
+    roots = []
+    for n in range(2):
+        files = {f"d/{i}.ts": f"{n}-{i}".encode() for i in range(30)}
+        entries = {
+            rel: file_entry(store.add_bytes(d, pin=False), len(d)) for rel, d in files.items()
+        }
+        roots.append(CID.parse(put_tree(store, entries)))
+
+    def get(cid: CID) -> bytes:
+        return store.block_get(str(cid))
+
+    cache = IndexCache(max_names=40)  # room for the small root indexes and one "d"
+
+    def index(directory: Any) -> Any:
+        return cache.index(get, directory)
+
+    first = resolve(get, roots[0], ["d", "7.ts"], index=index)
+    assert b"".join(store.cat(str(first.cid))) == b"0-7"
+    folder = resolve(get, roots[0], ["d"])
+    assert folder.cid in cache
+    kept = cache.index(get, folder)
+    assert cache.index(get, folder) is kept  # the same index, not built again
+    assert kept["3.ts"] == resolve(get, roots[0], ["d", "3.ts"]).cid
+    resolve(get, roots[1], ["d", "1.ts"], index=index)  # pushes the first "d" out
+    assert folder.cid not in cache and len(cache) <= 40
+    assert cache.index(get, folder) == kept and cache.index(get, folder) is not kept

@@ -26,6 +26,8 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from string import Template
@@ -34,7 +36,14 @@ from urllib.parse import quote
 
 from kinoit.errors import InputError, InvalidCID, InvalidParameter, KinoitError, NotFound
 from kinoit.store.cid import CID, DAG_PB, RAW
-from kinoit.store.directory import Node, check_part, iter_range, list_directory, resolve
+from kinoit.store.directory import (
+    Node,
+    check_part,
+    index_of,
+    iter_range,
+    list_directory,
+    resolve,
+)
 
 PREFIX = "/ipfs"
 # A year (the maximum HTTP caches honour in practice), and never revalidated.
@@ -62,6 +71,10 @@ _CORS = {
     "Access-Control-Allow-Headers": "Range, If-None-Match",
     "Access-Control-Expose-Headers": "Content-Length, Content-Range, ETag, X-Ipfs-Path",
 }
+
+# Directory indexes kept in memory, in names over all directories (about 200 bytes each):
+# a player asks for each segment of a rung in turn, all in one directory.
+INDEX_CACHE_NAMES = 100_000
 
 Body = Iterator[bytes] | str
 GatewayReply = tuple[Body, int, dict[str, str]]
@@ -114,6 +127,46 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return max(size - suffix, 0), size
 
 
+class IndexCache:
+    """Directory indexes (name -> CID) by directory CID, least recently used dropped
+    first: a CID names the same directory forever, so an entry is never stale."""
+
+    def __init__(self, max_names: int = INDEX_CACHE_NAMES) -> None:
+        self.max_names = max_names
+        self._indexes: OrderedDict[CID, dict[str, CID]] = OrderedDict()
+        self._names = 0
+        self._lock = threading.Lock()
+
+    def __contains__(self, cid: object) -> bool:
+        with self._lock:
+            return cid in self._indexes
+
+    def __len__(self) -> int:
+        """How many names the cached indexes hold in all."""
+        with self._lock:
+            return self._names
+
+    def index(self, get_block: Any, directory: Node) -> dict[str, CID]:
+        """The index of ``directory``, built from its blocks on a miss."""
+        with self._lock:
+            found = self._indexes.get(directory.cid)
+            if found is not None:
+                self._indexes.move_to_end(directory.cid)
+                return found
+        built = index_of(get_block, directory)
+        with self._lock:
+            if directory.cid not in self._indexes and len(built) <= self.max_names:
+                self._indexes[directory.cid] = built
+                self._names += len(built)
+                while self._names > self.max_names:
+                    _, dropped = self._indexes.popitem(last=False)
+                    self._names -= len(dropped)
+        return built
+
+
+_INDEXES = IndexCache()
+
+
 def _template(name: str) -> Template:
     text = resources.files("kinoit.service").joinpath(name).read_text(encoding="utf-8")
     return Template(text)
@@ -157,7 +210,9 @@ def serve(store: Any, method: str, path: str, headers: Mapping[str, str]) -> Gat
         def get_block(cid: CID) -> bytes:
             return bytes(store.block_get(str(cid)))
 
-        node = resolve(get_block, root, names)
+        node = resolve(
+            get_block, root, names, index=lambda directory: _INDEXES.index(get_block, directory)
+        )
         ipfs_path = "/".join([PREFIX, str(root), *names])
         common = {**_CORS, "Cache-Control": CACHE_CONTROL, "X-Ipfs-Path": ipfs_path}
         if node.kind == "directory":

@@ -22,13 +22,14 @@ Everything here is pure: blocks come out as (CID, bytes), and the readers take a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from kinoit.errors import IntegrityError, InvalidParameter, NotFound
-from kinoit.store.cid import CID, DAG_PB, RAW
+from kinoit.store.cid import CID, DAG_PB, RAW, decode_varint
 from kinoit.store.unixfs import (
     CHUNK_SIZE,
     MAX_LINKS,
@@ -266,12 +267,42 @@ GetBlock = Callable[[CID], bytes]
 
 @dataclass(frozen=True)
 class Node:
-    """What a CID is in UnixFS terms: ``kind`` "file" or "directory", and the file's size."""
+    """What a CID is in UnixFS terms: ``kind`` "file" or "directory", the file's size,
+    its root block, and whether a directory is a HAMT shard."""
 
     cid: CID
     kind: str
     size: int
     data: bytes
+    shard: bool = False
+
+    @functools.cached_property
+    def links(self) -> tuple[Link, ...]:
+        """The root block's links, decoded on first use (a big directory has thousands)."""
+        if self.cid.codec != DAG_PB:
+            return ()
+        try:
+            return tuple(decode_pbnode(self.data).links)
+        except ValueError as exc:
+            raise IntegrityError(f"block {self.cid} is not valid dag-pb: {exc}") from None
+
+
+def _pb_data(buf: bytes) -> bytes:
+    """The Data field of a dag-pb node, skipping over the links without decoding them."""
+    pos, data = 0, b""
+    while pos < len(buf):
+        key, pos = decode_varint(buf, pos)
+        if key & 7 != 2:
+            raise ValueError(f"unexpected dag-pb field {key >> 3}")
+        length, pos = decode_varint(buf, pos)
+        if pos + length > len(buf):
+            raise ValueError("truncated dag-pb field")
+        if key >> 3 == 1:
+            data = buf[pos : pos + length]
+        elif key >> 3 != 2:
+            raise ValueError(f"unexpected dag-pb field {key >> 3}")
+        pos += length
+    return data
 
 
 def stat(get_block: GetBlock, cid: CID) -> Node:
@@ -282,76 +313,84 @@ def stat(get_block: GetBlock, cid: CID) -> Node:
     if cid.codec != DAG_PB:
         raise InvalidParameter("cid", f"{cid} is {cid.codec_name}, not UnixFS")
     try:
-        meta = decode_unixfs(decode_pbnode(data).data or b"")
+        meta = decode_unixfs(_pb_data(data))
     except ValueError as exc:
         raise IntegrityError(f"block {cid} is not valid dag-pb/UnixFS: {exc}") from None
     if meta.type in (TYPE_FILE, TYPE_RAW):
         size = meta.filesize if meta.filesize is not None else len(meta.data) + sum(meta.blocksizes)
         return Node(cid, "file", size, data)
     if meta.type in (TYPE_DIRECTORY, TYPE_HAMT_SHARD):
-        return Node(cid, "directory", 0, data)
+        return Node(cid, "directory", 0, data, shard=meta.type == TYPE_HAMT_SHARD)
     raise InvalidParameter("cid", f"{cid} is a UnixFS node of type {meta.type} (not served)")
 
 
-def _shard_links(get_block: GetBlock, cid: CID, data: bytes) -> Iterator[tuple[str, Link]]:
+def _shard_links(
+    get_block: GetBlock, cid: CID, links: tuple[Link, ...] | list[Link]
+) -> Iterator[tuple[str, Link]]:
     """Every (name, link) of a HAMT shard and its child shards, depth first."""
-    for link in decode_pbnode(data).links:
+    for link in links:
         if len(link.name) > _PREFIX_CHARS:
             yield link.name[_PREFIX_CHARS:], link
         elif len(link.name) == _PREFIX_CHARS:
-            yield from _shard_links(get_block, link.cid, get_block(link.cid))
+            child = decode_pbnode(get_block(link.cid)).links
+            yield from _shard_links(get_block, link.cid, child)
         else:
             raise IntegrityError(f"HAMT shard {cid} has a link named {link.name!r}")
 
 
-def _is_shard(data: bytes) -> bool:
-    return decode_unixfs(decode_pbnode(data).data or b"").type == TYPE_HAMT_SHARD
-
-
 def list_directory(get_block: GetBlock, directory: Node) -> list[tuple[str, Link]]:
     """Every entry of a directory, basic or sharded, sorted by name."""
-    try:
-        if _is_shard(directory.data):
-            found = list(_shard_links(get_block, directory.cid, directory.data))
-        else:
-            found = [(link.name, link) for link in decode_pbnode(directory.data).links]
-    except ValueError as exc:
-        raise IntegrityError(f"directory {directory.cid} is malformed: {exc}") from None
+    if not directory.shard:
+        found = [(link.name, link) for link in directory.links]
+    else:
+        try:
+            found = list(_shard_links(get_block, directory.cid, directory.links))
+        except ValueError as exc:
+            raise IntegrityError(f"directory {directory.cid} is malformed: {exc}") from None
     return sorted(found, key=lambda item: item[0].encode())
 
 
 def _child(get_block: GetBlock, directory: Node, name: str) -> CID | None:
     """The CID under ``name`` in a directory (a HAMT is looked up by hash), or None."""
+    if not directory.shard:
+        return next((link.cid for link in directory.links if link.name == name), None)
+    hashed = murmur3_x64_64(name.encode())
+    links: tuple[Link, ...] | list[Link] = directory.links
     try:
-        if not _is_shard(directory.data):
-            for link in decode_pbnode(directory.data).links:
-                if link.name == name:
-                    return link.cid
-            return None
-        hashed = murmur3_x64_64(name.encode())
-        data = directory.data
         for depth in range(8):
             prefix = f"{hashed[depth]:02X}"
-            match = next((ln for ln in decode_pbnode(data).links if ln.name[:2] == prefix), None)
+            match = next((ln for ln in links if ln.name[:_PREFIX_CHARS] == prefix), None)
             if match is None:
                 return None
             if len(match.name) > _PREFIX_CHARS:
                 return match.cid if match.name[_PREFIX_CHARS:] == name else None
-            data = get_block(match.cid)
+            links = decode_pbnode(get_block(match.cid)).links
     except ValueError as exc:
         raise IntegrityError(f"directory {directory.cid} is malformed: {exc}") from None
     return None
 
 
-def resolve(get_block: GetBlock, root: CID, parts: list[str]) -> Node:
-    """The node at ``root``/``parts``; NotFound when a name is missing on the way."""
+Index = Callable[[Node], Mapping[str, CID]]
+"""A directory's names -> CIDs (a cache may answer it: what a CID names never changes)."""
+
+
+def index_of(get_block: GetBlock, directory: Node) -> dict[str, CID]:
+    """Every name of a directory -> its CID (for an :data:`Index` cache to keep)."""
+    return {name: link.cid for name, link in list_directory(get_block, directory)}
+
+
+def resolve(
+    get_block: GetBlock, root: CID, parts: list[str], *, index: Index | None = None
+) -> Node:
+    """The node at ``root``/``parts``; NotFound when a name is missing on the way.
+    With ``index``, names are looked up in it instead of in the blocks."""
     node = stat(get_block, root)
     walked = str(root)
     for part in parts:
         check_part(part)
         if node.kind != "directory":
             raise NotFound(f"/ipfs/{walked} is a file: no {part!r} under it")
-        child = _child(get_block, node, part)
+        child = index(node).get(part) if index else _child(get_block, node, part)
         if child is None:
             raise NotFound(f"no {part!r} in /ipfs/{walked}")
         walked += "/" + part
