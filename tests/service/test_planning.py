@@ -102,8 +102,10 @@ def test_results_drop_the_inputs_they_echo() -> None:
 def test_a_mismatch_is_never_replayed_and_outputs_are_listed() -> None:
     assert result_cids("checksum", {"ok": False}) is None
     assert result_cids("checksum", {"ok": True}) == []
-    merge = {"hls": "h", "storyboard": None, "mp4": {"90p": "m"}}
-    assert sorted(result_cids("merge", merge) or []) == ["h", "m"]
+    merge = {"hls": "h", "storyboard": None, "mp4": {"90p": "m"}, "directory": "d"}
+    assert sorted(result_cids("merge", merge) or []) == ["d", "h", "m"]
+    # a merge from before outputs had one directory is merged again, not replayed
+    assert result_cids("merge", {k: v for k, v in merge.items() if k != "directory"}) is None
 
 
 @pytest.mark.parametrize(

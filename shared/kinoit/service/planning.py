@@ -35,7 +35,7 @@ RERUN_SUFFIX = ".r2"
 # Job-level reuse: results recorded under this pseudo-stage in the result cache.
 JOB_CACHE_STAGE = "job"
 # Result fields that name a single output CID (checked before a cached result is reused).
-OUTPUT_KEYS = ("index", "audio", "thumbnail", "hls", "storyboard", "storyboard_vtt")
+OUTPUT_KEYS = ("index", "audio", "thumbnail", "hls", "storyboard", "storyboard_vtt", "directory")
 # Fields a segment task's result echoes from its request, by stage: not stored with the
 # task (the split index, the transcode result and the cache key already have them).
 ECHOED = {
@@ -198,6 +198,8 @@ def result_cids(stage: str, result: Mapping[str, Any]) -> list[Any] | None:
     None when the result must never be replayed (a checksum mismatch is re-checked)."""
     if stage == "checksum":
         return [] if result.get("ok") else None
+    if stage == "merge" and not result.get("directory"):
+        return None  # merged before outputs had one directory: merge again
     cids = [result.get(k) for k in OUTPUT_KEYS if result.get(k)]
     for key in ("renditions", "mp4"):
         cids += list(dict(result.get(key) or {}).values())
