@@ -3,8 +3,13 @@
 - the split index (written by ``split``): the source's facts, its audio, and the
   segments in pages::
 
-      {"source": {...}, "audio": CID | None, "count": n, "pages": [CID, ...]}
+      {"source": {...}, "audio": CID | None, "count": n, "pages": [CID, ...],
+       "audio_hls": {"language", "channels", "pages": [CID, ...]}}   # when there is audio
       page: [{"index", "cid": CID, "start_frame", "end_frame"}, ...]
+      audio_hls page: [{"cid": CID, "duration": seconds, "bytes"}, ...]
+
+  ``audio_hls`` is the stereo track already cut into the MPEG-TS segments of the
+  final HLS (the same bytes, so the same CIDs), for the preview while the job runs.
 
 - the merge plan (written by orchestrate, read by ``merge``): what to merge, and
   the manifest's segment entries in pages::
@@ -98,20 +103,67 @@ class SegmentRef:
         )
 
 
+@dataclass(frozen=True)
+class AudioSegmentRef:
+    """One segment of the stereo audio rendition, as the split index lists it."""
+
+    cid: str
+    duration: float
+    bytes: int
+
+    def to_dag(self) -> dict[str, Any]:
+        return {"cid": link(self.cid), "duration": float(self.duration), "bytes": self.bytes}
+
+    @classmethod
+    def from_dag(cls, entry: Mapping[str, Any]) -> AudioSegmentRef:
+        return cls(str(entry["cid"]), float(entry["duration"]), int(entry["bytes"]))
+
+
+@dataclass(frozen=True)
+class AudioHls:
+    """The stereo audio rendition of a split: its language (RFC 5646), channels, segments."""
+
+    language: str
+    channels: int
+    segments: tuple[AudioSegmentRef, ...]
+
+
 def write_split_index(
     store: DagStore,
     segments: Sequence[SegmentRef],
     source: Mapping[str, Any],
     audio: str | None,
+    audio_hls: AudioHls | None = None,
 ) -> str:
     """Store the split index of ``segments``; its CID."""
-    index = {
+    index: dict[str, Any] = {
         "source": dict(source),
         "audio": link(audio) if audio else None,
         "count": len(segments),
         "pages": write_pages(store, [s.to_dag() for s in segments], INDEX_PAGE_SIZE),
     }
+    if audio_hls is not None:
+        entries = [s.to_dag() for s in audio_hls.segments]
+        index["audio_hls"] = {
+            "language": audio_hls.language,
+            "channels": audio_hls.channels,
+            "pages": write_pages(store, entries, INDEX_PAGE_SIZE),
+        }
     return store.dag_put(index)
+
+
+def read_audio_hls(store: DagStore, index_cid: str) -> AudioHls | None:
+    """The stereo audio rendition a split index lists; None when it lists none (no
+    audio, or an index written before splits cut it)."""
+    index = store.dag_get(index_cid)
+    doc = index.get("audio_hls") if isinstance(index, dict) else None
+    if not isinstance(doc, dict) or not isinstance(doc.get("pages"), list):
+        return None
+    try:
+        segments = tuple(AudioSegmentRef.from_dag(e) for e in read_pages(store, doc["pages"]))
+        return AudioHls(str(doc["language"]), int(doc["channels"]), segments)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InvalidParameter("index", f"{index_cid}: malformed audio_hls") from None
 
 
 def read_split_index(store: DagStore, index_cid: str) -> Iterator[SegmentRef]:

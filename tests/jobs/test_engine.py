@@ -555,6 +555,20 @@ def test_complete_step_adds_records_applies_effects_and_leases_in_one_call(
     assert engine.task(job_id, first.task_id).result == {"cid": "A"}
 
 
+def test_complete_step_followups_first_are_leased_before_the_pending_tasks(
+    engine: JobEngine,
+) -> None:
+    job_id = running_job(engine, n=3)
+    (first,) = engine.lease_next(job_id, 1)
+    _, leased = engine.complete_step(
+        job_id, first.task_id, first.attempt, {"cid": "A"},
+        followups=[("checksum", [("c00000", None), ("c00001", None)])],
+        lease=3, followups_first=True,
+    )  # fmt: skip
+    assert [d.task_id for d in leased] == ["c00000", "c00001", "s00001"]
+    assert [d.task_id for d in engine.lease_next(job_id, 5)] == ["s00002"]
+
+
 def test_complete_step_refused_result_adds_applies_and_leases_nothing(
     engine: JobEngine, client: redis.Redis
 ) -> None:

@@ -147,3 +147,18 @@ def test_async_body_over_the_configured_cap_is_413_json(functions_dir: Path) -> 
     assert reply.status_code == 413 and reply.get_json()["error"] == "PayloadTooLarge"
     assert client.post("/async-function/echo", data=b"x" * CAP).status_code == 202
     assert len(queue.jobs) == 1
+
+
+def test_checksum_calls_take_the_verification_lane(tmp_path: Path) -> None:
+    from kinoit.local.worker import ASYNC_QUEUE, VERIFY_QUEUE, queue_name
+
+    for name in ("checksum", "transcode-segment"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "handler.py").write_text(ECHO)
+    plain, verify = RecordingQueue(), RecordingQueue()
+    client = create_gateway_app(tmp_path, plain, verify_queue=verify).test_client()
+    assert client.post("/async-function/transcode-segment", data=b"{}").status_code == 202
+    assert client.post("/async-function/checksum", data=b"{}").status_code == 202
+    assert [args[0]["function"] for _, args, _ in plain.jobs] == ["transcode-segment"]
+    assert [args[0]["function"] for _, args, _ in verify.jobs] == ["checksum"]
+    assert (queue_name("checksum"), queue_name("split")) == (VERIFY_QUEUE, ASYNC_QUEUE)

@@ -226,12 +226,15 @@ class JobEngine(JobLifecycle):
         lease: int = 0,
         lease_seconds: float | None = None,
         now: float | None = None,
+        followups_first: bool = False,
     ) -> tuple[Completion, list[Dispatch]]:
         """:meth:`complete`, the follow-ups it causes and the next leases in one round trip.
 
         Atomic, in this order, and only when the result is accepted: add ``followups``
         (``(stage, [(task_id, payload), ...])``, idempotent like :meth:`add_tasks`)
-        before recording the result, so ``all_done`` counts them; record it exactly
+        before recording the result, so ``all_done`` counts them (with
+        ``followups_first`` ahead of every task not yet dispatched, so they are leased
+        next; else after them); record it exactly
         as :meth:`complete` does; apply ``effects`` (:mod:`kinoit.jobs.effects`, such
         as metric counters or a result-cache entry); lease up to ``lease`` next tasks like
         :meth:`lease_next`, reading the result-cache entry a leased task's payload
@@ -260,6 +263,7 @@ class JobEngine(JobLifecycle):
             groups.append([stage, flat])
         args.append(json.dumps(groups, separators=(",", ":")))
         args.append(encode_effects(effects))
+        args.append("1" if followups_first else "0")
         reply = decode_reply(
             self.script["complete_step"](keys=[*keys.job_keys(job_id), keys.STATS_KEY], args=args)
         )

@@ -91,6 +91,17 @@ class JobReader:
             raise NotFound(f"no task {task_id!r} in job {job_id!r}")
         return task_info(job_id, task_id, text(raw))
 
+    @translate_redis_errors
+    def tasks(self, job_id: str, task_ids: list[str]) -> list[TaskInfo | None]:
+        """The state of each of ``task_ids`` (None for an unknown one), in one round trip."""
+        if not task_ids:
+            return []
+        raws = self.redis.hmget(keys.JOB_TASKS_KEY.format(job_id=job_id), task_ids)
+        return [
+            None if raw is None else task_info(job_id, task_id, text(raw))
+            for task_id, raw in zip(task_ids, raws, strict=True)
+        ]
+
     def iter_tasks(self, job_id: str, stage: str | None = None) -> Iterator[TaskInfo]:
         """Every task of the job (optionally of one stage), in no particular order."""
         key = keys.JOB_TASKS_KEY.format(job_id=job_id)

@@ -25,7 +25,7 @@ from kinoit.config import DEFAULT_MAX_BODY_BYTES
 from kinoit.errors import KinoitError, PayloadTooLarge
 from kinoit.local.event import Context, format_response, make_event
 from kinoit.local.functions import handler_path, load_handler
-from kinoit.local.worker import perform_async_call
+from kinoit.local.worker import VERIFY_FUNCTIONS, perform_async_call
 
 # The OpenFaaS CE queue rejects larger async request bodies; so do we, to catch it locally.
 MAX_ASYNC_BODY_BYTES = 256_000
@@ -64,10 +64,15 @@ def read_capped_body(stream: Any, content_length: int | None, limit: int) -> byt
 
 
 def create_gateway_app(
-    functions_dir: Path, queue: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    functions_dir: Path,
+    queue: Any,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    verify_queue: Any = None,
 ) -> Flask:
-    """A Flask app serving the handlers in ``functions_dir``; async calls go to ``queue``;
-    bodies over ``max_body_bytes`` are refused with 413."""
+    """A Flask app serving the handlers in ``functions_dir``; async calls go to ``queue``,
+    those of the verification functions to ``verify_queue`` when given (the lane the
+    workers empty first, see :data:`kinoit.local.worker.VERIFY_QUEUE`); bodies over
+    ``max_body_bytes`` are refused with 413."""
     app = Flask("kinoit-gateway")
     app.url_map.strict_slashes = False
 
@@ -119,7 +124,8 @@ def create_gateway_app(
             "query": request.args.to_dict(),
             "path": "/" + rest,
         }
-        queue.enqueue(
+        lane = verify_queue if verify_queue is not None and name in VERIFY_FUNCTIONS else queue
+        lane.enqueue(
             perform_async_call,
             call,
             job_timeout=ASYNC_JOB_TIMEOUT_SECONDS,

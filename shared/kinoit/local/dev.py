@@ -33,7 +33,7 @@ from kinoit.errors import InvalidParameter, KinoitError
 from kinoit.local.app import create_gateway_app
 from kinoit.local.functions import find_functions_dir
 from kinoit.local.redis_server import PrivateRedis, ensure_private_redis
-from kinoit.local.worker import ASYNC_QUEUE
+from kinoit.local.worker import ASYNC_QUEUE, VERIFY_QUEUE
 from kinoit.stages.signing import STAGE_SECRET_FILE
 
 API_TOKEN_FILE = "kinoit-api-token"
@@ -133,7 +133,8 @@ class DevStack:
         functions_dir = find_functions_dir(settings)
         connection = redis.Redis.from_url(self.redis_url)
         queue = Queue(ASYNC_QUEUE, connection=connection)
-        app = create_gateway_app(functions_dir, queue, settings.max_body_bytes)
+        verify = Queue(VERIFY_QUEUE, connection=connection)
+        app = create_gateway_app(functions_dir, queue, settings.max_body_bytes, verify)
         try:
             self._server = make_server(self.host, self.port, app, threaded=True)
         except (OSError, SystemExit):  # werkzeug reports a busy port by exiting

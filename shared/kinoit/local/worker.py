@@ -26,8 +26,22 @@ from kinoit.local.functions import find_functions_dir, load_handler
 
 log = logging.getLogger(__name__)
 
-# The RQ queue every async call goes through.
+# The RQ queue every async call goes through, but those of the functions below.
 ASYNC_QUEUE = "kinoit-async"
+# The lane workers empty first: verification. A segment is watchable (the preview)
+# once its checksum matched, and that checksum is only queued when its transcode
+# ends, behind the whole dispatch window; ahead of it, the first segments are
+# verified as soon as they are transcoded (docs/benchmarks.md, "Preview"). On
+# OpenFaaS the same is a named queue (com.openfaas.queue) with its own queue-worker.
+VERIFY_QUEUE = "kinoit-async-verify"
+VERIFY_FUNCTIONS = frozenset({"checksum"})
+
+
+def queue_name(function: str) -> str:
+    """The RQ queue an async call to ``function`` goes through (pure)."""
+    return VERIFY_QUEUE if function in VERIFY_FUNCTIONS else ASYNC_QUEUE
+
+
 # Callback deliveries are retried a few times on connection errors only.
 CALLBACK_ATTEMPTS = 3
 
@@ -86,7 +100,8 @@ def perform_async_call(call: dict[str, Any]) -> int:
 
 
 def run_worker(redis_url: str, queue: str = ASYNC_QUEUE, name: str | None = None) -> None:
-    """Work the async queue forever in this process (no fork: the handler stays warm)."""
+    """Work the verification lane, then ``queue``, forever in this process (no fork:
+    the handler stays warm)."""
     import redis
     from rq import Queue, SimpleWorker
 
@@ -97,7 +112,9 @@ def run_worker(redis_url: str, queue: str = ASYNC_QUEUE, name: str | None = None
     if removed:
         log.warning("removed %d stale scratch directories", len(removed))
     connection = redis.Redis.from_url(redis_url)
-    worker = SimpleWorker([Queue(queue, connection=connection)], connection=connection, name=name)
+    # RQ takes from the first queue that has work: the verification lane first.
+    queues = [Queue(q, connection=connection) for q in dict.fromkeys([VERIFY_QUEUE, queue])]
+    worker = SimpleWorker(queues, connection=connection, name=name)
     worker.work(with_scheduler=False, logging_level="WARNING")
 
 

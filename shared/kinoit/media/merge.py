@@ -155,20 +155,36 @@ def codec_string(facts: StreamFacts) -> str:
     raise InvalidParameter("codec", f"no HLS codec string for {facts.codec!r}")
 
 
-def media_playlist(entries: Sequence[tuple[str, Fraction]], *, init: str | None = None) -> str:
-    """A VOD media playlist of (uri, duration) segments (pure)."""
-    if not entries:
+def media_playlist(
+    entries: Sequence[tuple[str, Fraction | float]],
+    *,
+    init: str | None = None,
+    event: bool = False,
+    ended: bool = True,
+    target: int | None = None,
+) -> str:
+    """A VOD media playlist of (uri, duration) segments (pure).
+
+    ``event``: an EXT-X-PLAYLIST-TYPE:EVENT playlist instead, which may list no
+    segment yet, asks players to start at its beginning (EXT-X-START) and ends
+    (EXT-X-ENDLIST) only when ``ended``; ``target`` then gives the target duration
+    of every segment it will ever list (it may not change)."""
+    if not entries and not event:
         raise InvalidParameter("segments", "a playlist needs at least one segment")
-    target = target_duration([d for _, d in entries])
+    target = target or target_duration([d for _, d in entries])
     lines = [
         "#EXTM3U", f"#EXT-X-VERSION:{7 if init else 3}", f"#EXT-X-TARGETDURATION:{target}",
-        "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS",
+        "#EXT-X-MEDIA-SEQUENCE:0", f"#EXT-X-PLAYLIST-TYPE:{'EVENT' if event else 'VOD'}",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
     ]  # fmt: skip
+    if event:  # players start a growing playlist near its end unless told otherwise
+        lines.append("#EXT-X-START:TIME-OFFSET=0")
     if init:
         lines.append(f'#EXT-X-MAP:URI="{init}"')
     for uri, duration in entries:
         lines += [f"#EXTINF:{float(duration):.6f},", uri]
-    lines.append("#EXT-X-ENDLIST")
+    if ended or not event:
+        lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
 
@@ -198,16 +214,18 @@ def audio_codec(codec: str) -> str:
 def master_playlist(variants: Sequence[HlsVariant], audio: Sequence[AudioRendition] = ()) -> str:
     """The master playlist: one EXT-X-STREAM-INF per rung, the audio renditions as one
     group whose first rendition (stereo) is the default (pure). The variants'
-    bandwidths are what they are given (:func:`package_hls` adds the audio)."""
+    bandwidths are what they are given (:func:`package_hls` adds the audio); a variant
+    without ``codecs`` is listed without CODECS."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
     lines += [_media_line(r, default=i == 0) for i, r in enumerate(audio)]
     audio_codecs = sorted({audio_codec(r.track.codec) for r in audio})
     for v in sorted(variants, key=lambda v: -v.bandwidth):
-        codecs = ",".join([v.codecs, *audio_codecs])
-        attrs = (
-            f"BANDWIDTH={v.bandwidth},AVERAGE-BANDWIDTH={v.average_bandwidth},"
-            f'RESOLUTION={v.width}x{v.height},CODECS="{codecs}",FRAME-RATE={float(v.frame_rate):.3f}'
-        )
+        attrs = f"BANDWIDTH={v.bandwidth},AVERAGE-BANDWIDTH={v.average_bandwidth}"
+        if v.width and v.height:
+            attrs += f",RESOLUTION={v.width}x{v.height}"
+        if v.codecs:  # all the codecs or none (a variant without them: a preview's)
+            attrs += f',CODECS="{",".join([v.codecs, *audio_codecs])}"'
+        attrs += f",FRAME-RATE={float(v.frame_rate):.3f}"
         if audio:
             attrs += f',AUDIO="{AUDIO_GROUP}"'
         lines += [f"#EXT-X-STREAM-INF:{attrs}", v.uri]
@@ -504,6 +522,23 @@ def build_fmp4_hls_argv(list_file: Path, out_dir: Path, half_segment: float) -> 
     ]  # fmt: skip
 
 
+def audio_segment_seconds(fps: Fraction, segment_frames: Sequence[int]) -> float:
+    """The HLS segment length of the audio: the longest video segment's (pure)."""
+    return float(max(Fraction(n) / fps for n in segment_frames)) if segment_frames else 1.0
+
+
+def cut_audio_hls(
+    audio_path: Path, out_dir: Path, seconds: float, track: int, settings: Settings
+) -> list[tuple[Path, float]]:
+    """Cut one track of the audio file into MPEG-TS HLS segments in ``out_dir`` (stream
+    copy; the same input and ``seconds`` give the same bytes); (file, duration) of each."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = build_audio_hls_argv(audio_path, out_dir, seconds, track)
+    ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="hls audio")
+    entries = playlist_entries((out_dir / MEDIA_PLAYLIST).read_text("utf-8"))
+    return [(out_dir / uri, duration) for uri, duration in entries]
+
+
 def package_audio(
     audio_path: Path, root: Path, seconds: float, settings: Settings
 ) -> list[AudioRendition]:
@@ -511,12 +546,10 @@ def package_audio(
     (stream copy), with the peak and average bit rates of its segments."""
     renditions = []
     for track in probe_audio_tracks(audio_path, settings):
-        track_dir = root / AUDIO_DIR / track.name
-        track_dir.mkdir(parents=True, exist_ok=True)
-        argv = build_audio_hls_argv(audio_path, track_dir, seconds, track.index)
-        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="hls audio")
-        entries = playlist_entries((track_dir / MEDIA_PLAYLIST).read_text("utf-8"))
-        sizes = [(track_dir / uri).stat().st_size for uri, _ in entries]
+        entries = cut_audio_hls(
+            audio_path, root / AUDIO_DIR / track.name, seconds, track.index, settings
+        )
+        sizes = [path.stat().st_size for path, _ in entries]
         durations = [d for _, d in entries]
         renditions.append(
             AudioRendition(
@@ -558,7 +591,7 @@ def package_hls(
     durations = [Fraction(n) / fps for n in segment_frames]
     audio: list[AudioRendition] = []
     if audio_path:
-        seconds = float(max(durations)) if durations else 1.0
+        seconds = audio_segment_seconds(fps, segment_frames)
         audio = package_audio(Path(audio_path), root, seconds, settings)
     audio_peak = max((r.peak for r in audio), default=0.0)
     audio_average = max((r.average for r in audio), default=0.0)

@@ -9,6 +9,7 @@ Routes (below ``/function/orchestrate``)::
     GET    /metrics               Prometheus text
     POST   /tick                  sweep leases, start queued jobs, deliver webhooks
     POST   /callback/<job>/<task>/<attempt>?token=...   results from the queue-worker
+    GET    /preview/<job>/<expires>/<token>/...         a running job's EVENT HLS (preview.py)
     GET    /healthz
     GET    /ui/                   the web app (kinoit.service.ui; no token)
     POST   /session               {"token"} -> {"valid"}: the page's sign-in check (no token)
@@ -17,8 +18,9 @@ Routes (below ``/function/orchestrate``)::
     GET    /jobs/<id>/manifest    the manifest as dag-json (kinoit.service.webapi)
     GET    /ipfs/<cid>[/<path>]   files and directories from the store (kinoit.service.gateway)
 
-Everything but ``/metrics``, ``/healthz``, ``/ui/``, ``/session``, ``/ipfs/`` and the
-callbacks (which carry their own HMAC token) needs ``Authorization: Bearer <kinoit-api-token>``.
+Everything but ``/metrics``, ``/healthz``, ``/ui/``, ``/session``, ``/ipfs/``, the
+previews and the callbacks (which carry their own HMAC token) needs
+``Authorization: Bearer <kinoit-api-token>``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ from kinoit.jobs import (
 from kinoit.service import gateway
 from kinoit.service.pipeline import Pipeline
 from kinoit.service.ports import Notifier
+from kinoit.service.preview import PREFIX as PREVIEW_PREFIX
+from kinoit.service.preview import Preview
 from kinoit.service.spec import parse_job_spec
 from kinoit.service.ui import is_ui_path, ui_reply
 from kinoit.service.webapi import session_reply, web_route
@@ -132,6 +136,8 @@ class OrchestrateService:
         self.redis = connection
         # Set by reset_service(): ends the background tick of this instance.
         self.stopped = threading.Event()
+        self.preview = Preview(pipeline.engine, pipeline.store, pipeline.secret,
+                               pipeline.callback_base)  # fmt: skip
 
     # ---------------------------------------------------------------- routing
     def handle(self, request: HttpRequest) -> Reply | gateway.GatewayReply:
@@ -155,6 +161,8 @@ class OrchestrateService:
         match = _CALLBACK.match(request.path)
         if match and method == "POST":
             return self.callback(request, match.group(1), match.group(2), int(match.group(3)))
+        if path.startswith(PREVIEW_PREFIX):  # its token is in the path
+            return self.preview.handle(method, path)
         self.authorize(request)
         if path == "/" and method == "POST":
             return self.submit(request)
@@ -215,6 +223,7 @@ class OrchestrateService:
         body = record.to_dict()
         body["status_url"] = f"{self.pipeline.callback_base}/jobs/{job_id}"
         body["source"] = record.spec.get("source")
+        body.update(self.preview.status_fields(record))
         return body
 
     def list_jobs(self, request: HttpRequest) -> Reply:

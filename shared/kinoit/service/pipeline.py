@@ -329,9 +329,12 @@ class Pipeline:
                 effects.append(StoreValue(key, canonical_json(dict(result))))
         except KinoitError as exc:
             return self.on_failure(job_id, task_id, attempt, str(exc), exc.retryable), None
+        # a segment's checksum goes ahead of the rest of the fan-out: verified segments
+        # are what the preview plays, from segment 0 on
         completion, leased = self.engine.complete_step(
-            job_id, task_id, attempt, stored_result(stage, result), followups, effects, lease=lease
-        )
+            job_id, task_id, attempt, stored_result(stage, result), followups, effects,
+            lease=lease, followups_first=True,
+        )  # fmt: skip
         if not completion.accepted:
             if completion.duplicate:
                 return {"status": "duplicate"}, []

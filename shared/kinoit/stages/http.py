@@ -21,7 +21,8 @@ from kinoit.errors import (
 )
 from kinoit.stages.signing import stage_key, verify_stage_request
 
-Reply = tuple[str, int, dict[str, str]]
+# The body is text (JSON, playlists) or bytes (media segments).
+Reply = tuple[str | bytes, int, dict[str, str]]
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 

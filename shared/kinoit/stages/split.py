@@ -9,14 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kinoit import failpoints
 from kinoit.config import Settings
-from kinoit.documents import SegmentRef, write_split_index
+from kinoit.documents import AudioHls, AudioSegmentRef, SegmentRef, write_split_index
 from kinoit.errors import InvalidParameter, NotAVideo
 from kinoit.stages.common import fetch, require_cid
 from kinoit.stages.scratch import scratch_dir
+
+if TYPE_CHECKING:
+    from kinoit.media.split import SplitResult
 
 # Self-contained, bit-exact lossless segments (UT Video or FFV1; see run()).
 SPLIT_MODE: Final = "lossless"
@@ -40,6 +43,24 @@ def parse_request(body: dict[str, Any]) -> SplitRequest:
     if not 0 < seconds <= 60:
         raise InvalidParameter("segment_seconds", "must be in (0, 60]")
     return SplitRequest(require_cid(body, "source"), seconds)
+
+
+def preview_audio(
+    store: Any, audio: Path, result: SplitResult, work: Path, settings: Settings
+) -> AudioHls:
+    """The stereo track cut into the MPEG-TS segments the final HLS will have (merge
+    cuts the same file the same way, so these are the same blocks), stored for the
+    preview that plays while the job runs."""
+    from kinoit.media.merge import audio_segment_seconds, cut_audio_hls, probe_audio_tracks
+
+    stereo = probe_audio_tracks(audio, settings)[0]
+    seconds = audio_segment_seconds(result.fps, [s.frames for s in result.segments])
+    cut = cut_audio_hls(audio, work, seconds, stereo.index, settings)
+    segments = tuple(
+        AudioSegmentRef(store.add(path, pin=False), duration, path.stat().st_size)
+        for path, duration in cut
+    )
+    return AudioHls(stereo.language, stereo.channels, segments)
 
 
 def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
@@ -74,6 +95,11 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
             for seg in result.segments
         ]
         audio = store.add(Path(result.audio), pin=False) if result.audio else None
+        audio_hls = (
+            preview_audio(store, Path(result.audio), result, work / "audio-hls", settings)
+            if result.audio
+            else None
+        )
     fps = f"{result.fps.numerator}/{result.fps.denominator}"
     source = {
         "frames": result.frames,
@@ -85,7 +111,7 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
     }
     return {
         "source_cid": request.source,
-        "index": write_split_index(store, segments, source, audio),
+        "index": write_split_index(store, segments, source, audio, audio_hls),
         "segments": len(segments),
         "audio": audio,
         "source": source,

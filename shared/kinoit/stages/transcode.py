@@ -66,6 +66,7 @@ def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
         )
         renditions = {name: work.store.add(f.path, pin=False) for name, f in sorted(files.items())}
         frames = {name: f.frames for name, f in files.items()}
+        sizes = {name: f.bytes for name, f in files.items()}  # the preview's BANDWIDTH
     fps = f"{request.fps.numerator}/{request.fps.denominator}" if request.fps else None
     return {
         "segment": request.segment,
@@ -73,5 +74,6 @@ def run(request: TranscodeRequest, settings: Settings) -> dict[str, Any]:
         "fps": fps,
         "renditions": renditions,
         "frames": frames,
+        "bytes": sizes,
         **({"signature": request.signature} if request.signature else {}),
     }

@@ -1,9 +1,11 @@
 -- One callback's whole transition in one round trip: check the result is accepted; add
--- its follow-up tasks (before recording it, so "all done" counts them); record it; apply
+-- its follow-up tasks (before recording it, so "all done" counts them; with ARGV[10] "1"
+-- ahead of the tasks not yet dispatched, so they are the next leased); record it; apply
 -- the caller's effects (metrics, result cache); lease up to ``limit`` next tasks.
 -- KEYS: 8 job keys, stats. ARGV: task_id, attempt, result-json, maxlen, deadline, limit,
 -- cache key prefix, follow-ups JSON [[stage, [task_id, payload-json, ...]], ...], effects
--- JSON (kinoit.jobs.effects; two arguments rather than dozens: cheaper to send).
+-- JSON (kinoit.jobs.effects; two arguments rather than dozens: cheaper to send), "1" to
+-- queue the follow-ups first.
 -- Returns the JSON of the complete reply; when accepted with three more fields: ``leased``
 -- (lines "task|stage|attempt"), ``payloads`` of those tasks (false for none) and
 -- ``cached``: for each payload naming a result-cache digest under "cache" that entry
@@ -11,9 +13,10 @@
 local tid, attempt = ARGV[1], tonumber(ARGV[2])
 local no, s, a, stg = check(KEYS, KEYS[9], tid, attempt)
 if no then return cjson.encode(no) end
+local first = ARGV[10] == '1'
 for _, group in ipairs(cjson.decode(ARGV[8])) do
   local pairs_ = group[2]
-  if #pairs_ > 0 then add_tasks(KEYS, group[1], pairs_, 1, #pairs_) end
+  if #pairs_ > 0 then add_tasks(KEYS, group[1], pairs_, 1, #pairs_, first) end
 end
 local reply = record(KEYS, tid, attempt, ARGV[3], ARGV[4], s, a, stg)
 apply_effects(cjson.decode(ARGV[9]))
