@@ -16,7 +16,7 @@ from tests.e2e.conftest import JOB_TIMEOUT, Dev, start_dev, stop_dev
 
 SECONDS = 4
 # merge waits long enough for the whole playback: the job is mid-way throughout.
-HOLD_MERGE_SECONDS = 90
+HOLD_MERGE_SECONDS = 40
 
 
 @pytest.fixture
