@@ -196,31 +196,54 @@ def test_sign_in_upload_and_watch_the_grid_fill(page: Any, dev: Dev, clip: Path)
     assert page.console_errors == []
 
 
-def test_a_job_cancelled_from_its_page(
+def test_the_preview_plays_while_the_job_runs_and_a_job_is_cancelled(
     page: Any, tmp_path_factory: pytest.TempPathFactory, clip: Path
 ) -> None:
-    # split sleeps, so the job is still running when the button is pressed
+    # merge sleeps (longer than the test needs; stopping the stack ends it): every
+    # segment gets done and verified while the job is still running
     stack = start_dev(
-        tmp_path_factory.mktemp("ui-cancel"), workers=1, KINOIT_FAILPOINTS="stage.split=sleep(20)"
-    )
+        tmp_path_factory.mktemp("ui-running"), workers=2,
+        KINOIT_FAILPOINTS="stage.merge=sleep(60)", KINOIT_MAX_ACTIVE_JOBS="2",
+    )  # fmt: skip
     try:
         source = stack.add(clip)
         sign_in(page, stack)
         page.get_by_test_id("logout").wait_for()
-        job_id = submit_tiny(page, source)
-        state = page.get_by_test_id("job-state")
+        first = submit_tiny(page, source)
+        page.wait_for_function(
+            "() => document.getElementById('player-status').textContent.startsWith('Preview')",
+            timeout=TIMEOUT_MS,
+        )
+        player = page.get_by_test_id("player")
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=player]').readyState >= 1",
+            timeout=60_000,
+        )
+        player.evaluate("v => v.play()")
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=player]').currentTime > 1",
+            timeout=60_000,
+        )
+        assert page.get_by_test_id("job-state").text_content() == "running"
+        assert stack.job(first)["state"] == "running"
+        assert "/preview/" in stack.job(first)["preview"]["hls"]
+
+        # a second job, cancelled from its page while it runs
+        page.get_by_role("link", name="← All jobs").click()
+        second = submit_tiny(page, source)
+        assert second != first
         page.wait_for_function(
             "() => document.querySelector('[data-testid=job-state]').textContent === 'running'",
-            timeout=30_000,
+            timeout=60_000,
         )
         page.get_by_test_id("cancel").click()
         page.wait_for_function(
             "() => document.querySelector('[data-testid=job-state]').textContent === 'cancelled'",
             timeout=30_000,
         )
-        assert state.inner_text().lower() == "cancelled"
         assert page.get_by_test_id("cancel").is_hidden()
-        assert stack.job(job_id)["state"] == "cancelled"
+        assert stack.job(second)["state"] == "cancelled"
+        assert stack.job(first)["state"] in {"running", "completed"}
         assert page.console_errors == []
     finally:
         stop_dev(stack)

@@ -292,7 +292,7 @@ function renderJob(jobId) {
     const outputs = job.outputs || {};
     if (job.state === 'completed' && outputs.directory) {
       player.load(ipfsUrl(outputs.directory, 'hls/master.m3u8'));
-    } else if (job.preview && job.preview.hls && !TERMINAL.has(job.state)) {
+    } else if (job.preview && job.preview.hls && job.preview.segments > 0 && !TERMINAL.has(job.state)) {
       player.load(onThisOrigin(job.preview.hls), { live: true });
     }
   }

@@ -37,7 +37,10 @@ export class Player {
         },
       });
       hls.on(Hls.Events.ERROR, (_event, data) => {
-        if (data.fatal) this.status.textContent = `Playback stopped: ${data.details}`;
+        if (!data.fatal) return;
+        this.status.textContent = `Playback stopped: ${data.details}`;
+        // a preview is still growing: the next poll may load it again
+        if (live) this.destroy();
       });
       if (wasPlaying) hls.on(Hls.Events.MANIFEST_PARSED, () => this.video.play().catch(() => {}));
       hls.loadSource(url);
