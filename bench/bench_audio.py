@@ -3,8 +3,9 @@
 On a synthetic clip with a 5.1 tone track (and, as the common case, a mono one):
 the audio encode as it was (one AAC of the source's layout) against as it is (a
 stereo downmix plus the 5.1, one decode, one ffmpeg), and the stream-copy cut
-into HLS segments that split now also stores for the preview. Wall and CPU
-seconds (getrusage of the children), best of ``--repeat``.
+into HLS segments that split now also stores for the preview, and adding each
+of those segments to an embedded store. Wall and CPU seconds (getrusage of the
+children; the adds: this process), best of ``--repeat``.
 
     .venv/bin/python bench/bench_audio.py [--seconds 60] [--repeat 3]
 """
@@ -24,6 +25,7 @@ from kinoit.media import ffmpeg
 from kinoit.media.merge import cut_audio_hls
 from kinoit.media.split import AUDIO_BITRATE, build_audio_argv
 from kinoit.media.synth import make_clip
+from kinoit.store import EmbeddedStore
 
 
 def before_argv(src: Path, out: Path, duration: Fraction) -> list[str]:
@@ -71,14 +73,24 @@ def main() -> None:
             now = timed(partial(ffmpeg.run, argv_now, 600), args.repeat)
             out = root / f"hls{channels}"
             cut = timed(partial(cut_audio_hls, new, out, 1.0, 0, settings), args.repeat)
-            rows.append((channels, base, now, cut))
+            store = EmbeddedStore(root / f"store{channels}")
+            segments = sorted(out.glob("*.ts"))
+            t0, c0 = time.perf_counter(), time.process_time()
+            for path in segments:
+                store.add(path, pin=False)
+            n = len(segments)
+            add = ((time.perf_counter() - t0) / n, (time.process_time() - c0) / n)
+            rows.append((channels, base, now, cut, add))
     print(f"{args.seconds:g} s of audio, best of {args.repeat}; wall / CPU seconds")
-    print(f"{'source':>8} {'before: one AAC':>18} {'now: stereo (+5.1)':>20} {'HLS cut':>14}")
-    for channels, base, now, cut in rows:
+    print(
+        f"{'source':>8} {'before: one AAC':>18} {'now: stereo (+5.1)':>20} {'HLS cut':>14}"
+        f" {'store.add per segment, ms':>28}"
+    )
+    for channels, base, now, cut, add in rows:
         name = {6: "5.1", 1: "mono"}[channels]
         print(
             f"{name:>8} {base[0]:>8.2f} / {base[1]:<7.2f} {now[0]:>9.2f} / {now[1]:<8.2f}"
-            f" {cut[0]:>6.2f} / {cut[1]:<5.2f}"
+            f" {cut[0]:>6.2f} / {cut[1]:<5.2f} {add[0] * 1000:>14.1f} / {add[1] * 1000:<6.1f}"
         )
 
 
