@@ -43,6 +43,7 @@ from typing import Any
 from kinoit.config import load_settings
 from kinoit.errors import KinoitError
 from kinoit.media.checksum import (
+    COLOUR_MIN_ENERGY,
     SMALL_RUNG_HEIGHT,
     THRESHOLDS,
     Thresholds,
@@ -162,6 +163,8 @@ class Case:
     height: int
     ref: str  # signature file
     cand: str
+    ref_video: str = ""  # the video each signature was decoded from (kept, so that a
+    video: str = ""  # new signature format is a re-decode, not a rebuild: --resign)
 
 
 def fetch_real(work: Path) -> dict[str, Path]:
@@ -238,7 +241,10 @@ def build_source(job: tuple[str, str, Path, Path]) -> list[Case]:
         )
         for rung, rend in out.items():
             cand = save(video_signature(rend.path, settings), WORK / "sig" / tag / f"{rung}.sig")
-            cases.append(Case(corpus, name, "legit", rung, rend.height, ref, cand))
+            cases.append(
+                Case(corpus, name, "legit", rung, rend.height, ref, cand, str(seg.path),
+                     str(rend.path))
+            )  # fmt: skip
         sizes = sorted({(r.width, r.height) for r in out.values()}, key=lambda s: s[1])
         for what in CORRUPTIONS:
             for w, h in (sizes[0], sizes[-1]):
@@ -248,11 +254,12 @@ def build_source(job: tuple[str, str, Path, Path]) -> list[Case]:
                     write_corrupt(what, src, other, seg.start_frame, seg.frames, (w, h), path)
                     sig = video_signature(path, settings)
                 except KinoitError:  # undecodable output is caught by any verifier
-                    continue
-                finally:
                     path.unlink(missing_ok=True)
+                    continue
                 cand = save(sig, WORK / "sig" / tag / f"bad-{stem}.sig")
-                cases.append(Case(corpus, name, "bad", what, h, ref, cand))
+                cases.append(
+                    Case(corpus, name, "bad", what, h, ref, cand, str(seg.path), str(path))
+                )
     done.parent.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps([asdict(c) for c in cases]))
     return cases
@@ -278,6 +285,31 @@ def build_corpus(jobs: int) -> list[Case]:
             cases += got
             print(f"  {got[0].source if got else '?'}: {len(got)} cases", file=sys.stderr)
     return cases
+
+
+def resign_source(cases: list[Case]) -> int:
+    """Decode again every video of one source's cases into its signature file (a new
+    signature format without rebuilding the corpus); returns how many."""
+    settings = load_settings()
+    done: set[str] = set()
+    for c in cases:
+        for video, sig in ((c.ref_video, c.ref), (c.video, c.cand)):
+            if sig in done:
+                continue
+            if not video or not Path(video).exists():
+                raise SystemExit(f"{sig}: its video is not kept; rebuild with --fresh")
+            save(video_signature(video, settings), Path(sig))
+            done.add(sig)
+    return len(done)
+
+
+def resign(cases: list[Case], jobs: int) -> None:
+    by_source: dict[str, list[Case]] = defaultdict(list)
+    for c in cases:
+        by_source[c.source].append(c)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for name, n in zip(by_source, pool.map(resign_source, by_source.values()), strict=True):
+            print(f"  {name}: {n} signatures decoded again", file=sys.stderr)
 
 
 # --------------------------------------------------------------------- scoring
@@ -336,7 +368,7 @@ def verdicts(rows: list[dict[str, Any]], table: dict[str, Thresholds]) -> list[t
 # false-alarm on the first unlucky clip).
 MARGINS = {"psnr_luma": 2.0, "psnr_chroma": 5.0, "detail": 0.15, "misplaced": 0.08,
            "retimed": 0.05, "motion_kept": 0.15, "relative": 1.25, "hash_max": 4,
-           "hash_mean": 2.0}  # fmt: skip
+           "hash_mean": 2.0, "chroma_corr": 1.5}  # fmt: skip
 
 
 def calibrate(rows: list[dict[str, Any]]) -> dict[str, Thresholds]:
@@ -350,6 +382,9 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, Thresholds]:
             continue
         s = [r["scores"] for r in legit]
         m = MARGINS
+        coloured = [x["chroma_corr"] for x in s if x["chroma_energy"] >= COLOUR_MIN_ENERGY]
+        # the margin scales the worst legitimate shortfall from a perfect 1
+        corr_floor = 1.0 - (1.0 - min(coloured, default=0.0)) * m["chroma_corr"]
         table[cls] = replace(
             THRESHOLDS[cls],
             hash_max=int(max(x["hash_max"] for x in s) + m["hash_max"]),
@@ -362,6 +397,7 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, Thresholds]:
             detail_min=round(max(0.0, min(x["detail"] for x in s) - m["detail"]), 2),
             misplaced=round(max(x["misplaced"] for x in s) + m["misplaced"], 2),
             retimed=round(max(x["retimed"] for x in s) + m["retimed"], 2),
+            chroma_corr=round(max(0.0, corr_floor), 3),
         )
     return table
 
@@ -412,6 +448,7 @@ def score_table(rows: list[dict[str, Any]]) -> str:
         "misplaced",
         "retimed",
         "motion_kept",
+        "chroma_corr",
     ]
     lines = ["| candidate | class | n | hash max | " + " | ".join(keys) + " |",
              "|---|---|---|---|" + "---|" * len(keys)]  # fmt: skip
@@ -434,12 +471,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="rewrite docs/checksum-calibration.md")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2)))
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached corpus")
+    parser.add_argument(
+        "--resign", action="store_true", help="decode the kept videos' signatures again"
+    )
     args = parser.parse_args(argv)
     if args.fresh and WORK.exists():
         subprocess.run(["rm", "-rf", str(WORK)], check=True)
     started = time.monotonic()
     cases = build_corpus(args.jobs)
+    if args.resign:
+        resign(cases, args.jobs)
+    scored = time.process_time()
     rows = score(cases)
+    scored = time.process_time() - scored
+    print(f"scoring: {scored:.1f} CPU s for {len(rows)} comparisons "
+          f"({scored / max(1, len(rows)) * 1000:.1f} ms each)", file=sys.stderr)  # fmt: skip
     table = calibrate(rows)
     body = report(rows, table)
     print(body)

@@ -231,6 +231,31 @@ def test_the_verdict_names_the_first_failing_test() -> None:
     assert judge([0] * 10, {**fine, "misplaced": 0.9}, t, (10, 10))[0] == "time"
 
 
+def test_the_colour_test_speaks_only_where_the_source_has_colour() -> None:
+    t = Thresholds(chroma_corr=0.8)
+    fine = {"psnr_luma": 40.0, "psnr_chroma": 40.0, "chroma_energy": 30.0, "chroma_corr": 0.95}
+    assert judge([0] * 10, fine, t, (10, 10))[0] is None
+    failed, reason = judge([0] * 10, {**fine, "chroma_corr": -0.3}, t, (10, 10))
+    assert failed == "fidelity" and "colours" in reason
+    # a near-grey source: its chroma is mostly encoding noise, the correlation means nothing
+    grey = {**fine, "chroma_energy": 1.0, "chroma_corr": -0.3}
+    assert judge([0] * 10, grey, t, (10, 10))[0] is None
+
+
+def test_colour_scores_see_a_swap_but_not_a_desaturation() -> None:
+    from kinoit.media.checksum import _colour
+
+    rng = np.random.default_rng(3)
+    u = rng.normal(128, 12, (4, 1, 48, 80))
+    v = 256 - u + rng.normal(0, 3, u.shape)  # orange-ish: v high where u is low
+    ref = np.concatenate([u, v], axis=1).astype(np.float32)
+    faded = (128 + (ref - 128) * 0.7).astype(np.float32)
+    swapped = ref[:, ::-1].copy()
+    assert _colour(ref, faded)["chroma_corr"] > 0.99
+    assert _colour(ref, swapped)["chroma_corr"] < 0
+    assert _colour(ref, ref)["chroma_energy"] == pytest.approx(float(((ref - 128) ** 2).mean()))
+
+
 def test_retimings_cover_shifts_freezes_and_reversal() -> None:
     maps = [tuple(int(c) - int(r) for r, c in zip(rows, cols, strict=True))
             for rows, cols in retimings(25)]  # fmt: skip

@@ -43,7 +43,7 @@ from kinoit.media.signature import GRID_H, GRID_W, Signature, read_signatures
 if TYPE_CHECKING:
     import numpy as np
 
-    Floats = np.ndarray[Any, np.dtype[np.float64]]
+    Floats = np.ndarray[Any, np.dtype[np.floating[Any]]]
 
 ALGORITHM: Final = "dct32-block32"
 # Names the whole verdict (tests and thresholds): a cached result of another is not reused.
@@ -77,6 +77,7 @@ class Thresholds:
     relative_error_max: float = 6.0  # ... worst frame
     detail_max: float = 1.25  # rendition / source fine-detail energy, at most (noise, blocks)
     detail_min: float = 0.3  # ... and at least (smeared, mosaic garbage)
+    chroma_corr: float = -1.0  # chroma deviations' correlation with the source's, at least
     misplaced: float = 0.25  # fraction of frames closer to another source frame
     misplaced_margin: float = 0.8  # "closer" means below this fraction of the own-frame error
     retimed: float = 1.05  # a shifted or reversed source fits this much better than as-is
@@ -164,21 +165,26 @@ def hash_grid(luma: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.uint8]]
     import numpy as np
 
     frames = np.asarray(luma, dtype=np.float64)
-    c = _dct_matrix()
-    dct = np.einsum("km,fmn,ln->fkl", c, frames, c, optimize=True)[:, :8, :8]
+    low = _dct_matrix()[:8]  # only the 8x8 lowest coefficients are ever used
+    dct = low @ frames @ low.T
     dct_bits = dct > np.median(dct.reshape(-1, 64), axis=1)[:, None, None]
     blocks = frames.reshape(-1, 4, 8, 8, 4).mean(axis=(2, 4))
     block_bits = blocks > np.median(blocks.reshape(-1, 32), axis=1)[:, None, None]
     return np.concatenate([dct_bits[:, :4].reshape(-1, 32), block_bits.reshape(-1, 32)], axis=1)
 
 
-def luma32(sig: Signature) -> Floats:
-    """(frames, 32, 32): a signature's luma averaged down to the hash grid."""
+def _to_hash_grid(luma: Floats) -> Floats:
+    """(frames, GRID_H, GRID_W) -> (frames, 32, 32) block means."""
     import numpy as np
 
     fy, fx = GRID_H // HASH_SIDE, GRID_W // HASH_SIDE
-    luma = sig.luma().astype("float64")
-    return np.asarray(luma.reshape(-1, HASH_SIDE, fy, HASH_SIDE, fx).mean(axis=(2, 4)))
+    blocks = luma.reshape(-1, HASH_SIDE, fy, HASH_SIDE, fx).sum(axis=4).sum(axis=2)
+    return np.asarray(blocks / (fy * fx))
+
+
+def luma32(sig: Signature) -> Floats:
+    """(frames, 32, 32): a signature's luma averaged down to the hash grid."""
+    return features(sig).small
 
 
 def flat_frames(small: Floats) -> list[bool]:
@@ -188,7 +194,7 @@ def flat_frames(small: Floats) -> list[bool]:
 
 def hash_luma(sig: Signature) -> np.ndarray[Any, np.dtype[np.uint8]]:
     """Per-frame hash bits of a signature."""
-    return hash_grid(luma32(sig))
+    return features(sig).bits
 
 
 def bits_to_hex(bits: np.ndarray[Any, Any]) -> list[str]:
@@ -236,12 +242,79 @@ def _detail(luma: Floats) -> Floats:
     """Per-frame energy of what a 3x3 box blur removes (fine detail, noise, block edges)."""
     import numpy as np
 
-    padded = np.pad(luma, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    h, w = luma.shape[1:]
-    blur = sum(padded[:, y : y + h, x : x + w] for y in range(3) for x in range(3)) / 9.0
-    return np.asarray(((luma - blur) ** 2).mean(axis=(1, 2)), dtype=np.float64)
+    # edge-replicated border, then the 3x3 box as two separable 3-tap sums
+    p = np.concatenate([luma[:, :1], luma, luma[:, -1:]], axis=1)
+    p = np.concatenate([p[:, :, :1], p, p[:, :, -1:]], axis=2)
+    rows = p[:, :-2] + p[:, 1:-1]
+    rows += p[:, 2:]
+    fine = rows[:, :, :-2] + rows[:, :, 1:-1]
+    fine += rows[:, :, 2:]
+    fine *= -1.0 / 9.0
+    fine += luma
+    return _frame_means(fine * fine)
 
 
+def _frame_means(values: Floats) -> Floats:
+    """Per-frame mean of the remaining axes, summed in float64."""
+    import numpy as np
+
+    flat = values.reshape(len(values), -1)
+    return np.asarray(flat.sum(axis=1, dtype=np.float64) / flat.shape[1])
+
+
+@dataclass(frozen=True, eq=False)
+class Features:
+    """What every test needs of one side, computed once (see :func:`features`)."""
+
+    luma: Floats  # (frames, GRID_H, GRID_W), float32 (exact for 8-bit levels)
+    chroma: Floats  # (frames, 2, GRID_H / 2, GRID_W / 2), float32
+    small: Floats  # (frames, 32, 32): the hash grid
+    bits: np.ndarray[Any, np.dtype[np.uint8]]  # (frames, 64)
+    z: Floats  # (frames, GRID_H * GRID_W): brightness-normalised luma (time test), float32
+    scale: float  # mean squared contrast: normalised units -> 8-bit levels squared
+    motion: float  # mean absolute frame-to-frame change, 8-bit levels
+    pooled: dict[int, tuple[Floats, Floats, Floats]] = field(default_factory=dict)
+
+    def at(self, pool: int) -> tuple[Floats, Floats, Floats]:
+        """Luma, chroma and per-frame detail energy on the grid made ``pool`` x coarser."""
+        if pool not in self.pooled:
+            luma = _pooled(self.luma, pool)
+            self.pooled[pool] = (luma, _pooled(self.chroma, pool), _detail(luma))
+        return self.pooled[pool]
+
+
+def _features(sig: Signature) -> Features:
+    import numpy as np
+
+    # float32 arithmetic (several times faster here than float64), float64 sums
+    n = sig.frames
+    luma = sig.luma().astype(np.float32)
+    small = _to_hash_grid(luma)
+    rows = luma.reshape(n, -1)
+    z, scale = _normalised(rows)
+    # frame by frame: a temporary the size of the whole segment costs more in page
+    # faults than the arithmetic
+    change = sum(float(np.abs(rows[i + 1] - rows[i]).sum(dtype=np.float64)) for i in range(n - 1))
+    motion = change / ((n - 1) * rows.shape[1]) if n > 1 else 0.0
+    return Features(
+        luma=luma, chroma=sig.chroma().astype(np.float32), small=small,
+        bits=hash_grid(small), z=z, scale=scale, motion=motion,
+    )  # fmt: skip
+
+
+# The reference side of a checksum task is the same for every rendition: its
+# features are kept for the next comparison (two: a worker may interleave two).
+_reference_features = functools.lru_cache(maxsize=2)(_features)
+
+
+def features(sig: Signature) -> Features:
+    """The features of a signature (cached for the last two seen)."""
+    return _reference_features(sig)
+
+
+# The colour test speaks only where the source has this much colour (mean squared
+# chroma deviation from grey, 8-bit levels squared): below, encoding noise is most of it.
+COLOUR_MIN_ENERGY: Final = 4.0
 # Added to the source's detail energy: keeps the relative error finite on flat frames.
 RELATIVE_ERROR_FLOOR: Final = 2.0
 
@@ -272,14 +345,20 @@ def _pooled(planes: Floats, f: int) -> Floats:
 def fidelity_scores(ref: Signature, cand: Signature, pool: int = 1) -> dict[str, float]:
     """Worst-frame PSNR of luma and chroma, the error against the source's detail and
     the detail ratio (equal frame counts), on the grid made ``pool`` times coarser."""
+    return _fidelity(features(ref), _features(cand), pool)
+
+
+def _fidelity(ref: Features, cand: Features, pool: int) -> dict[str, float]:
     import numpy as np
 
-    ry, cy = (_pooled(s.luma().astype(np.float64), pool) for s in (ref, cand))
-    rc, cc = (_pooled(s.chroma().astype(np.float64), pool) for s in (ref, cand))
-    luma_mse = ((ry - cy) ** 2).mean(axis=(1, 2))
+    ry, rc, ref_detail = ref.at(pool)
+    cy, cc, cand_detail = cand.at(pool)
+    dy = ry - cy
+    luma_mse = _frame_means(dy * dy)
     luma = _psnr(luma_mse)
-    chroma = _psnr(((rc - cc) ** 2).mean(axis=(2, 3))).min(axis=1)
-    ref_detail, cand_detail = _detail(ry), _detail(cy)
+    dc = rc - cc
+    dc *= dc
+    chroma = np.minimum(_psnr(_frame_means(dc[:, 0])), _psnr(_frame_means(dc[:, 1])))
     ratio = float(cand_detail.sum() / max(float(ref_detail.sum()), len(ry) * 1.0))
     # error against what the source has to lose: a legitimate encode at worst loses its
     # fine detail (error ~ detail); a wrong, moved or noisy picture errs far beyond it
@@ -291,7 +370,26 @@ def fidelity_scores(ref: Signature, cand: Signature, pool: int = 1) -> dict[str,
         "psnr_luma_mean": float(luma.mean()),
         "psnr_chroma": float(chroma.min()),
         "detail": ratio,
+        **_colour(rc, cc),
     }
+
+
+def _colour(ref: Floats, cand: Floats) -> dict[str, float]:
+    """Does the rendition's colour point where the source's does? ``chroma_corr``: the
+    correlation of both sides' chroma deviations from neutral grey, all frames and both
+    planes at once - an encode may desaturate (scale) them, a swap, a hue turn or a
+    wrong matrix points them elsewhere, however little colour the source has;
+    ``chroma_energy``: the source's mean squared deviation, levels squared (below a
+    few, there is no colour to judge)."""
+    import numpy as np
+
+    # float32 products of deviations are exact here (quarter levels, at most 128);
+    # the sums are float64 (and no BLAS: see _distance_matrix)
+    r, c = ref - np.float32(128.0), cand - np.float32(128.0)
+    signal = float((r * r).sum(dtype=np.float64))
+    own = float((c * c).sum(dtype=np.float64))
+    corr = float((r * c).sum(dtype=np.float64)) / max(float(np.sqrt(signal * own)), 1e-9)
+    return {"chroma_corr": corr, "chroma_energy": signal / max(1, r.size)}
 
 
 # Re-timings the time test tries against "as is": shifts up to MAX_SHIFT frames of the
@@ -367,9 +465,11 @@ def _normalised(frames: Floats) -> tuple[Floats, float]:
     turns normalised errors back into 8-bit levels squared."""
     import numpy as np
 
-    std = np.maximum(frames.std(axis=1, keepdims=True), 2.0)
-    z = (frames - frames.mean(axis=1, keepdims=True)) / std
-    return np.asarray(z), float((std**2).mean())
+    mean = frames.mean(axis=1, keepdims=True, dtype=np.float64).astype(frames.dtype)
+    z = frames - mean
+    std = np.maximum(np.sqrt(_frame_means(z * z)), 2.0)[:, None].astype(frames.dtype)
+    z /= std
+    return np.asarray(z), float((std.astype(np.float64) ** 2).mean())
 
 
 def time_scores(ref: Signature, cand: Signature, margin: float) -> dict[str, float]:
@@ -387,29 +487,51 @@ def time_scores(ref: Signature, cand: Signature, margin: float) -> dict[str, flo
     - ``motion_kept``, ``motion``: frame-to-frame change of the rendition over the
       source's, and the source's (mean absolute levels), for reports.
     """
+    return _time(features(ref), _features(cand), margin)
+
+
+# Multiply-adds per block of :func:`_distance_matrix`: below OpenBLAS's threading threshold.
+CROSS_BLOCK_MACS: Final = 400_000
+
+
+def _distance_matrix(a: Floats, b: Floats) -> Floats:
+    """Squared distance between every row of ``a`` and every row of ``b``, in float64,
+    over blocks of columns. One product of (frames x 15,360) is large enough for
+    OpenBLAS to wake its threads, whose spinning cost 5-25x the product's own CPU
+    (measured: 7 ms for 25 frames, 122 ms for 60); blocks this small stay on the
+    calling thread (0.9 ms and 5 ms), and their float64 copies stay small."""
     import numpy as np
 
-    n = ref.frames
-    r = ref.luma().reshape(n, -1).astype(np.float64)
-    c = cand.luma().reshape(n, -1).astype(np.float64)
-    zr, scale = _normalised(r)
-    zc, _ = _normalised(c)
+    block = max(16, CROSS_BLOCK_MACS // max(1, len(a) * len(b)))
+    cross = np.zeros((len(a), len(b)))
+    a_norms, b_norms = np.zeros(len(a)), np.zeros(len(b))
+    for i in range(0, a.shape[1], block):
+        x = a[:, i : i + block].astype(np.float64)
+        y = b[:, i : i + block].astype(np.float64)
+        cross += x @ y.T
+        a_norms += np.einsum("fp,fp->f", x, x)
+        b_norms += np.einsum("fp,fp->f", y, y)
+    return np.asarray(a_norms[:, None] + b_norms[None, :] - 2.0 * cross)
+
+
+def _time(ref: Features, cand: Features, margin: float) -> dict[str, float]:
+    import numpy as np
+
+    n = len(ref.z)
     # err[i, j]: candidate frame i against source frame j, all pairs by one product
-    sq = (zc**2).sum(axis=1)[:, None] + (zr**2).sum(axis=1)[None, :] - 2.0 * (zc @ zr.T)
-    err = np.maximum(sq / r.shape[1], 0.0) + 0.25 / scale  # + 8-bit rounding noise
+    sq = _distance_matrix(cand.z, ref.z)
+    err = np.maximum(sq / ref.z.shape[1], 0.0) + 0.25 / ref.scale  # + 8-bit rounding noise
     own = np.diag(err).copy()
     retimed, gain = retimed_fit(own, err)
-    gain *= scale  # back to 8-bit levels squared
+    gain *= ref.scale  # back to 8-bit levels squared
     others = err.copy()
     np.fill_diagonal(others, np.inf)
     nearest = others.min(axis=1) if n > 1 else own
-    visible = (own - nearest) * scale > MIN_RETIMED_GAIN
+    visible = (own - nearest) * ref.scale > MIN_RETIMED_GAIN
     misplaced = float(np.mean((nearest < margin * own) & visible))
-    ref_motion = float(np.abs(np.diff(r, axis=0)).mean()) if n > 1 else 0.0
-    cand_motion = float(np.abs(np.diff(c, axis=0)).mean()) if n > 1 else 0.0
-    kept = cand_motion / ref_motion if ref_motion > MOTION_FLOOR else 1.0
+    kept = cand.motion / ref.motion if ref.motion > MOTION_FLOOR else 1.0
     return {"retimed": retimed, "retimed_gain": gain, "misplaced": misplaced,
-            "motion_kept": kept, "motion": ref_motion}  # fmt: skip
+            "motion_kept": kept, "motion": ref.motion}  # fmt: skip
 
 
 # Mean absolute frame-to-frame change (8-bit levels on the grid) below which a
@@ -473,6 +595,9 @@ def judge(
         ("detail", ">", t.detail_max, "detail {:.2f}x the source's > {} (noise, blocking)"),
         ("detail", "<", t.detail_min, "detail {:.2f}x the source's < {} (smeared, garbage)"),
     ]
+    if scores.get("chroma_energy", 0.0) >= COLOUR_MIN_ENERGY:
+        colour = "colours off the source's (correlation {:.2f} < {})"
+        checks.append(("chroma_corr", "<", t.chroma_corr, colour))
     for key, op, limit, text in checks:
         if key in scores and (scores[key] < limit if op == "<" else scores[key] > limit):
             return "fidelity", text.format(scores[key], limit)
@@ -484,18 +609,18 @@ def compare_signatures(
 ) -> Comparison:
     """Run every test of ``cand`` against ``ref``."""
     t = thresholds or thresholds_for(cand.size)
-    ref_small = luma32(ref)
-    distances = _distances(hash_grid(ref_small), hash_luma(cand))
+    rf, cf = features(ref), _features(cand)
+    distances = _distances(rf.bits, cf.bits)
     scores: dict[str, float] = {}
     if ref.frames == cand.frames:
-        flat = flat_frames(ref_small)
+        flat = flat_frames(rf.small)
         textured = [d for d, f in zip(distances, flat, strict=True) if not f]
         # nothing but flat frames: no hash to trust, the other tests judge them
         scores["hash_max"] = float(max(textured, default=0))
         scores["hash_mean"] = sum(textured) / len(textured) if textured else 0.0
         scores["timing_error"] = timing_error(ref, cand)
-        scores.update(fidelity_scores(ref, cand, pool_for(cand.size)))
-        scores.update(time_scores(ref, cand, t.misplaced_margin))
+        scores.update(_fidelity(rf, cf, pool_for(cand.size)))
+        scores.update(_time(rf, cf, t.misplaced_margin))
     failed, reason = judge(distances, scores, t, (ref.frames, cand.frames))
     return Comparison(
         distances=tuple(distances), verdict="mismatch" if failed else "match", reason=reason,

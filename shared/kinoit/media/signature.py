@@ -199,9 +199,11 @@ def build_signatures_argv(inputs: Sequence[Path], work: Path) -> list[str]:
     """One ffmpeg decoding every input once and writing its signature files into ``work``."""
     if not inputs:
         raise InvalidParameter("inputs", "expected at least one video")
-    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y"]
+    # One thread per decoder and for the filters: a checksum task is one of many running
+    # at once, and frame threads cost ~10% more CPU for the same frames (docs/benchmarks.md).
+    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-filter_complex_threads", "1"]
     for path in inputs:
-        argv += ["-i", str(path)]
+        argv += ["-threads", "1", "-i", str(path)]
     graph = ";".join(signature_graph(f"{i}:v:0", f"s{i}") for i in range(len(inputs)))
     argv += ["-filter_complex", graph]
     for i in range(len(inputs)):
