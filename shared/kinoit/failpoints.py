@@ -25,7 +25,8 @@ The points (grep ``failpoints.hit`` for the list): ``stage.<name>`` at the start
 of the work of each stage (split, transcode, thumbnail, checksum, merge; transcode
 and thumbnail through ``stages.common.segment_work``); ``job_end.owed``,
 ``job_end.ended`` and ``job_end.webhook_queued`` between the steps of a job's end
-(:mod:`kinoit.service.endings`).
+(:mod:`kinoit.service.endings`); ``upload.close`` before an uploaded file's root is
+pinned (:mod:`kinoit.service.uploads`).
 """
 
 from __future__ import annotations

@@ -176,3 +176,31 @@ def test_pin_names_keep_plain_characters() -> None:
 )
 def test_container_sniffing(head: bytes, name: str | None) -> None:
     assert container_of(head) == name
+
+
+def test_a_deep_file_gets_kubos_cid_without_reading_it_back(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    # 175 leaves: one more than a node links, so the tree has two levels
+    harness = harness_factory(KINOIT_MAX_BODY_BYTES=str(64 * CHUNK_SIZE))
+    data = video_bytes(175 * CHUNK_SIZE - 7)
+    status, reply = upload(harness, data)
+    assert status == 201, reply
+    assert reply["cid"] == harness.store.add_bytes(data, pin=False)
+
+
+def test_closing_again_after_a_failed_close(harness_factory: Callable[..., Harness]) -> None:
+    # the same Redis and store, once with the close failing
+    failing = harness_factory(KINOIT_FAILPOINTS="upload.close=error(store down)")
+    harness = harness_factory()
+    data = video_bytes(3000)
+    status, session = failing.request("POST", "/sources", {"size": len(data)})
+    url = f"/sources/{session['upload_id']}"
+    status, reply = failing.request("PUT", f"{url}?offset=0", data)
+    assert status == 500 and "store down" in reply["message"]
+    assert harness.store.pin_ls() == []
+    status, reply = harness.request("PUT", f"{url}?offset=0", data)
+    assert status == 409  # the piece itself was received
+    status, reply = harness.request("PUT", f"{url}?offset={len(data)}", b"")
+    assert status == 201 and reply["cid"] == harness.store.add_bytes(data, pin=False)
+    assert [p.cid for p in harness.store.pin_ls()] == [reply["cid"]]

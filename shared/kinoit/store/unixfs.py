@@ -211,6 +211,20 @@ class FileImporter:
         self._cascade(0, blocks)
         return blocks
 
+    def push_stored(self, cid: CID, size: int) -> list[Block]:
+        """Add one chunk already stored as the raw leaf ``cid`` of ``size`` bytes (the
+        same rule as :meth:`push`); return only the parent nodes that became final."""
+        if self.root is not None:
+            raise RuntimeError("importer already finished")
+        if cid.codec != RAW:
+            raise ValueError(f"a file's leaf must be a raw block, got {cid}")
+        self._chunks += 1
+        self.size += size
+        blocks: list[Block] = []
+        self._levels[0].append(_Entry(cid, size, size))
+        self._cascade(0, blocks)
+        return blocks
+
     def _cascade(self, level: int, blocks: list[Block]) -> None:
         """While a level holds more than max_links entries, its first ones form a full node."""
         while len(self._levels[level]) > self._max_links:
