@@ -298,6 +298,19 @@ def test_readable_at_360_px_and_usable_by_keyboard(page: Any, dev: Dev, clip: Pa
     assert detail.inner_text() == "thumbnail, segment 1: done, 1 attempt"
     page.set_viewport_size({"width": 1280, "height": 900})
     assert overflow(page) == 0
+    # signing out forgets the token; an unknown job says so
+    page.get_by_test_id("logout").click()
+    page.get_by_test_id("token").wait_for()
+    assert page.evaluate("() => window.sessionStorage.length") == 0
+    page.keyboard.type(API_TOKEN)
+    page.keyboard.press("Enter")
+    page.get_by_test_id("logout").wait_for()
+    page.goto(ui_url(dev) + "#/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    page.get_by_test_id("error").wait_for()
+    assert "no job" in page.get_by_test_id("error").inner_text()
+    page.wait_for_timeout(2500)  # longer than a poll: none follows (nothing to await)
+    assert len(page.console_errors) == 2, page.console_errors  # the two 404s, then no more
+    assert all("status of 404" in e for e in page.console_errors), page.console_errors
 
 
 def test_the_printed_url_is_the_page(dev: Dev) -> None:

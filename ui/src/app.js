@@ -49,6 +49,7 @@ function every(ms, fn) {
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) { signOut('Your token is no longer accepted; sign in again.'); return; }
       showError(describe(error));
+      if (error instanceof ApiError && error.status === 404) return; // nothing to follow
     }
     if (!stopped) timer = window.setTimeout(run, delay);
   };
