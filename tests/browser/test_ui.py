@@ -371,6 +371,9 @@ def test_refused_upload_bad_source_and_a_failed_job_say_why(
     row = page.get_by_test_id("jobs").locator(f'tr[data-job-id="{other}"][data-state="failed"]')
     row.wait_for(timeout=TIMEOUT_MS)
     assert page.get_by_test_id("jobs").locator("tr").first.get_attribute("data-job-id") == other
+    row.locator("td").nth(1).click()  # anywhere on a row opens its job
+    page.wait_for_url(f"**/ui/#/jobs/{other}")
+    page.get_by_test_id("failure").wait_for()
     # the two refused requests are the only errors the console saw
     assert len(page.console_errors) == 2, page.console_errors
     assert all("status of 400" in e for e in page.console_errors), page.console_errors
