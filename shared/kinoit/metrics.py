@@ -141,6 +141,7 @@ class MetricsRecorder:
         self._redis = client
         self.keys = MetricKeys(prefix)
         self._apply = client.register_script(scripts.source("apply_effects"))
+        self._counters: dict[tuple[str, str, float | None], tuple[Effect, ...]] = {}
 
     def job_transition(self, state: str, pipe: Any = None) -> None:
         """A job entered ``state`` (queued, running, completed, failed, cancelled)."""
@@ -156,20 +157,24 @@ class MetricsRecorder:
         """What :meth:`task_finished` writes (in one script, so a scrape never sees half
         of it), for a caller that applies it inside its own (e.g. only when a result is
         accepted)."""
-        stage = _label("stage", stage)
-        state = _label("state", state)
         if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
             raise InvalidParameter("seconds", f"expected a finite duration >= 0, got {seconds!r}")
         bucket = next((b for b in DURATION_BUCKETS if seconds <= b), None)
-        field_name = _bucket_field(bucket) if bucket is not None else _INF_FIELD
-        duration = self.keys.duration(stage)
-        return [
-            HashIncrement(self.keys.tasks, f"{stage}|{state}"),
-            SetAdd(self.keys.stages, stage),
-            HashIncrement(duration, field_name),
-            HashIncrement(duration, "count"),
-            HashIncrementFloat(duration, "sum", float(seconds)),
-        ]
+        named = isinstance(stage, str) and isinstance(state, str)
+        counters = self._counters.get((stage, state, bucket)) if named else None
+        if counters is None:
+            # the four counter effects depend on stage, state and bucket only: built once
+            stage, state = _label("stage", stage), _label("state", state)
+            field_name = _bucket_field(bucket) if bucket is not None else _INF_FIELD
+            duration = self.keys.duration(stage)
+            counters = (
+                HashIncrement(self.keys.tasks, f"{stage}|{state}"),
+                SetAdd(self.keys.stages, stage),
+                HashIncrement(duration, field_name),
+                HashIncrement(duration, "count"),
+            )
+            self._counters[(stage, state, bucket)] = counters
+        return [*counters, HashIncrementFloat(self.keys.duration(stage), "sum", float(seconds))]
 
     def task_retried(self, stage: str, pipe: Any = None) -> None:
         """A task of ``stage`` is dispatched again (lease expired or verification re-run)."""

@@ -68,7 +68,7 @@ def test_effects_are_applied_exactly(client: redis.Redis) -> None:
 @pytest.mark.redis
 def test_an_unknown_effect_is_refused_by_the_script(client: redis.Redis) -> None:
     apply = client.register_script(scripts.source("apply_effects"))
-    raw = json.dumps([{"op": "del", "key": "t:v"}])
+    raw = json.dumps([["del", "t:v"]])
     client.set("t:v", "kept")
     with pytest.raises(redis.ResponseError, match="unknown effect"):
         apply(keys=[], args=[raw])

@@ -4,6 +4,10 @@
 accepted (a metric counter, a result-cache entry), in the same atomic script; the
 ``apply_effects`` script applies them on their own. They are data, encoded to JSON
 and interpreted by ``lua/lib/effects.lua``; no caller hands Redis a raw command.
+
+Each travels as a positional array ``[op, key, field | member | value, amount]``
+(:meth:`wire`): a segment callback sends five or six, and arrays are cheaper than
+objects to encode here and to decode in Lua.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ class HashIncrement:
     field: str
     amount: int = 1
 
+    def wire(self) -> list[str]:
+        """``[op, key, ...]``, as the module docstring says."""
+        return ["hincrby", self.key, self.field, str(int(self.amount))]
+
 
 @dataclass(frozen=True)
 class HashIncrementFloat:
@@ -30,6 +38,10 @@ class HashIncrementFloat:
     field: str
     amount: float
 
+    def wire(self) -> list[str]:
+        """``[op, key, ...]``, as the module docstring says."""
+        return ["hincrbyfloat", self.key, self.field, repr(self.amount)]
+
 
 @dataclass(frozen=True)
 class SetAdd:
@@ -37,6 +49,10 @@ class SetAdd:
 
     key: str
     member: str
+
+    def wire(self) -> list[str]:
+        """``[op, key, ...]``, as the module docstring says."""
+        return ["sadd", self.key, self.member]
 
 
 @dataclass(frozen=True)
@@ -46,23 +62,23 @@ class StoreValue:
     key: str
     value: str
 
+    def wire(self) -> list[str]:
+        """``[op, key, ...]``, as the module docstring says."""
+        return ["set", self.key, self.value]
+
 
 Effect = HashIncrement | HashIncrementFloat | SetAdd | StoreValue
 
 
-def _encode(effect: Effect) -> dict[str, str]:
-    match effect:
-        case HashIncrement(key, field, amount):
-            return {"op": "hincrby", "key": key, "field": field, "amount": str(int(amount))}
-        case HashIncrementFloat(key, field, amount):
-            return {"op": "hincrbyfloat", "key": key, "field": field, "amount": repr(amount)}
-        case SetAdd(key, member):
-            return {"op": "sadd", "key": key, "member": member}
-        case StoreValue(key, value):
-            return {"op": "set", "key": key, "value": value}
-    raise TypeError(f"not an effect: {effect!r}")
-
-
 def encode_effects(effects: Iterable[Effect]) -> str:
     """The JSON that ``lua/lib/effects.lua`` applies."""
-    return json.dumps([_encode(e) for e in effects], separators=(",", ":"))
+    wire = []
+    for effect in effects:
+        if type(effect) not in _EFFECT_TYPES:
+            raise TypeError(f"not an effect: {effect!r}")
+        wire.append(effect.wire())
+    return _DUMPS(wire)
+
+
+_EFFECT_TYPES = frozenset((HashIncrement, HashIncrementFloat, SetAdd, StoreValue))
+_DUMPS = json.JSONEncoder(separators=(",", ":")).encode

@@ -43,6 +43,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# One decoder for every body (json.loads with a hook would build a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _json_depth_exceeds(raw: bytes, limit: int) -> bool:
     """True when brackets outside strings nest deeper than ``limit`` (a linear scan)."""
     if raw.count(b"[") + raw.count(b"{") <= limit:  # the common case, at C speed
@@ -74,7 +78,8 @@ def parse_json_object(raw: bytes, field: str = "body") -> dict[str, Any]:
     if _json_depth_exceeds(raw, MAX_JSON_DEPTH):
         raise InvalidParameter(field, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(raw or b"{}", parse_constant=_reject_constant)
+        raw = raw or b"{}"
+        value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidParameter(field, f"not valid JSON ({exc})") from None
     except (ValueError, RecursionError) as exc:  # e.g. a 5,000-digit integer

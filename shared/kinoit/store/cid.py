@@ -8,8 +8,8 @@ they are all kinoit produces, and every block must be verifiable.
 
 from __future__ import annotations
 
-import base64
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -23,6 +23,12 @@ SHA2_256_LENGTH: Final = 32
 
 CODEC_NAMES: Final = {RAW: "raw", DAG_PB: "dag-pb", DAG_CBOR: "dag-cbor"}
 CODECS_BY_NAME: Final = {name: code for code, name in CODEC_NAMES.items()}
+
+# The four header bytes of a CIDv1 with each codec and a sha2-256 digest (each one a
+# one-byte varint): the common case of decode_prefix, looked up at once.
+_V1_SHA2_HEADERS: Final = {
+    bytes((1, code, SHA2_256, SHA2_256_LENGTH)): code for code in CODEC_NAMES
+}
 
 _B58_ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX: Final = {c: i for i, c in enumerate(_B58_ALPHABET)}
@@ -85,16 +91,42 @@ def _b58decode(text: str) -> bytes:
     return b"\x00" * leading + body
 
 
+# RFC 4648 base32, lower case and unpadded as multibase writes it. The conversion goes
+# through int(..., 32) (C speed) after mapping the alphabet onto the digits int() reads:
+# base64's base32 is pure Python and was the largest cost of checking a stage's result.
+_B32_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz234567"
+_B32_TO_INT_DIGITS: Final = str.maketrans(_B32_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+_B32_TEXT: Final = re.compile("[a-z2-7]*")
+_B32_PAIRS: Final = [a + b for a in _B32_ALPHABET for b in _B32_ALPHABET]
+
+
 def _b32decode(text: str) -> bytes:
-    padded = text.upper() + "=" * (-len(text) % 8)
-    try:
-        return base64.b32decode(padded)
-    except ValueError:
-        raise ValueError("invalid base32 (wrong length or characters)") from None
+    """Decode unpadded base32 (either case); ValueError for a bad character, a length no
+    byte string has, or non-zero bits after the last byte (a non-canonical spelling)."""
+    text = text.lower()
+    if _B32_TEXT.fullmatch(text) is None:
+        raise ValueError("invalid base32 (wrong length or characters)")
+    size, spare = divmod(5 * len(text), 8)
+    if spare >= 5:  # a whole character beyond the last byte
+        raise ValueError("invalid base32 (wrong length or characters)")
+    if not text:
+        return b""
+    number = int(text.translate(_B32_TO_INT_DIGITS), 32)
+    if number & ((1 << spare) - 1):
+        raise ValueError("non-canonical base32")
+    return (number >> spare).to_bytes(size, "big")
 
 
 def _b32encode(data: bytes) -> str:
-    return base64.b32encode(data).decode("ascii").lower().rstrip("=")
+    """Unpadded lower-case base32 of ``data``, two characters (10 bits) at a time."""
+    bits = 8 * len(data)
+    spare = -bits % 5
+    number = int.from_bytes(data, "big") << spare
+    count = (bits + spare) // 5
+    out = [_B32_ALPHABET[number >> (5 * (count - 1))]] if count % 2 else []
+    top = 5 * (count - count % 2) - 10
+    out += [_B32_PAIRS[(number >> shift) & 0x3FF] for shift in range(top, -1, -10)]
+    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +179,14 @@ class CID:
             if prefix in "bB":
                 if body != body.lower() and body != body.upper():
                     raise ValueError("mixed-case base32")
-                raw = _b32decode(body)
-                if _b32encode(raw) != body.lower():
-                    raise ValueError("non-canonical base32")
+                raw = _b32decode(body)  # refuses a non-canonical spelling too
             elif prefix == "z":
                 raw = _b58decode(body)
             else:
                 raise ValueError(f"unsupported multibase prefix {prefix!r} (expected 'b')")
             cid = cls.from_bytes(raw)
+            if prefix in "bB" and cid.version == 1:  # canonical: str(cid) is this text
+                object.__setattr__(cid, "_text", "b" + body.lower())
         except InvalidCID as exc:
             raise InvalidCID(f"not a CID: {shown!r}: {exc.message}") from None
         except (ValueError, TypeError) as exc:
@@ -174,6 +206,9 @@ class CID:
     @classmethod
     def decode_prefix(cls, raw: bytes | memoryview, offset: int = 0) -> tuple[CID, int]:
         """Decode one binary CID at ``offset``; return it and the offset after it."""
+        codec = _V1_SHA2_HEADERS.get(bytes(raw[offset : offset + 4]))
+        if codec is not None and len(raw) >= offset + 36:  # the usual CIDv1, at once
+            return cls(1, codec, bytes(raw[offset + 4 : offset + 36])), offset + 36
         try:
             if raw[offset : offset + 2] == bytes([SHA2_256, SHA2_256_LENGTH]):
                 end = offset + 34
