@@ -62,3 +62,21 @@ def test_a_document_that_is_not_a_split_index_is_an_invalid_index(tmp_path: Path
         with pytest.raises(InvalidParameter) as info:
             list(read_split_index(store, cid))
         assert info.value.field == "index"
+
+
+def test_a_page_that_is_not_a_list_of_entries_is_named(tmp_path: Path) -> None:
+    import pytest
+    from kinoit.errors import InvalidParameter
+
+    store = EmbeddedStore(tmp_path, durable=False)
+    good = CID.parse(store.dag_put([{"index": 0}]))
+    for bad in (
+        store.dag_put({"index": 1}),
+        store.dag_put([{"index": 1}, 2]),
+        store.add_bytes(b"x"),
+    ):
+        pages = [good, CID.parse(bad)]
+        with pytest.raises(InvalidParameter) as info:
+            list(read_pages(store, pages, "plan.pages", dict))
+        assert info.value.field == "plan.pages[1]"
+    assert list(read_pages(store, [good, good], "plan.pages", dict)) == [{"index": 0}] * 2

@@ -61,10 +61,19 @@ def write_pages(store: DagStore, entries: Sequence[Any], page_size: int) -> list
     ]
 
 
-def read_pages(store: DagStore, pages: Iterable[Any]) -> Iterator[Any]:
-    """Every entry of the pages ``pages`` links, in order."""
-    for page in pages:
-        yield from store.dag_get(str(page))
+def read_pages(
+    store: DagStore, pages: Iterable[Any], field: str = "pages", entry_type: type = object
+) -> Iterator[Any]:
+    """Every entry of the pages ``pages`` links, in order; InvalidParameter naming
+    ``field[n]`` when page ``n`` is not a list of ``entry_type``."""
+    for number, page in enumerate(pages):
+        try:
+            items = store.dag_get(str(page))
+        except InvalidParameter:  # e.g. a raw block's CID
+            items = None
+        if not isinstance(items, list) or not all(isinstance(e, entry_type) for e in items):
+            raise InvalidParameter(f"{field}[{number}]", "expected a list of entries")
+        yield from items
 
 
 @dataclass(frozen=True)
@@ -172,7 +181,7 @@ def read_split_index(store: DagStore, index_cid: str) -> Iterator[SegmentRef]:
     pages = index.get("pages") if isinstance(index, dict) else None
     if not isinstance(pages, list):
         raise InvalidParameter("index", f"{index_cid} is not a split index (no pages)")
-    for entry in read_pages(store, pages):
+    for entry in read_pages(store, pages, "index.pages", Mapping):
         try:
             yield SegmentRef.from_dag(entry)
         except (KeyError, TypeError, ValueError, AttributeError):

@@ -37,6 +37,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from kinoit.documents import DagStore, read_pages
+
 MANIFEST_VERSION = 1
 
 LinkFn = Callable[[str], Any]
@@ -126,15 +128,13 @@ def build_manifest(
     }
 
 
-def expand_segments(manifest: Mapping[str, Any], dag_get: Callable[[str], Any]) -> list[Any]:
-    """Every segment entry in order, following page links when the manifest has them."""
-    entries: list[Any] = []
-    for item in manifest["segments"]:
-        if isinstance(item, Mapping):
-            entries.append(item)
-        else:
-            entries.extend(dag_get(str(item)))
-    return entries
+def expand_segments(manifest: Mapping[str, Any], store: DagStore) -> list[Any]:
+    """Every segment entry in order, following page links when the manifest has them
+    (:func:`kinoit.documents.read_pages`)."""
+    items = manifest["segments"]
+    if all(isinstance(item, Mapping) for item in items):
+        return list(items)
+    return list(read_pages(store, items, "manifest.segments", Mapping))
 
 
 def to_dag_json_value(value: Any, is_link: Callable[[Any], bool] = lambda v: False) -> Any:

@@ -320,7 +320,7 @@ def test_long_manifests_link_pages_and_export_expands_them(
     cid = harness.job(job_id)["manifest"]
     manifest = harness.store.dag_get(cid)
     assert len(manifest["segments"]) == 2 and all(isinstance(s, CID) for s in manifest["segments"])
-    entries = expand_segments(manifest, harness.store.dag_get)
+    entries = expand_segments(manifest, harness.store)
     assert [e["index"] for e in entries] == [0, 1, 2]
     export_outputs(harness.store, cid, tmp_path / "out")
     view = json.loads((tmp_path / "out" / "manifest.json").read_text())

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kinoit.errors import InvalidParameter, StateUnavailable
-from kinoit.jobs.models import Completion, JobRecord, StageCounts, TaskInfo
+from kinoit.jobs.models import Completion, Dispatch, JobRecord, StageCounts, TaskInfo
 from kinoit.jobs.states import JobState, TaskState
 
 
@@ -41,6 +41,30 @@ def decode_leased(lines: str) -> list[tuple[str, str, int]]:
     if not lines:
         return []
     return [(t, stage, int(a)) for t, stage, a in (line.split("|") for line in lines.split("\n"))]
+
+
+def decode_dispatches(
+    job_id: str,
+    leased: Sequence[tuple[str, str, int]],
+    deadline: float,
+    payloads: Sequence[Any],
+    cached: Sequence[str | None] | None = None,
+) -> list[Dispatch]:
+    """Leased ``(task, stage, attempt)`` tuples with their stored payloads (JSON or
+    empty) and, from :meth:`~kinoit.jobs.JobEngine.complete_step`, their cache reads."""
+    hits = cached if cached is not None else [None] * len(leased)
+    return [
+        Dispatch(
+            job_id=job_id,
+            task_id=task_id,
+            stage=stage,
+            attempt=attempt,
+            lease_deadline=deadline,
+            payload=json.loads(raw) if raw else {},
+            cached=hit,
+        )
+        for (task_id, stage, attempt), raw, hit in zip(leased, payloads, hits, strict=True)
+    ]
 
 
 def parse_task(raw: str) -> tuple[TaskState, int, str, str]:

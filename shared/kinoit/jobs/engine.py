@@ -36,6 +36,7 @@ from kinoit.jobs.config import EngineConfig
 from kinoit.jobs.connection import connect, translate_redis_errors
 from kinoit.jobs.decode import (
     decode_completion,
+    decode_dispatches,
     decode_leased,
     decode_reply,
     encode_json,
@@ -271,21 +272,11 @@ class JobEngine(JobLifecycle):
         if not completion.accepted:
             return completion, []
         leased = decode_leased(reply["leased"])
-        # (an empty Lua table comes back as {}: no payloads, nothing cached)
+        # (an empty Lua table comes back as {}: no payloads, nothing cached; false: not
+        # looked up)
         payloads, cached = reply["payloads"] or [], reply["cached"] or []
-        dispatches = [
-            Dispatch(
-                job_id=job_id,
-                task_id=tid,
-                stage=stage,
-                attempt=a,
-                lease_deadline=deadline,
-                payload=json.loads(raw) if raw else {},
-                cached=None if hit is False else str(hit),
-            )
-            for (tid, stage, a), raw, hit in zip(leased, payloads, cached, strict=True)
-        ]
-        return completion, dispatches
+        hits = [None if hit is False else str(hit) for hit in cached]
+        return completion, decode_dispatches(job_id, leased, deadline, payloads, hits)
 
     @translate_redis_errors
     def fail(
@@ -383,14 +374,4 @@ class JobEngine(JobLifecycle):
         step = self.config.batch_size
         for i in range(0, len(leased), step):
             payloads += self.redis.hmget(payload_key, [t for t, _, _ in leased[i : i + step]])
-        return [
-            Dispatch(
-                job_id=job_id,
-                task_id=task_id,
-                stage=stage,
-                attempt=attempt,
-                lease_deadline=deadline,
-                payload=json.loads(raw) if raw else {},
-            )
-            for (task_id, stage, attempt), raw in zip(leased, payloads, strict=True)
-        ]
+        return decode_dispatches(job_id, leased, deadline, payloads)

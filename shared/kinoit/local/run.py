@@ -289,7 +289,7 @@ def _write_outputs(store: Any, manifest_cid: str, out_dir: Path) -> list[Path]:
         written.append(rel)
 
     outputs = manifest["outputs"]
-    manifest = {**manifest, "segments": expand_segments(manifest, store.dag_get)}
+    manifest = {**manifest, "segments": expand_segments(manifest, store)}
     if outputs.get("directory"):
         # the job's one UnixFS directory, file by file: `ipfs add -r` of what is written
         # here (manifest.json aside) gives outputs.directory again

@@ -12,9 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import re
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -26,6 +24,7 @@ from typing import Any
 from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
+from kinoit.media.files import link_or_copy
 
 HLS_DIR = "hls"
 MASTER_PLAYLIST = "master.m3u8"
@@ -492,15 +491,6 @@ def probe_audio_tracks(path: str | Path, settings: Settings | None = None) -> li
     ]  # fmt: skip
 
 
-def _place(src: Path, dst: Path) -> None:
-    """Hard-link when possible (same bytes, no copy), else copy."""
-    dst.unlink(missing_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def build_audio_hls_argv(audio: Path, out_dir: Path, seconds: float, track: int = 0) -> list[str]:
     """Stream-copy one AAC track into HLS audio segments (pure)."""
     return [
@@ -606,7 +596,7 @@ def package_hls(
         if paths[0].suffix == ".ts":
             entries = []
             for i, p in enumerate(paths):
-                _place(p, rung_dir / f"{i:05d}.ts")
+                link_or_copy(p, rung_dir / f"{i:05d}.ts")
                 entries.append((f"{i:05d}.ts", durations[i]))
             (rung_dir / MEDIA_PLAYLIST).write_text(media_playlist(entries), "utf-8")
             sizes = [p.stat().st_size for p in paths]

@@ -32,7 +32,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from typing import Any, Literal
 from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
+from kinoit.media.files import link_or_copy
 from kinoit.media.plan import SegmentPlan, frames_per_segment, plan_segments
 from kinoit.media.probe import ProbeResult, probe
 from kinoit.media.signature import FRAME_BYTES, Signature, grid_filter
@@ -402,17 +402,8 @@ def _split_copy(
         ):
             del done
     for original, copy in links:
-        _link(original, copy)
+        link_or_copy(original, copy)
     return segments, total
-
-
-def _link(src: Path, dst: Path) -> None:
-    """Hard-link when possible (same bytes, no copy), else copy."""
-    dst.unlink(missing_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 def split_video(

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from kinoit import failpoints
 from kinoit.config import Settings
+from kinoit.documents import read_pages
 from kinoit.errors import InvalidParameter, KinoitError
 from kinoit.names import check_name
 from kinoit.stages.common import fetch, require_cid
@@ -129,15 +130,7 @@ def read_plan(store: Any, plan_cid: str) -> Plan:
     pages = doc.get("pages")
     if not isinstance(pages, list) or not pages or not all(_is_cid(p) for p in pages):
         raise InvalidParameter("plan.pages", "expected a non-empty list of page CIDs")
-    entries: list[dict[str, Any]] = []
-    for number, page in enumerate(pages):
-        try:
-            items = store.dag_get(str(page))
-        except InvalidParameter:
-            items = None
-        if not isinstance(items, list) or not all(isinstance(e, dict) for e in items):
-            raise InvalidParameter(f"plan.pages[{number}]", "expected a list of segment entries")
-        entries.extend(items)
+    entries: list[dict[str, Any]] = list(read_pages(store, pages, "plan.pages", dict))
     if not entries:
         raise InvalidParameter("plan", "the plan has no segments")
     names = {r.name for r in ladder.rungs}
