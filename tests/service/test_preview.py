@@ -146,6 +146,20 @@ def test_a_mismatched_segment_is_listed_once_its_rerun_matched(harness: Harness)
     assert status == 200 and body == b"".join(harness.store.cat(redo["renditions"]["90p"]))
 
 
+def test_a_rung_missing_from_a_segment_ends_that_rungs_playlist(harness: Harness) -> None:
+    _, master_url = started_job(harness)
+    base = master_url.rsplit("/", 1)[0]
+    answer(harness, "transcode.0")
+    answer(harness, "checksum.0")
+    transcode = take(harness, "transcode.1")
+    result = harness.result_for(transcode)
+    result["renditions"] = {"other": result["renditions"]["90p"]}
+    harness.answer(transcode, result=result)
+    answer(harness, "checksum.1")
+    assert entries(get(harness, f"{base}/video/90p/index.m3u8")[1]) == ["00000.ts"]
+    assert get(harness, f"{base}/video/90p/00001.ts")[0] == 404
+
+
 def test_tokens_are_bound_to_the_job_and_expire(harness: Harness) -> None:
     job_id, master_url = started_job(harness)
     prefix, expires, token, name = master_url.rsplit("/", 3)

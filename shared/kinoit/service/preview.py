@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import math
 import re
 import threading
@@ -303,14 +304,16 @@ class Preview:
             return self._audio_segment(facts, segments, int(audio_n), ended)
         if rung not in {r.name for r in rungs}:
             raise NotFound(f"no previewed rung {rung!r} in job {job_id}")
+        # a rung's run ends where a segment lacks its rendition (no hole in the playlist)
+        listed = list(itertools.takewhile(lambda s: rung in s.renditions, segments))
         if video_n is None:
-            entries = [(f"{s.index:05d}.ts", s.duration) for s in segments]
+            entries = [(f"{s.index:05d}.ts", s.duration) for s in listed]
             target = _target(facts.durations)
             return _playlist(_media(entries, target, ended))
         n = int(video_n)
-        if n >= len(segments):
+        if n >= len(listed):
             raise NotFound(f"segment {n} of {job_id} is not verified yet")
-        return _segment(self.store, segments[n].renditions[rung])
+        return _segment(self.store, listed[n].renditions[rung])
 
     def _master(
         self,
