@@ -1,4 +1,5 @@
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,60 @@ def test_temp_folders_live_under_outdir_and_are_removed(
     assert all(d.parent == out and not d.exists() for d in temp_dirs), temp_dirs
     assert list((tmp_path / "system-tmp").iterdir()) == []
     assert not list(out.glob("kinoit-*"))
+
+
+@pytest.mark.parametrize("preset", ["ultrafast", "veryfast"])  # no B-frames, B-frames
+def test_aligned_source_is_cut_by_stream_copy_exactly_as_lossless(
+    clip, frame_hashes, tmp_path: Path, settings, preset: str
+) -> None:
+    # a keyframe on every segment boundary (a phone's 1-second GOP): no encode at all
+    src = clip(seconds=3.2, gop=25, preset=preset, audio=False)
+    copied = split_video(src, tmp_path / "a", mode="aligned", settings=settings, signatures=True)
+    lossless = split_video(src, tmp_path / "l", mode="lossless", settings=settings, signatures=True)
+    assert copied.mode == "copy" and lossless.mode == "lossless"
+    assert [s.frames for s in copied.segments] == [25, 25, 25, 5]
+    assert all(s.frame_range is None for s in copied.segments)
+    codec = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_name", "-of", "csv=p=0", str(copied.segments[1].path)],
+        capture_output=True, check=True, timeout=60,
+    ).stdout.decode().strip()  # fmt: skip
+    assert codec == "h264"  # the source's own packets
+    for a, b in zip(copied.segments, lossless.segments, strict=True):
+        assert frame_hashes(a.path) == frame_hashes(b.path)
+        assert (a.start_frame, a.frames) == (b.start_frame, b.frames)
+        assert a.signature is not None and b.signature is not None
+        assert a.signature.read_bytes() == b.signature.read_bytes()
+    assert segment_frames(frame_hashes, copied) == frame_hashes(src)
+    assert load_split(tmp_path / "a") == copied
+
+
+@pytest.mark.parametrize(("fps", "gop"), [(25, 37), (30, 25)])
+def test_keyframes_off_the_boundaries_are_split_lossless(
+    clip, frame_hashes, tmp_path: Path, settings, fps: int, gop: int
+) -> None:
+    src = clip(seconds=3.2, fps=fps, gop=gop, audio=False)
+    result = split_video(src, tmp_path / "s", mode="aligned", settings=settings, signatures=True)
+    assert result.mode == "lossless"
+    assert all(s.path.suffix == ".mkv" and s.signature is not None for s in result.segments)
+    assert segment_frames(frame_hashes, result) == frame_hashes(src)
+
+
+def test_cuts_on_keyframes_refuses_reordering_across_a_boundary() -> None:
+    from fractions import Fraction
+
+    from kinoit.media.plan import plan_segments
+    from kinoit.media.split import KeyframeScan, cuts_on_keyframes
+
+    plan = plan_segments(8, Fraction(4), 1)  # two segments of 4 frames
+    tb = Fraction(1, 4)
+    closed = KeyframeScan(list(range(8)), [0, 4], tb, (0, 2, 1, 3, 4, 6, 5, 7))
+    assert cuts_on_keyframes(closed, plan, 8)
+    # frame 3 decoded after the keyframe at 4 (an open GOP): not cuttable there
+    open_gop = KeyframeScan(list(range(8)), [0, 4], tb, (0, 2, 1, 4, 3, 6, 5, 7))
+    assert not cuts_on_keyframes(open_gop, plan, 8)
+    off = KeyframeScan(list(range(8)), [0, 5], tb, tuple(range(8)))
+    assert not cuts_on_keyframes(off, plan, 8)
+    missing = KeyframeScan(list(range(7)), [0, 4], tb, tuple(range(7)))
+    assert not cuts_on_keyframes(missing, plan, 8)
+    assert not cuts_on_keyframes(KeyframeScan(list(range(8)), [0, 4], tb), plan, 8)

@@ -15,6 +15,11 @@ Modes (measured in docs/benchmarks.md, "## Media"):
 
 - ``auto`` (default): copy when the source has a constant frame rate and no
   GOP longer than two segments, lossless otherwise.
+- ``aligned`` (the split stage's): when every segment boundary is already a
+  keyframe of the source that no frame is reordered across (a phone's 1-second
+  GOP, for instance), one ffmpeg cuts the source there by stream copy: each
+  segment holds exactly its frames, no ``frame_range``, no encode (the
+  signatures still cost one decode). Any other source is split ``lossless``.
 
 Variable frame rate sources are resampled to a constant rate (their average)
 by the fps filter, which reads real timestamps, so no timing is lost.
@@ -48,8 +53,8 @@ from kinoit.media.plan import SegmentPlan, frames_per_segment, plan_segments
 from kinoit.media.probe import ProbeResult, probe
 from kinoit.media.signature import FRAME_BYTES, Signature, grid_filter
 
-SplitMode = Literal["auto", "raw", "lossless", "copy"]
-SPLIT_MODES: tuple[SplitMode, ...] = ("auto", "raw", "lossless", "copy")
+SplitMode = Literal["auto", "raw", "lossless", "copy", "aligned"]
+SPLIT_MODES: tuple[SplitMode, ...] = ("auto", "raw", "lossless", "copy", "aligned")
 # Chosen by the split benchmark (docs/benchmarks.md, "## Media"): copy is the
 # fastest and smallest; auto falls back to lossless where copy would be wasteful.
 DEFAULT_SPLIT_MODE: SplitMode = "auto"
@@ -71,7 +76,7 @@ FFV1_SLICES = 4
 # read against FFV1's 2.07 and 1.75, for 1.33x the bytes (docs/benchmarks.md,
 # "Split intermediates"). FFV1 keeps every other format (10-bit, full range, ...).
 UTVIDEO_PIX_FMTS = frozenset({"yuv420p", "yuv422p", "yuv444p", "gbrp", "gbrap"})
-SEGMENT_EXT = {"raw": "nut", "lossless": "mkv", "copy": "mkv"}
+SEGMENT_EXT = {"raw": "nut", "lossless": "mkv", "copy": "mkv", "aligned": "mkv"}
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,30 @@ def build_decode_split_argv(
         "-segment_frames", cuts, "-reset_timestamps", "1",
         "-segment_list", str(segment_list), "-segment_list_type", "csv",
         str(outdir / f"%05d.{SEGMENT_EXT[mode]}"),
+    ]  # fmt: skip
+    if signature is not None:
+        argv += ["-map", "[sig]", "-fps_mode", "passthrough", "-f", "rawvideo", str(signature)]
+    return argv
+
+
+def build_aligned_copy_argv(
+    src: str | Path, outdir: Path, *, plan: Sequence[SegmentPlan], segment_list: Path,
+    signature: Path | None = None,
+) -> list[str]:  # fmt: skip
+    """One ffmpeg: stream-copy the video, cut at the planned frames (each one a keyframe,
+    see :func:`cuts_on_keyframes`); with ``signature``, also decode every frame once onto
+    the verifier's grid into that file. Nothing is encoded."""
+    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(src)]
+    if signature is not None:
+        argv += ["-filter_complex", f"[0:v:0]{grid_filter()}[sig]"]
+    argv += ["-map", "0:v:0", "-c:v", "copy", "-an", "-sn", "-dn", "-map_metadata", "-1"]
+    argv += ["-fflags", "+bitexact"]  # same input, same bytes: stable segment CIDs
+    cuts = ",".join(str(p.start_frame) for p in plan[1:]) or "1000000000"
+    argv += [
+        "-f", "segment", "-segment_format", "matroska",
+        "-segment_frames", cuts, "-reset_timestamps", "1",
+        "-segment_list", str(segment_list), "-segment_list_type", "csv",
+        str(outdir / f"%05d.{SEGMENT_EXT['aligned']}"),
     ]  # fmt: skip
     if signature is not None:
         argv += ["-map", "[sig]", "-fps_mode", "passthrough", "-f", "rawvideo", str(signature)]
@@ -308,17 +337,52 @@ def _split_decoded(
             )  # fmt: skip
         if any(c != k for c in counts[:-1]):
             raise MediaError(f"split: segments are not {k} frames each: {counts}", argv)
-        segments, start = [], 0
-        with grid.open("rb") if grid is not None else contextlib.nullcontext() as planes:
-            for i, count in enumerate(counts):
-                path = outdir / f"{i:05d}.{SEGMENT_EXT[mode]}"
-                sig_path = None
-                if planes is not None:
-                    sig_path = outdir / f"{i:05d}.sig"
-                    _write_signature(planes.read(count * FRAME_BYTES), count, info.fps, sig_path)
-                segments.append(Segment(i, start, count, path, signature=sig_path))
-                start += count
+        segments = _segments(outdir, SEGMENT_EXT[mode], counts, grid, info.fps)
     return segments, total
+
+
+def _segments(
+    outdir: Path, ext: str, counts: Sequence[int], grid: Path | None, fps: Fraction
+) -> list[Segment]:
+    """The segment list for files ``NNNNN.ext`` of ``counts`` frames, each with its
+    signature cut from ``grid`` (every frame's grid planes, in order) when given."""
+    segments, start = [], 0
+    with grid.open("rb") if grid is not None else contextlib.nullcontext() as planes:
+        for i, count in enumerate(counts):
+            path = outdir / f"{i:05d}.{ext}"
+            sig_path = None
+            if planes is not None:
+                sig_path = outdir / f"{i:05d}.sig"
+                _write_signature(planes.read(count * FRAME_BYTES), count, fps, sig_path)
+            segments.append(Segment(i, start, count, path, signature=sig_path))
+            start += count
+    return segments
+
+
+def _split_aligned(
+    src: Path, outdir: Path, info: ProbeResult, plan: Sequence[SegmentPlan],
+    settings: Settings, signatures: bool,
+) -> list[Segment] | None:  # fmt: skip
+    """Stream-copy segments cut at keyframes (see :func:`cuts_on_keyframes`); None (and
+    nothing left behind) when the cut did not give exactly the planned frame counts."""
+    with tempfile.TemporaryDirectory(prefix="kinoit-split-", dir=outdir) as tmp:
+        seg_list = Path(tmp) / "segments.csv"
+        grid = Path(tmp) / "grid.yuv" if signatures else None
+        argv = build_aligned_copy_argv(
+            src, outdir, plan=plan, segment_list=seg_list, signature=grid
+        )
+        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="split")
+        # The list's times are the source's (a B-frame delay shifts all but the first
+        # start): the first segment is what the others leave of the frames.
+        listed = _segment_frames_from_list(seg_list.read_text("utf-8"), info.fps)
+        counts = [info.frames - sum(listed[1:]), *listed[1:]]
+        planned = [p.frames for p in plan]
+        decoded = grid.stat().st_size // FRAME_BYTES if grid is not None else info.frames
+        if counts != planned or decoded != info.frames:
+            for partial in outdir.glob("[0-9][0-9][0-9][0-9][0-9].*"):
+                partial.unlink()
+            return None
+        return _segments(outdir, SEGMENT_EXT["aligned"], counts, grid, info.fps)
 
 
 def _write_signature(planes: bytes, count: int, fps: Fraction, dest: Path) -> None:
@@ -336,6 +400,8 @@ class KeyframeScan:
     pts: list[int]
     keys: list[int]
     time_base: Fraction
+    # every packet's pts in decode (file) order; empty when not known
+    decode_pts: tuple[int, ...] = ()
 
     @property
     def longest_gop(self) -> int:
@@ -355,7 +421,32 @@ def scan_keyframes(src: Path, settings: Settings) -> KeyframeScan:
     ]
     stream = (doc.get("streams") or [{}])[0]
     time_base = Fraction(str(stream.get("time_base", "1/1")))
-    return KeyframeScan(sorted(p for p, _ in packets), keyframe_indices(packets), time_base)
+    return KeyframeScan(
+        sorted(p for p, _ in packets),
+        keyframe_indices(packets),
+        time_base,
+        tuple(p for p, _ in packets),
+    )
+
+
+def cuts_on_keyframes(scan: KeyframeScan, plan: Sequence[SegmentPlan], frames: int) -> bool:
+    """Whether a stream copy cut at every planned boundary gives frame-exact segments (pure).
+
+    Each boundary must be a keyframe, and the packets before it in decode order must be
+    exactly the frames presented before it (no B-frame of one segment decoded after the
+    next segment's keyframe, none of the next before it); every packet has its own pts."""
+    order = scan.decode_pts
+    if not (len(scan.pts) == len(order) == frames) or len(set(order)) != frames:
+        return False
+    keys = set(scan.keys)
+    if 0 not in keys:
+        return False
+    prefix_max = list(itertools.accumulate(order, max))
+    for seg in plan[1:]:
+        b = seg.start_frame
+        if b not in keys or order[b] != scan.pts[b] or prefix_max[b - 1] >= scan.pts[b]:
+            return False
+    return True
 
 
 def choose_mode(info: ProbeResult, scan: KeyframeScan | None, seconds: float) -> SplitMode:
@@ -419,7 +510,8 @@ def split_video(
     """Cut ``src`` into frame-exact segments in ``outdir`` and write ``segments.json``.
 
     ``signatures`` also writes each segment's verifier signature (``NNNNN.sig``) from
-    the same decode (decoded modes; copy mode decodes nothing, so writes none)."""
+    the same decode (decoded modes and ``aligned``; copy mode decodes nothing, so
+    writes none). ``aligned`` reports ``copy`` or ``lossless``, whichever it took."""
     settings = settings or default_settings()
     if mode not in SPLIT_MODES:
         raise InvalidParameter("mode", f"expected one of {list(SPLIT_MODES)}, got {mode!r}")
@@ -435,7 +527,16 @@ def split_video(
         scan = None if info.vfr else scan_keyframes(src, settings)
         mode = choose_mode(info, scan, seconds)
     try:
-        if mode == "copy":
+        aligned = None
+        if mode == "aligned":
+            mode = "lossless"
+            if not info.vfr:
+                plan = plan_segments(info.frames, info.fps, seconds)
+                if cuts_on_keyframes(scan_keyframes(src, settings), plan, info.frames):
+                    aligned = _split_aligned(src, out, info, plan, settings, signatures)
+        if aligned is not None:
+            mode, segments, total = "copy", aligned, info.frames
+        elif mode == "copy":
             segments, total = _split_copy(src, out, info, seconds, settings, scan)
         else:
             segments, total = _split_decoded(src, out, info, mode, seconds, settings, signatures)

@@ -21,8 +21,10 @@ from kinoit.stages.scratch import scratch_dir
 if TYPE_CHECKING:
     from kinoit.media.split import SplitResult
 
-# Self-contained, bit-exact lossless segments (UT Video or FFV1; see run()).
-SPLIT_MODE: Final = "lossless"
+# Segments that hold exactly their frames: a stream copy cut at the source's own
+# keyframes where every boundary is one (no encode), else bit-exact lossless (UT Video
+# or FFV1); see run().
+SPLIT_MODE: Final = "aligned"
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,9 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
         source_bytes = src.stat().st_size
         # split_video computes with Fractions inside; an exact 1/3 s must not be rounded.
         seconds: Any = request.segment_seconds
-        # Lossless segments hold exactly their frames (copy mode's overlap would need a
-        # frame range in every later stage), and their CIDs name exactly that content.
+        # Every segment holds exactly its frames (copy mode's overlap on keyframes off the
+        # boundaries would need a frame range in every later stage), and its CID names
+        # exactly that content: aligned copies them where the keyframes allow.
         result = split_video(
             src, work / "segments", seconds=seconds, mode=SPLIT_MODE, settings=settings,
             signatures=True,
