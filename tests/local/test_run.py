@@ -237,3 +237,29 @@ def test_kinoit_run_refuses_a_directory_with_foreign_mp4s_before_starting(tmp_pa
     with pytest.raises(InvalidParameter) as caught:
         run_job(settings, str(tmp_path / "missing.mp4"), out_dir=out)
     assert caught.value.field == "--out" and not (tmp_path / "home").exists()
+
+
+def test_progress_events_wake_on_a_new_event_and_time_out_without_one(
+    harness: Harness, redis_url: str
+) -> None:
+    import time
+
+    from kinoit.local.run import ProgressEvents
+
+    job_id = harness.submit()
+    with ProgressEvents(redis_url, job_id) as events:
+        assert events.wait(1.0)  # the job's events so far
+        while events.wait(0.05):  # caught up with what is there
+            pass
+        started = time.monotonic()
+        assert not events.wait(0.3)  # nothing new: it waited the time out
+        assert time.monotonic() - started >= 0.25
+        harness.drain()  # the job runs: new events
+        started = time.monotonic()
+        assert events.wait(5.0)
+        assert time.monotonic() - started < 2.0
+    # no Redis there: it waits the time out and says nothing came
+    with ProgressEvents("redis://127.0.0.1:1/0", job_id) as gone:
+        started = time.monotonic()
+        assert not gone.wait(0.2)
+        assert time.monotonic() - started >= 0.15

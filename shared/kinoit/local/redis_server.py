@@ -20,7 +20,7 @@ import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -52,6 +52,10 @@ class PrivateRedis:
 
     url: str
     process: subprocess.Popen[bytes] | None = None
+    # revive()'s liveness ping: one kept connection (a fresh client every half second
+    # cost a connect and a handshake each time)
+    _ping: redis.Redis | None = field(default=None, repr=False, compare=False)
+    _ping_url: str = field(default="", repr=False, compare=False)
 
     def register(self) -> None:
         """Count this process as a user."""
@@ -70,6 +74,9 @@ class PrivateRedis:
 
     def stop(self) -> None:
         """Unregister; shut the server down if no live user remains."""
+        if self._ping is not None:
+            self._ping.close()
+            self._ping = None
         client = redis.Redis.from_url(self.url, socket_timeout=5)
         try:
             client.srem(USERS_KEY, str(os.getpid()))
@@ -91,7 +98,7 @@ class PrivateRedis:
         """Start the home's server again if it stopped answering: on the same port,
         its AOF reloaded, under the home's lock (so a CLI command at the same moment
         cannot start a second one). True when this call started it."""
-        if _answers(self.url):
+        if self._answers():
             return False
         if self.process is not None:
             self.process.poll()  # reap it if it died
@@ -100,6 +107,18 @@ class PrivateRedis:
             return False
         self.url, self.process = fresh.url, fresh.process
         return True
+
+    def _answers(self) -> bool:
+        """Whether the server at ``url`` answers a PING, on the kept connection."""
+        if self._ping is None or self._ping_url != self.url:
+            if self._ping is not None:
+                self._ping.close()
+            self._ping, self._ping_url = redis.Redis.from_url(self.url, socket_timeout=1), self.url
+        try:
+            return bool(self._ping.ping())
+        except redis.RedisError:
+            self._ping.close()  # reconnect on the next call
+            return False
 
 
 def _answers(url: str) -> bool:

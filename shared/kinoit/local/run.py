@@ -25,8 +25,10 @@ from kinoit.errors import InvalidParameter, KinoitError, NotFound, StateUnavaila
 from kinoit.manifest import dumps_dag_json, expand_segments
 from kinoit.names import check_name
 
-# How often `kinoit run` asks for the job's state.
+# `kinoit run` asks for the job's state when its progress stream has a new event,
+# at most this often, and at least every FOLLOW_SECONDS (the elapsed time moves on).
 POLL_SECONDS = 0.25
+FOLLOW_SECONDS = 1.0
 # Plain progress lines (not a TTY) at most this often.
 PLAIN_PROGRESS_SECONDS = 2.0
 # Characters of the progress bar (tasks done over tasks known so far).
@@ -313,6 +315,46 @@ def _write_outputs(store: Any, manifest_cid: str, out_dir: Path) -> list[Path]:
     return written
 
 
+class ProgressEvents:
+    """Waits for the next event of a job's progress stream (Redis ``XREAD BLOCK``), so
+    ``kinoit run`` asks for the job's state when something happened instead of four
+    times a second. Without Redis it waits out the time (the state is still read)."""
+
+    def __init__(self, redis_url: str, job_id: str) -> None:
+        import redis
+
+        from kinoit.jobs.keys import events_key
+
+        self.key = events_key(job_id)
+        self.last = "0-0"
+        self.redis: Any = redis.Redis.from_url(redis_url)
+
+    def __enter__(self) -> ProgressEvents:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.redis.close()
+
+    def wait(self, seconds: float) -> bool:
+        """Return once an event newer than the last one seen is there (True), or after
+        ``seconds`` (False)."""
+        import redis
+
+        started = time.monotonic()
+        try:
+            found = self.redis.xread(
+                {self.key: self.last}, count=1000, block=max(1, int(seconds * 1000))
+            )
+        except (redis.RedisError, OSError):
+            time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+            return False
+        for _stream, entries in found or []:
+            if entries:
+                last = entries[-1][0]
+                self.last = last.decode() if isinstance(last, bytes) else str(last)
+        return bool(found)
+
+
 def run_job(
     settings: Settings,
     source: str,
@@ -348,16 +390,19 @@ def run_job(
         job_id = str(client.submit(body)["job_id"])
         stream.write(f"kinoit run: job {job_id} (source {cid})\n")
         started = time.monotonic()
-        while True:
-            job = client.job(job_id)
-            view.update(format_progress(job, time.monotonic() - started))
-            if job["state"] in TERMINAL:
-                break
-            if timeout is not None and time.monotonic() - started > timeout:
-                client.cancel(job_id)
-                view.close()
-                raise StateUnavailable(f"job {job_id} did not finish within {timeout:.0f}s")
-            time.sleep(POLL_SECONDS)
+        with ProgressEvents(stack.redis_url, job_id) as events:
+            while True:
+                asked = time.monotonic()
+                job = client.job(job_id)
+                view.update(format_progress(job, time.monotonic() - started))
+                if job["state"] in TERMINAL:
+                    break
+                if timeout is not None and time.monotonic() - started > timeout:
+                    client.cancel(job_id)
+                    view.close()
+                    raise StateUnavailable(f"job {job_id} did not finish within {timeout:.0f}s")
+                events.wait(FOLLOW_SECONDS)
+                time.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - asked)))
         view.close()
     manifest = job.get("manifest")
     if job["state"] == "completed" and manifest and out_dir is not None:

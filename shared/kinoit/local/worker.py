@@ -80,6 +80,18 @@ def callback_headers(
     return headers
 
 
+_callbacks: requests.Session | None = None
+
+
+def _session() -> requests.Session:
+    """This process's HTTP session for callbacks: the connection to the gateway is kept
+    between calls (an RQ worker runs one call at a time)."""
+    global _callbacks
+    if _callbacks is None:
+        _callbacks = requests.Session()
+    return _callbacks
+
+
 def perform_async_call(call: dict[str, Any]) -> int:
     """The RQ job: run the function, POST the result to the callback URL; return the status."""
     name = str(call["function"])
@@ -91,7 +103,7 @@ def perform_async_call(call: dict[str, Any]) -> int:
         headers = callback_headers(name, str(call["call_id"]), response, duration)
         for attempt in range(CALLBACK_ATTEMPTS):
             try:
-                requests.post(str(callback_url), data=response.body, headers=headers, timeout=30)
+                _session().post(str(callback_url), data=response.body, headers=headers, timeout=30)
                 break
             except requests.RequestException as exc:
                 log.warning("callback to %s failed (%s), attempt %d", callback_url, exc, attempt)
