@@ -17,7 +17,10 @@ transcode stage does:
   encoding each segment in its own encoder;
 - ``same GOP, CRF +d``: the same at a CRF ``d`` higher (``--crf-step``), so that
   the continuous encode's PSNR at kinoit's bytes can be interpolated: the
-  quality that encoding each segment separately loses at equal bytes.
+  quality that encoding each segment separately loses at equal bytes;
+- ``own GOP, CRF +d``: likewise, so that the bytes the plain encode needs for
+  kinoit's PSNR can be interpolated (linear in log bytes): what kinoit's output
+  costs in bytes at equal quality, everything included.
 
 Left out: the audio (both keep it as it is), the thumbnails, and CPU (see
 bench_pipeline_cost.py). Sources are bench_pipeline_cost's generated camera-like
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -123,9 +127,13 @@ def bench_source(kind: str, seconds: float, lengths: list[str], step: float, wor
     raised = Ladder(ladder.name, tuple(replace(r, crf=(r.crf or 0) + step) for r in ladder.rungs))
     fps = info.fps
     print(f"### {kind}: {info.width}x{info.height} {fps} fps, {seconds:g} s", flush=True)
-    own = work / f"q-{kind}-own"
+    own, own_up = work / f"q-{kind}-own", work / f"q-{kind}-own-up"
     baseline(src, own, ladder, info, None)
-    result: dict[str, Any] = {"source": kind, "own": measure(own, src, ladder, info), "by": {}}
+    baseline(src, own_up, raised, info, None)
+    result: dict[str, Any] = {
+        "source": kind, "own": measure(own, src, ladder, info),
+        "own_up": measure(own_up, src, raised, info), "by": {},
+    }  # fmt: skip
     for length in lengths:
         gop = int(Fraction(length) * fps)
         same, same_up = work / f"q-{kind}-same{length}", work / f"q-{kind}-same{length}-up"
@@ -150,15 +158,20 @@ def report(result: dict[str, Any], step: float) -> str:
             same_b, same_p = by["same"][rung]
             kin_b, kin_p = by["kinoit"][rung]
             at_equal = interpolate(kin_b, [(same_b, same_p), tuple(by["same_up"][rung])])
+            up_b, up_p = result["own_up"][rung]
+            own_bytes = math.exp(
+                interpolate(kin_p, [(own_p, math.log(own_b)), (up_p, math.log(up_b))])
+            )
             rows.append([
                 length, rung, f"{own_b / 1000:.0f}", f"{own_p:.2f}",
                 f"{same_b / 1000:.0f} ({same_b / own_b:.2f})", f"{same_p:.2f}",
                 f"{kin_b / 1000:.0f} ({kin_b / own_b:.2f})", f"{kin_p:.2f}",
-                f"{kin_p - at_equal:+.2f}",
+                f"{kin_p - at_equal:+.2f}", f"{kin_b / own_bytes:.2f}",
             ])  # fmt: skip
     header = [
         "segment s", "rung", "own GOP kB", "PSNR", "same GOP kB (x own)", "PSNR",
-        "kinoit kB (x own)", "PSNR", f"kinoit vs same GOP at equal bytes, dB (CRF +{step:g})",
+        "kinoit kB (x own)", "PSNR", "kinoit vs same GOP at equal bytes, dB",
+        "kinoit bytes vs own GOP at equal PSNR",
     ]  # fmt: skip
     return table(header, rows)
 
