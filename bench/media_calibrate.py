@@ -43,7 +43,6 @@ from typing import Any
 from kinoit.config import load_settings
 from kinoit.errors import KinoitError
 from kinoit.media.checksum import (
-    COLOUR_MIN_ENERGY,
     SMALL_RUNG_HEIGHT,
     THRESHOLDS,
     Thresholds,
@@ -368,7 +367,7 @@ def verdicts(rows: list[dict[str, Any]], table: dict[str, Thresholds]) -> list[t
 # false-alarm on the first unlucky clip).
 MARGINS = {"psnr_luma": 2.0, "psnr_chroma": 5.0, "detail": 0.15, "misplaced": 0.08,
            "retimed": 0.05, "motion_kept": 0.15, "relative": 1.25, "hash_max": 4,
-           "hash_mean": 2.0, "chroma_corr": 1.5}  # fmt: skip
+           "hash_mean": 2.0, "chroma_misfit": 2.0, "flat_detail": 1.25}  # fmt: skip
 
 
 def calibrate(rows: list[dict[str, Any]]) -> dict[str, Thresholds]:
@@ -382,9 +381,6 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, Thresholds]:
             continue
         s = [r["scores"] for r in legit]
         m = MARGINS
-        coloured = [x["chroma_corr"] for x in s if x["chroma_energy"] >= COLOUR_MIN_ENERGY]
-        # the margin scales the worst legitimate shortfall from a perfect 1
-        corr_floor = 1.0 - (1.0 - min(coloured, default=0.0)) * m["chroma_corr"]
         table[cls] = replace(
             THRESHOLDS[cls],
             hash_max=int(max(x["hash_max"] for x in s) + m["hash_max"]),
@@ -397,7 +393,8 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, Thresholds]:
             detail_min=round(max(0.0, min(x["detail"] for x in s) - m["detail"]), 2),
             misplaced=round(max(x["misplaced"] for x in s) + m["misplaced"], 2),
             retimed=round(max(x["retimed"] for x in s) + m["retimed"], 2),
-            chroma_corr=round(max(0.0, corr_floor), 3),
+            chroma_misfit=round(max(x["chroma_misfit"] for x in s) * m["chroma_misfit"], 2),
+            flat_detail_max=round(max(x["flat_detail"] for x in s) * m["flat_detail"], 2),
         )
     return table
 
@@ -448,7 +445,8 @@ def score_table(rows: list[dict[str, Any]]) -> str:
         "misplaced",
         "retimed",
         "motion_kept",
-        "chroma_corr",
+        "flat_detail",
+        "chroma_misfit",
     ]
     lines = ["| candidate | class | n | hash max | " + " | ".join(keys) + " |",
              "|---|---|---|---|" + "---|" * len(keys)]  # fmt: skip

@@ -231,15 +231,14 @@ def test_the_verdict_names_the_first_failing_test() -> None:
     assert judge([0] * 10, {**fine, "misplaced": 0.9}, t, (10, 10))[0] == "time"
 
 
-def test_the_colour_test_speaks_only_where_the_source_has_colour() -> None:
-    t = Thresholds(chroma_corr=0.8)
-    fine = {"psnr_luma": 40.0, "psnr_chroma": 40.0, "chroma_energy": 30.0, "chroma_corr": 0.95}
+def test_the_colour_and_flat_area_tests_fail_as_fidelity() -> None:
+    t = Thresholds(chroma_misfit=5.0, flat_detail_max=1.5)
+    fine = {"psnr_luma": 40.0, "psnr_chroma": 40.0, "chroma_misfit": 1.0, "flat_detail": 1.0}
     assert judge([0] * 10, fine, t, (10, 10))[0] is None
-    failed, reason = judge([0] * 10, {**fine, "chroma_corr": -0.3}, t, (10, 10))
+    failed, reason = judge([0] * 10, {**fine, "chroma_misfit": 40.0}, t, (10, 10))
     assert failed == "fidelity" and "colours" in reason
-    # a near-grey source: its chroma is mostly encoding noise, the correlation means nothing
-    grey = {**fine, "chroma_energy": 1.0, "chroma_corr": -0.3}
-    assert judge([0] * 10, grey, t, (10, 10))[0] is None
+    failed, reason = judge([0] * 10, {**fine, "flat_detail": 9.0}, t, (10, 10))
+    assert failed == "fidelity" and "flat areas" in reason
 
 
 def test_colour_scores_see_a_swap_but_not_a_desaturation() -> None:
@@ -253,7 +252,13 @@ def test_colour_scores_see_a_swap_but_not_a_desaturation() -> None:
     swapped = ref[:, ::-1].copy()
     assert _colour(ref, faded)["chroma_corr"] > 0.99
     assert _colour(ref, swapped)["chroma_corr"] < 0
-    assert _colour(ref, ref)["chroma_energy"] == pytest.approx(float(((ref - 128) ** 2).mean()))
+    energy = float(((ref - 128) ** 2).mean())
+    assert _colour(ref, ref)["chroma_energy"] == pytest.approx(energy)
+    assert _colour(ref, faded)["chroma_misfit"] < 0.01 * energy
+    assert _colour(ref, swapped)["chroma_misfit"] > energy
+    # grey: nothing to swap, nothing to misfit
+    grey = np.full_like(ref, 128.0) + rng.normal(0, 0.5, ref.shape).astype(np.float32)
+    assert _colour(grey, grey[:, ::-1].copy())["chroma_misfit"] < 1.0
 
 
 def test_retimings_cover_shifts_freezes_and_reversal() -> None:
