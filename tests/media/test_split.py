@@ -1,6 +1,7 @@
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kinoit.errors import InvalidParameter
@@ -269,3 +270,22 @@ def test_cuts_on_keyframes_refuses_reordering_across_a_boundary() -> None:
     missing = KeyframeScan(list(range(7)), [0, 4], tb, tuple(range(7)))
     assert not cuts_on_keyframes(missing, plan, 8)
     assert not cuts_on_keyframes(KeyframeScan(list(range(8)), [0, 4], tb), plan, 8)
+
+
+def test_aligned_split_falls_back_to_lossless_when_the_copy_fails(
+    clip, frame_hashes, tmp_path: Path, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kinoit.media import split as split_module
+
+    real = split_module.build_aligned_copy_argv
+
+    def refused(*args: Any, **kwargs: Any) -> list[str]:
+        argv = real(*args, **kwargs)
+        return [*argv[:-1], "-c:v", "no-such-codec", argv[-1]]  # real ffmpeg fails
+
+    monkeypatch.setattr(split_module, "build_aligned_copy_argv", refused)
+    src = clip(seconds=3.2, gop=25, audio=False)
+    result = split_video(src, tmp_path / "s", mode="aligned", settings=settings, signatures=True)
+    assert result.mode == "lossless"
+    assert [s.frames for s in result.segments] == [25, 25, 25, 5]
+    assert segment_frames(frame_hashes, result) == frame_hashes(src)

@@ -364,14 +364,21 @@ def _split_aligned(
     settings: Settings, signatures: bool,
 ) -> list[Segment] | None:  # fmt: skip
     """Stream-copy segments cut at keyframes (see :func:`cuts_on_keyframes`); None (and
-    nothing left behind) when the cut did not give exactly the planned frame counts."""
+    nothing left behind) when the cut did not give exactly the planned frame counts or
+    the copy failed (a stream the Matroska muxer refuses, say): the caller splits
+    lossless then."""
     with tempfile.TemporaryDirectory(prefix="kinoit-split-", dir=outdir) as tmp:
         seg_list = Path(tmp) / "segments.csv"
         grid = Path(tmp) / "grid.yuv" if signatures else None
         argv = build_aligned_copy_argv(
             src, outdir, plan=plan, segment_list=seg_list, signature=grid
         )
-        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="split")
+        try:
+            ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="split")
+        except MediaError:
+            for partial in outdir.glob("[0-9][0-9][0-9][0-9][0-9].*"):
+                partial.unlink()
+            return None
         # The list's times are the source's (a B-frame delay shifts all but the first
         # start): the first segment is what the others leave of the frames.
         listed = _segment_frames_from_list(seg_list.read_text("utf-8"), info.fps)
