@@ -152,6 +152,24 @@ def lossless_codec_args(pix_fmt: str) -> list[str]:
     return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", str(FFV1_SLICES)]
 
 
+def _segment_outputs(
+    outdir: Path, mode: str, plan: Sequence[SegmentPlan], segment_list: Path,
+    signature: Path | None,
+) -> list[str]:  # fmt: skip
+    """The outputs both split commands end with: the segment muxer cutting at the
+    planned frames (with its CSV list), then the signature's raw frames if asked for."""
+    cuts = ",".join(str(p.start_frame) for p in plan[1:]) or "1000000000"
+    argv = [
+        "-f", "segment", "-segment_format", "nut" if mode == "raw" else "matroska",
+        "-segment_frames", cuts, "-reset_timestamps", "1",
+        "-segment_list", str(segment_list), "-segment_list_type", "csv",
+        str(outdir / f"%05d.{SEGMENT_EXT[mode]}"),
+    ]  # fmt: skip
+    if signature is not None:
+        argv += ["-map", "[sig]", "-fps_mode", "passthrough", "-f", "rawvideo", str(signature)]
+    return argv
+
+
 def build_decode_split_argv(
     src: str | Path, outdir: Path, *, mode: SplitMode, plan: Sequence[SegmentPlan],
     fps: Fraction, vfr: bool, segment_list: Path, pix_fmt: str = "",
@@ -175,16 +193,7 @@ def build_decode_split_argv(
         argv += ["-c:v", "rawvideo"]
     else:
         argv += lossless_codec_args(pix_fmt)
-    cuts = ",".join(str(p.start_frame) for p in plan[1:]) or "1000000000"
-    argv += [
-        "-f", "segment", "-segment_format", "nut" if mode == "raw" else "matroska",
-        "-segment_frames", cuts, "-reset_timestamps", "1",
-        "-segment_list", str(segment_list), "-segment_list_type", "csv",
-        str(outdir / f"%05d.{SEGMENT_EXT[mode]}"),
-    ]  # fmt: skip
-    if signature is not None:
-        argv += ["-map", "[sig]", "-fps_mode", "passthrough", "-f", "rawvideo", str(signature)]
-    return argv
+    return argv + _segment_outputs(outdir, mode, plan, segment_list, signature)
 
 
 def build_aligned_copy_argv(
@@ -199,16 +208,7 @@ def build_aligned_copy_argv(
         argv += ["-filter_complex", f"[0:v:0]{grid_filter()}[sig]"]
     argv += ["-map", "0:v:0", "-c:v", "copy", "-an", "-sn", "-dn", "-map_metadata", "-1"]
     argv += ["-fflags", "+bitexact"]  # same input, same bytes: stable segment CIDs
-    cuts = ",".join(str(p.start_frame) for p in plan[1:]) or "1000000000"
-    argv += [
-        "-f", "segment", "-segment_format", "matroska",
-        "-segment_frames", cuts, "-reset_timestamps", "1",
-        "-segment_list", str(segment_list), "-segment_list_type", "csv",
-        str(outdir / f"%05d.{SEGMENT_EXT['aligned']}"),
-    ]  # fmt: skip
-    if signature is not None:
-        argv += ["-map", "[sig]", "-fps_mode", "passthrough", "-f", "rawvideo", str(signature)]
-    return argv
+    return argv + _segment_outputs(outdir, "aligned", plan, segment_list, signature)
 
 
 def audio_filtergraph(channels: int) -> tuple[str, list[str]]:

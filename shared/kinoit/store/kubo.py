@@ -27,7 +27,7 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -123,6 +123,20 @@ class _ExactReader:
         data = bytes(self._buffer[:n])
         del self._buffer[:n]
         return data
+
+
+def _checked_answer(
+    endpoint: str, answer: Any, read: Callable[[Any], Any], expected: CID, what: str
+) -> str:
+    """The CID Kubo answered a put with (``read`` picks it out), as CIDv1 text; a
+    malformed answer is StoreUnavailable, another CID than ours IntegrityError."""
+    try:
+        got = CID.parse(read(answer)).to_v1()
+    except (KeyError, TypeError):
+        raise StoreUnavailable(f"Kubo {endpoint} answered {answer!r}") from None
+    if got != expected:
+        raise IntegrityError(f"Kubo stored the {what} as {got}, expected {expected}")
+    return str(got)
 
 
 class KuboStore:
@@ -342,13 +356,7 @@ class KuboStore:
         expected = CID.for_block(codec, data)
         params = {"cid-codec": expected.codec_name, "mhtype": "sha2-256", "pin": "false"}
         answer = self._json("block/put", params, body=[data])
-        try:
-            got = CID.parse(str(answer["Key"])).to_v1()
-        except (KeyError, TypeError):
-            raise StoreUnavailable(f"Kubo block/put answered {answer!r}") from None
-        if got != expected:
-            raise IntegrityError(f"Kubo stored the block as {got}, expected {expected}")
-        return str(got)
+        return _checked_answer("block/put", answer, lambda a: str(a["Key"]), expected, "block")
 
     def has(self, cid: str) -> bool:
         """Whether the node holds the block locally (no network lookup)."""
@@ -370,13 +378,9 @@ class KuboStore:
             "pin": "true" if pin else "false",
         }
         answer = self._json("dag/put", params, body=[data])
-        try:
-            got = CID.parse(answer["Cid"]["/"])
-        except (KeyError, TypeError):
-            raise StoreUnavailable(f"Kubo dag/put answered {answer!r}") from None
-        if got != expected:
-            raise IntegrityError(f"Kubo stored the DAG-CBOR block as {got}, expected {expected}")
-        return str(got)
+        return _checked_answer(
+            "dag/put", answer, lambda a: a["Cid"]["/"], expected, "DAG-CBOR block"
+        )
 
     def dag_get(self, cid: str) -> Any:
         """Fetch one DAG-CBOR block (verified) and decode it strictly."""
