@@ -15,7 +15,7 @@ import math
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any
 from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
-from kinoit.media.files import link_or_copy
+from kinoit.media.files import file_record_json, link_or_copy
 
 HLS_DIR = "hls"
 MASTER_PLAYLIST = "master.m3u8"
@@ -73,9 +73,7 @@ class MergedRung:
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (path as a string)."""
-        body = asdict(self)
-        body["path"] = str(self.path)
-        return body
+        return file_record_json(self)
 
 
 @dataclass(frozen=True)
@@ -444,22 +442,34 @@ def merge_rung(
     )  # fmt: skip
 
 
+def _streams_argv(path: str | Path, select: str, entries: str) -> list[str]:
+    """ffprobe: ``entries`` of the streams ``select`` picks, as JSON (pure)."""
+    return [
+        ffmpeg.FFPROBE, "-v", "error", "-select_streams", select, "-show_entries", entries,
+        "-of", "json", "-i", str(path),
+    ]  # fmt: skip
+
+
+def _probe_streams(
+    argv: list[str], path: str | Path, kind: str, settings: Settings | None
+) -> list[dict[str, Any]]:
+    """Run one ffprobe of :func:`_streams_argv`; its streams, MediaError when none."""
+    settings = settings or default_settings()
+    out = ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="probe")
+    streams: list[dict[str, Any]] = json.loads(out.stdout or b"{}").get("streams") or []
+    if not streams:
+        raise MediaError(f"{path}: no {kind} stream")
+    return streams
+
+
 def build_facts_argv(path: str | Path) -> list[str]:
     """ffprobe: codec, profile, level and size of the first video stream."""
-    return [
-        ffmpeg.FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries",
-        "stream=codec_name,profile,level,width,height,pix_fmt", "-of", "json", "-i", str(path),
-    ]  # fmt: skip
+    return _streams_argv(path, "v:0", "stream=codec_name,profile,level,width,height,pix_fmt")
 
 
 def probe_facts(path: str | Path, settings: Settings | None = None) -> StreamFacts:
     """What the master playlist needs of a rendition file's video stream (one ffprobe)."""
-    settings = settings or default_settings()
-    out = ffmpeg.run(build_facts_argv(path), settings.ffmpeg_timeout_seconds, what="probe")
-    streams = json.loads(out.stdout or b"{}").get("streams") or []
-    if not streams:
-        raise MediaError(f"{path}: no video stream")
-    s = streams[0]
+    s = _probe_streams(build_facts_argv(path), path, "video", settings)[0]
     return StreamFacts(
         codec=str(s.get("codec_name")), profile=str(s.get("profile", "")),
         level=int(s.get("level", -1)), width=int(s.get("width", 0)),
@@ -469,19 +479,12 @@ def probe_facts(path: str | Path, settings: Settings | None = None) -> StreamFac
 
 def build_audio_tracks_argv(path: str | Path) -> list[str]:
     """ffprobe: codec, channels and language of every audio stream."""
-    return [
-        ffmpeg.FFPROBE, "-v", "error", "-select_streams", "a", "-show_entries",
-        "stream=codec_name,channels:stream_tags=language", "-of", "json", "-i", str(path),
-    ]  # fmt: skip
+    return _streams_argv(path, "a", "stream=codec_name,channels:stream_tags=language")
 
 
 def probe_audio_tracks(path: str | Path, settings: Settings | None = None) -> list[AudioTrack]:
     """The audio tracks of the job's audio file, in order (one ffprobe)."""
-    settings = settings or default_settings()
-    out = ffmpeg.run(build_audio_tracks_argv(path), settings.ffmpeg_timeout_seconds, what="probe")
-    streams = json.loads(out.stdout or b"{}").get("streams") or []
-    if not streams:
-        raise MediaError(f"{path}: no audio stream")
+    streams = _probe_streams(build_audio_tracks_argv(path), path, "audio", settings)
     return [
         AudioTrack(
             index=i, codec=str(s.get("codec_name")), channels=int(s.get("channels") or 0),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError, NotAVideo
 from kinoit.media import ffmpeg
+from kinoit.media.files import file_record_json
 from kinoit.media.ladder import Ladder, encoder_args, load_ladder
 from kinoit.media.probe import probe
 from kinoit.media.split import SplitResult
@@ -51,9 +52,7 @@ class RenditionFile:
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (path as a string)."""
-        body = asdict(self)
-        body["path"] = str(self.path)
-        return body
+        return file_record_json(self)
 
 
 @dataclass(frozen=True)
