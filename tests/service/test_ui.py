@@ -64,3 +64,11 @@ def test_the_sign_in_check_answers_200_either_way(harness: Harness) -> None:
     )
     status, reply = harness.request("POST", "/session", {"token": 5}, token=None)
     assert status == 400 and reply["field"] == "token"
+
+
+def test_kinoit_dev_says_whether_the_page_is_built(tmp_path: Path) -> None:
+    from kinoit.service.ui import is_built
+
+    assert not is_built(tmp_path)
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    assert is_built(tmp_path)

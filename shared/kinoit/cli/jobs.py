@@ -59,6 +59,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     """Run the local gateway, workers and tick until interrupted."""
     from kinoit.local.dev import DevStack
+    from kinoit.service.ui import is_built
 
     if args.workers < 1:
         raise InvalidParameter("--workers", "must be at least 1")
@@ -72,7 +73,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     with stack:
         _say(f"gateway on {stack.gateway_url}")
         _say(f"orchestrate at {stack.gateway_url}/function/orchestrate")
-        _say(f"web page at {stack.gateway_url}/function/orchestrate/ui/")
+        if is_built():
+            _say(f"web page at {stack.gateway_url}/function/orchestrate/ui/")
+        else:
+            _say("web page not built: run scripts/build-ui (scripts/install runs it)")
         _say(f"redis at {stack.redis_url}")
         _say(
             f"secrets in {stack.secrets_dir} "

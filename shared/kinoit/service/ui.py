@@ -39,6 +39,11 @@ _HEADERS: Final = {
 }
 
 
+def is_built(assets: Path = ASSETS_DIR) -> bool:
+    """Whether ``scripts/build-ui`` has put the page into the package."""
+    return (assets / INDEX).is_file()
+
+
 def is_ui_path(raw_path: str) -> bool:
     """Whether a request path (as the gateway passed it) is the web app's."""
     return raw_path == "/ui" or raw_path.startswith("/ui/")
@@ -54,7 +59,7 @@ def ui_reply(raw_path: str, method: str, assets: Path = ASSETS_DIR) -> Reply:
     name = raw_path[len("/ui/") :] or INDEX
     if not _NAME.fullmatch(name) or Path(name).suffix not in _TYPES:
         raise NotFound(f"no file {name!r} in the web app")
-    if not (assets / INDEX).is_file():
+    if not is_built(assets):
         raise ConfigurationError(
             f"the web app is not built ({assets} has no {INDEX}): run scripts/build-ui"
         )
