@@ -295,3 +295,13 @@ def test_framecrc_timestamps_and_size_are_read() -> None:
     )
     pts, size = parse_framecrc(text)
     assert [float(p) for p in pts] == [0.0, 0.04] and size == (640, 360)
+
+
+def test_flat_area_detail_is_judged_only_on_sizes_the_corpus_calibrated() -> None:
+    from kinoit.media.checksum import SMALLEST_CALIBRATED, THRESHOLDS, thresholds_for
+
+    calibrated = thresholds_for((256, SMALLEST_CALIBRATED))
+    assert calibrated.flat_detail_max == THRESHOLDS["small"].flat_detail_max < float("inf")
+    tiny = thresholds_for((160, 90))
+    assert tiny.flat_detail_max == float("inf")
+    assert tiny.psnr_luma == calibrated.psnr_luma  # every other test keeps its threshold

@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -92,6 +92,8 @@ class Thresholds:
 # Per rung size class (the rendition's decoded height): small renditions lose
 # detail the grid still holds, so their fidelity floor is lower.
 SMALL_RUNG_HEIGHT: Final = 288
+# The smallest renditions the calibration corpus has (bench/media_calibrate.py: 144p).
+SMALLEST_CALIBRATED: Final = 144
 # Measured by bench/media_calibrate.py on its calibration corpus (the legitimate
 # renditions' worst value plus a margin; docs/checksum-calibration.md). A detail floor
 # of 0 means the corpus had a legitimate rendition with next to no fine detail left (a
@@ -113,7 +115,13 @@ THRESHOLDS: Final[dict[str, Thresholds]] = {
 def thresholds_for(size: tuple[int, int] | None) -> Thresholds:
     """The calibrated thresholds for a rendition decoded at ``size``."""
     small = size is not None and min(size) <= SMALL_RUNG_HEIGHT
-    return THRESHOLDS["small" if small else "large"]
+    chosen = THRESHOLDS["small" if small else "large"]
+    if size is not None and min(size) < SMALLEST_CALIBRATED:
+        # flat-area detail was calibrated on 144-line renditions and up; a tinier one
+        # rings across a larger share of its flat blocks (a 48- or 90-line rung of
+        # sharp graphics: 1.67x on a legitimate encode), so it is reported, not judged
+        return replace(chosen, flat_detail_max=float("inf"))
+    return chosen
 
 
 @dataclass(frozen=True)
