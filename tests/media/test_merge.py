@@ -15,7 +15,8 @@ from kinoit.media import (
     transcode_split_segment,
     verify_output,
 )
-from kinoit.media.merge import (
+from kinoit.media.merge_job import rendition_segments
+from kinoit.media.playlists import (
     HlsVariant,
     StreamFacts,
     codec_string,
@@ -23,7 +24,6 @@ from kinoit.media.merge import (
     media_playlist,
     parse_playlist_uris,
 )
-from kinoit.media.merge_job import rendition_segments
 
 LADDER = {
     "rungs": [
@@ -440,13 +440,13 @@ def test_a_mono_source_without_a_language_gets_one_stereo_rendition_und(
      ("English", "und"), ("e1", "und")],
 )  # fmt: skip
 def test_language_tags_become_rfc5646(tag: str | None, expected: str) -> None:
-    from kinoit.media.merge import language_tag
+    from kinoit.media.playlists import language_tag
 
     assert language_tag(tag) == expected
 
 
 def test_peak_segment_bitrate_follows_the_rfc_window() -> None:
-    from kinoit.media.merge import peak_segment_bitrate
+    from kinoit.media.playlists import peak_segment_bitrate
 
     # a short last segment is only counted together with its neighbour
     assert peak_segment_bitrate([1000, 1000, 900], [1.0, 1.0, 0.2]) == pytest.approx(

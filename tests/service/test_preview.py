@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from kinoit.documents import AudioHls, AudioSegmentRef, SegmentRef, write_split_index
-from kinoit.media.merge import media_playlist
+from kinoit.media.playlists import media_playlist
 from kinoit.service.preview import (
     TOKEN_ROUNDING_SECONDS,
     TOKEN_SECONDS,

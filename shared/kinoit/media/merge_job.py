@@ -13,13 +13,13 @@ from typing import Any
 from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter
 from kinoit.media.merge import (
-    HLS_DIR,
     MergedRung,
     check_segments,
     merge_rung,
     package_hls,
     probe_facts,
 )
+from kinoit.media.playlists import HLS_DIR
 
 
 @dataclass(frozen=True)

@@ -322,7 +322,7 @@ class Preview:
         rungs: Sequence[Rendition],
         ended: bool,
     ) -> str:
-        from kinoit.media.merge import (
+        from kinoit.media.playlists import (
             AudioRendition,
             AudioTrack,
             HlsVariant,
@@ -392,13 +392,13 @@ class Preview:
 
 
 def _target(durations: Sequence[float]) -> int:
-    from kinoit.media.merge import target_duration
+    from kinoit.media.playlists import target_duration
 
     return target_duration(durations)
 
 
 def _media(entries: list[tuple[str, float]], target: int, ended: bool) -> str:
-    from kinoit.media.merge import media_playlist
+    from kinoit.media.playlists import media_playlist
 
     return media_playlist(entries, event=True, ended=ended, target=target)
 
