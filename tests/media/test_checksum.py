@@ -14,15 +14,14 @@ from kinoit.media.checksum import (
     bits_to_hex,
     compare_signatures,
     hamming,
-    hash_grid,
     hex_to_bits,
     judge,
-    retimings,
     thresholds_for,
     video_signature,
     video_signatures,
 )
 from kinoit.media.corrupt import CORRUPTIONS, write_corrupt
+from kinoit.media.scores import hash_grid, retimings
 from kinoit.media.signature import (
     FRAME_BYTES,
     Signature,
@@ -242,7 +241,7 @@ def test_the_colour_and_flat_area_tests_fail_as_fidelity() -> None:
 
 
 def test_colour_scores_see_a_swap_but_not_a_desaturation() -> None:
-    from kinoit.media.checksum import _colour
+    from kinoit.media.scores import _colour
 
     rng = np.random.default_rng(3)
     u = rng.normal(128, 12, (4, 1, 48, 80))

@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 from kinoit.errors import InvalidParameter
 from kinoit.media import load_split, probe, split_video
+from kinoit.media.keyframes import keyframe_indices, plan_copy_cuts
 from kinoit.media.plan import SegmentPlan
-from kinoit.media.split import build_decode_split_argv, keyframe_indices, plan_copy_cuts
+from kinoit.media.split import build_decode_split_argv
 
 RATES = ["24000/1001", "30000/1001", "25", "30", "50", "60"]
 
@@ -187,8 +188,9 @@ def test_auto_mode_copies_short_gops_and_decodes_long_ones(clip, tmp_path: Path,
 def test_choose_mode_is_pure() -> None:
     from fractions import Fraction
 
+    from kinoit.media.keyframes import KeyframeScan
     from kinoit.media.probe import ProbeResult
-    from kinoit.media.split import KeyframeScan, choose_mode
+    from kinoit.media.split import choose_mode
 
     info = ProbeResult("x", "mp4", "h264", 4.0, Fraction(25), 100, 64, 36, "yuv420p", 0, False)
     assert choose_mode(info, KeyframeScan(list(range(100)), [0, 50], Fraction(1, 25)), 1) == "copy"
@@ -255,8 +257,8 @@ def test_keyframes_off_the_boundaries_are_split_lossless(
 def test_cuts_on_keyframes_refuses_reordering_across_a_boundary() -> None:
     from fractions import Fraction
 
+    from kinoit.media.keyframes import KeyframeScan, cuts_on_keyframes
     from kinoit.media.plan import plan_segments
-    from kinoit.media.split import KeyframeScan, cuts_on_keyframes
 
     plan = plan_segments(8, Fraction(4), 1)  # two segments of 4 frames
     tb = Fraction(1, 4)
