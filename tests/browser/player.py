@@ -3,8 +3,10 @@
 ``play_hls`` opens a blank page on ``origin`` (fulfilled by Playwright, so the
 playlist and its segments are same-origin requests to the server under test),
 injects hls.js from the npm install, attaches it to a ``<video>``, and plays.
-With ``every_level`` it then switches to each level in turn and plays a little
-of each, so every rung's playlist and segments are fetched and decoded.
+With ``every_level`` it first plays the whole stream once per level, that level
+locked from the start (a fresh player each time: switching levels mid-play races
+the end of a short clip), so every rung's playlist and segments are fetched and
+decoded; then it plays once more with automatic level selection.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ PLAYER_HTML = "<!doctype html><meta charset=utf-8><title>player</title><video mu
 
 # Runs in the page: attach hls.js, play, record levels, errors and progress.
 ATTACH = """
-([url]) => new Promise((resolve) => {
+([url, level]) => new Promise((resolve) => {
   const video = document.querySelector('video');
-  const hls = new Hls({ enableWorker: false });
+  const hls = new Hls({ enableWorker: false, startLevel: level ?? -1 });
   window.__kinoit = { errors: [], fatal: null, levelsLoaded: new Set(), fragments: [] };
   hls.on(Hls.Events.ERROR, (_, d) => {
     window.__kinoit.errors.push(`${d.type}:${d.details}`);
@@ -33,6 +35,7 @@ ATTACH = """
     window.__kinoit.levels = d.levels.map((l) => ({ height: l.height, bitrate: l.bitrate }));
     window.__kinoit.audioTracks = hls.audioTracks.map((t) => ({ name: t.name, lang: t.lang,
       channels: t.channels, default: t.default }));
+    if (level !== null) hls.currentLevel = level;  // locked: no automatic switching
     resolve(true);
   });
   window.__kinoitHls = hls;
@@ -57,12 +60,40 @@ class Playback:
 
 def open_player(page: Any, origin: str, hls_js: Path) -> None:
     """Open the blank player page on ``origin`` with hls.js loaded."""
-    page.route(
-        f"{origin}{PLAYER_PATH}",
-        lambda route: route.fulfill(status=200, content_type="text/html", body=PLAYER_HTML),
-    )
+    if not getattr(page, "kinoit_player_routed", False):
+        page.route(
+            f"{origin}{PLAYER_PATH}",
+            lambda route: route.fulfill(status=200, content_type="text/html", body=PLAYER_HTML),
+        )
+        page.kinoit_player_routed = True
     page.goto(f"{origin}{PLAYER_PATH}")
     page.add_script_tag(path=str(hls_js))
+
+
+def _play(
+    page: Any, origin: str, url: str, hls_js: Path, level: int | None,
+    until_s: float | None, timeout_s: float,
+) -> dict[str, Any]:  # fmt: skip
+    """A fresh player on ``url`` (``level`` locked, or automatic), played to the target."""
+    open_player(page, origin, hls_js)
+    if not page.evaluate(ATTACH, [url, level]):
+        state = page.evaluate("() => window.__kinoit")
+        raise AssertionError(f"hls.js did not parse {url}: {state}")
+    page.evaluate("() => document.querySelector('video').play()")
+    target = "v.ended" if until_s is None else f"v.currentTime >= {until_s}"
+    page.wait_for_function(
+        f"() => {{ const v = document.querySelector('video'); return {target}"
+        " || window.__kinoit.fatal; }",
+        timeout=timeout_s * 1000,
+    )
+    state: dict[str, Any] = page.evaluate(
+        """() => { const v = document.querySelector('video');
+        return { levels: window.__kinoit.levels, audio: window.__kinoit.audioTracks,
+          fragments: window.__kinoit.fragments, errors: window.__kinoit.errors,
+          fatal: window.__kinoit.fatal, played: v.currentTime, duration: v.duration,
+          ended: v.ended }; }"""
+    )
+    return state
 
 
 def play_hls(
@@ -76,40 +107,19 @@ def play_hls(
     timeout_s: float = 60.0,
 ) -> Playback:
     """Play ``url`` from the start to ``until_s`` (default: the end) and report."""
-    open_player(page, origin, hls_js)
-    parsed = page.evaluate(ATTACH, [url])
-    if not parsed:
-        state = page.evaluate("() => window.__kinoit")
-        raise AssertionError(f"hls.js did not parse {url}: {state}")
     played_levels: set[int] = set()
+    errors: list[str] = []
+    fatal = None
     if every_level:
-        count = page.evaluate("() => window.__kinoit.levels.length")
-        for level in range(count):
-            page.evaluate(f"() => {{ window.__kinoitHls.currentLevel = {level}; }}")
-            page.evaluate("() => document.querySelector('video').play()")
-            page.wait_for_function(
-                f"() => window.__kinoit.fragments.some(([l]) => l === {level})"
-                " || window.__kinoit.fatal",
-                timeout=timeout_s * 1000,
+        first = _play(page, origin, url, hls_js, 0, until_s, timeout_s)
+        for level in range(len(first["levels"])):
+            state = (
+                first if level == 0 else _play(page, origin, url, hls_js, level, until_s, timeout_s)
             )
-        page.evaluate(
-            "() => { window.__kinoitHls.currentLevel = -1;"
-            " document.querySelector('video').currentTime = 0; }"
-        )
-    page.evaluate("() => document.querySelector('video').play()")
-    target = "v.ended" if until_s is None else f"v.currentTime >= {until_s}"
-    page.wait_for_function(
-        f"() => {{ const v = document.querySelector('video'); return {target}"
-        " || window.__kinoit.fatal; }",
-        timeout=timeout_s * 1000,
-    )
-    state = page.evaluate(
-        """() => { const v = document.querySelector('video');
-        return { levels: window.__kinoit.levels, audio: window.__kinoit.audioTracks,
-          fragments: window.__kinoit.fragments, errors: window.__kinoit.errors,
-          fatal: window.__kinoit.fatal, played: v.currentTime, duration: v.duration,
-          ended: v.ended }; }"""
-    )
+            played_levels |= {lvl for lvl, _sn in state["fragments"]}
+            errors += state["errors"]
+            fatal = fatal or state["fatal"]
+    state = _play(page, origin, url, hls_js, None, until_s, timeout_s)
     played_levels |= {level for level, _sn in state["fragments"]}
     return Playback(
         levels=state["levels"],
@@ -118,6 +128,6 @@ def play_hls(
         played_s=float(state["played"]),
         duration_s=float(state["duration"] or 0.0),
         ended=bool(state["ended"]),
-        errors=list(state["errors"]),
-        fatal=state["fatal"],
+        errors=errors + list(state["errors"]),
+        fatal=fatal or state["fatal"],
     )
