@@ -188,6 +188,15 @@ def plain_encoder_args(args: list[str]) -> list[str]:
     return kept
 
 
+def rung_filters(ladder: Any, info: Any) -> list[str]:
+    """``[s<i>]`` -> ``[o<i>]`` for each rung: scaled as kinoit scales it (pure)."""
+    filters = []
+    for i, rung in enumerate(ladder.rungs):
+        w, h = rung.output_size(info.display_width, info.display_height)
+        filters.append(f"[s{i}]scale={w}:{h}:flags=bicubic,setsar=1,format={rung.pix_fmt}[o{i}]")
+    return filters
+
+
 def baseline_argv(src: Path, out: Path, info: Any, k: int, *, own_gop: bool = True) -> list[str]:
     """ONE ffmpeg: every fitting rung, a thumbnail per segment, the audio once.
 
@@ -200,9 +209,7 @@ def baseline_argv(src: Path, out: Path, info: Any, k: int, *, own_gop: bool = Tr
         head += f"fps={info.fps.numerator}/{info.fps.denominator},"
     n = len(ladder.rungs)
     graph = [head + f"split={n + 1}" + "".join(f"[s{i}]" for i in range(n + 1))]
-    for i, rung in enumerate(ladder.rungs):
-        w, h = rung.output_size(info.display_width, info.display_height)
-        graph.append(f"[s{i}]scale={w}:{h}:flags=bicubic,setsar=1,format={rung.pix_fmt}[o{i}]")
+    graph += rung_filters(ladder, info)
     graph.append(
         f"[s{n}]select='eq(mod(n\\,{k})\\,{k // 2})',scale={THUMB_WIDTH}:-2:flags=bicubic[th]"
     )

@@ -50,6 +50,7 @@ from bench_pipeline_cost import (
     kinoit_argv,
     make_source,
     plain_encoder_args,
+    rung_filters,
     table,
     video_bytes,
 )
@@ -81,9 +82,7 @@ def baseline(src: Path, out: Path, ladder: Ladder, info: Any, gop: int | None) -
     """ONE ffmpeg, one decode, every rung; ``gop=None`` keeps the encoder's own GOP."""
     n = len(ladder.rungs)
     graph = ["[0:v:0]split=" + str(n) + "".join(f"[s{i}]" for i in range(n))]
-    for i, rung in enumerate(ladder.rungs):
-        w, h = rung.output_size(info.display_width, info.display_height)
-        graph.append(f"[s{i}]scale={w}:{h}:flags=bicubic,setsar=1,format={rung.pix_fmt}[o{i}]")
+    graph += rung_filters(ladder, info)
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(src)]
     argv += ["-filter_complex", ";".join(graph)]
     for i, rung in enumerate(ladder.rungs):
