@@ -50,6 +50,7 @@ def test_transcode_argv_is_one_decode_split_to_every_rung(tmp_path: Path) -> Non
     assert argv.count("-i") == 1 and argv.count("libx264") == 2
     assert argv[-1] == str(tmp_path / "48p" / "00003.ts")
     assert argv[argv.index("-avoid_negative_ts") + 1] == "disabled"
+    assert "-threads" not in argv and "-filter_complex_threads" not in argv  # ffmpeg's choice
 
 
 def test_copy_mode_frame_range_becomes_a_trim(tmp_path: Path) -> None:
@@ -141,14 +142,16 @@ def test_muxed_frame_counts_are_read_from_ffmpeg_summary() -> None:
     assert muxed_frames(stderr) == {0: 30, 1: 29}
 
 
-def test_threads_are_capped_per_encoder(tmp_path: Path) -> None:
+def test_threads_cap_the_decoder_the_graph_and_every_encoder(tmp_path: Path) -> None:
     lad = load_ladder(LADDER)
     targets = plan_targets(lad, 160, 90, tmp_path, "x")
     argv = build_transcode_argv(
         "seg.mkv", lad, targets, fps=Fraction(25), start_frame=0, gop=25, threads=1
     )
-    assert argv.count("-threads") == 2
-    assert argv[argv.index("-threads") - 2 :][:3] == ["-pix_fmt", "yuv420p", "-threads"]
+    assert argv[6:12] == ["-threads", "1", "-i", "seg.mkv", "-filter_complex_threads", "1"]
+    assert argv.count("-threads") == 3  # the decoder and the two rungs' encoders
+    first_encoder = argv.index("-threads", 7)
+    assert argv[first_encoder - 2 :][:3] == ["-pix_fmt", "yuv420p", "-threads"]
 
 
 def test_the_transcode_stage_gives_each_encoder_one_thread(
@@ -169,4 +172,6 @@ def test_the_transcode_stage_gives_each_encoder_one_thread(
     assert sorted(result["renditions"]) == ["48p", "90p"]
     (argv,) = [a for a in media_runs if a[0] == "ffmpeg" and "-filter_complex" in a]
     threads = [argv[i + 1] for i, a in enumerate(argv) if a == "-threads"]
-    assert threads == ["1", "1"]  # one per rung's encoder
+    assert threads == ["1", "1", "1"]  # the decoder's, then one per rung's encoder
+    assert argv.index("-threads") < argv.index("-i")  # an input option: the decoder's
+    assert argv[argv.index("-filter_complex_threads") + 1] == "1"

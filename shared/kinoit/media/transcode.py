@@ -29,11 +29,13 @@ from kinoit.media.split import SplitResult
 
 # More encoder threads than this per rung only adds synchronisation.
 MAX_THREADS = 64
-# What the transcode stage asks for: one thread per encoder. A segment already runs
-# one encoder per rung at once, and the fan-out runs segments side by side, so more
-# threads only oversubscribe the cores: on a 1-second UT Video segment of 1080p
-# (default ladder) 1 thread took 2.65-2.77 CPU s against 3.11-3.35 for ffmpeg's
-# choice (docs/benchmarks.md, "Transcode threads and encoder start-up").
+# What the transcode stage asks for: one thread per encoder, and for the decoder and
+# the filter graph. A segment already runs one encoder per rung at once, and the
+# fan-out runs segments side by side, so more threads only oversubscribe the cores:
+# on a 1-second UT Video segment of 1080p (default ladder) 1 thread per encoder took
+# 2.65-2.77 CPU s against 3.11-3.35 for ffmpeg's choice; one decoder and graph thread
+# spare each scaler its per-thread contexts (-2.6% instructions on a 1-frame segment,
+# docs/benchmarks.md, "Transcode threads and encoder start-up").
 STAGE_ENCODER_THREADS = 1
 
 
@@ -93,10 +95,18 @@ def build_transcode_argv(
     start_frame: int, gop: int, frame_range: tuple[int, int] | None = None,
     threads: int | None = None,
 ) -> list[str]:  # fmt: skip
-    """One ffmpeg, one decode, one output per rung (exact argv; tested)."""
+    """One ffmpeg, one decode, one output per rung (exact argv; tested).
+
+    ``threads`` caps the decoder's, the filter graph's and each encoder's threads."""
     # verbose: ffmpeg then reports frames muxed per output, so no extra process counts them.
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "verbose", "-y"]
+    if threads is not None:
+        # The same bytes (checked on the default ladder), fewer threads and scaler
+        # contexts to set up: see STAGE_ENCODER_THREADS.
+        argv += ["-threads", str(threads)]
     argv += ["-i", str(segment)]
+    if threads is not None:
+        argv += ["-filter_complex_threads", str(threads)]
     argv += ["-filter_complex", build_filtergraph(targets, ladder, fps, start_frame, frame_range)]
     for i, target in enumerate(targets):
         rung = ladder.rungs[target.rung_index]
