@@ -49,6 +49,10 @@ DEFAULT_DISPATCH_WINDOW = 16
 # Sweep leases, start queued jobs and deliver webhooks this often in every orchestrate
 # process, so nothing waits for the cron-connector's once-a-minute tick (0 disables).
 DEFAULT_TICK_SECONDS = 2.0
+# A source longer than this is split by several tasks, one per range of about this
+# many seconds of whole segments, each decoding from the keyframe before its range
+# (docs/benchmarks.md, "Scaling projection"); 0 splits every source in one task.
+DEFAULT_SPLIT_RANGE_SECONDS = 60.0
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -123,6 +127,7 @@ class Settings:
     allow_private_callbacks: bool = False
     dispatch_window: int = DEFAULT_DISPATCH_WINDOW
     tick_seconds: float = DEFAULT_TICK_SECONDS
+    split_range_seconds: float = DEFAULT_SPLIT_RANGE_SECONDS
     # None: the functions/ folder of the checkout kinoit is installed from.
     functions_dir: Path | None = None
     # None: an owner-only folder in the system temp dir (kinoit.stages.scratch).
@@ -181,6 +186,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allow_private_callbacks=_env_bool(env, "KINOIT_ALLOW_PRIVATE_CALLBACKS", False),
         dispatch_window=_env_int(env, "KINOIT_DISPATCH_WINDOW", DEFAULT_DISPATCH_WINDOW, 1),
         tick_seconds=_env_float(env, "KINOIT_TICK_SECONDS", DEFAULT_TICK_SECONDS, 0.0),
+        split_range_seconds=_env_float(
+            env, "KINOIT_SPLIT_RANGE_SECONDS", DEFAULT_SPLIT_RANGE_SECONDS, 0.0
+        ),
         functions_dir=_env_path(env, "KINOIT_FUNCTIONS_DIR"),
         scratch_dir=_env_path(env, "KINOIT_SCRATCH_DIR"),
         failpoints=parse_failpoints(env.get(FAILPOINTS_VARIABLE, "")),

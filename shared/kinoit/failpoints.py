@@ -23,7 +23,8 @@ An entry is ``name=action``, entries are separated by ``;``. Actions:
 
 The points (grep ``failpoints.hit`` for the list): ``stage.<name>`` at the start
 of the work of each stage (split, transcode, thumbnail, checksum, merge; transcode
-and thumbnail through ``stages.common.segment_work``); ``job_end.owed``,
+and thumbnail through ``stages.common.segment_work``), ``stage.split.range`` at the
+start of a range task's work (a split in ranges, :mod:`kinoit.media.ranges`); ``job_end.owed``,
 ``job_end.ended`` and ``job_end.webhook_queued`` between the steps of a job's end
 (:mod:`kinoit.service.endings`); ``upload.close`` before an uploaded file's root is
 pinned (:mod:`kinoit.service.uploads`).

@@ -448,15 +448,9 @@ def split_video(
             segments, total = _split_copy(src, out, info, seconds, settings, scan)
         else:
             segments, total = _split_decoded(src, out, info, mode, seconds, settings, signatures)
-        audio = None
-        if info.audio:
-            audio = out / AUDIO_NAME
-            duration = Fraction(total) / info.fps
-            first = info.audio[0]
-            argv = build_audio_argv(
-                src, audio, duration, channels=first.channels, language=first.language
-            )
-            ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="audio")
+        from kinoit.media.ranges import write_audio  # it builds on this module
+
+        audio = write_audio(src, out / AUDIO_NAME, info, total, settings)
     except BaseException:
         for partial in out.glob("[0-9][0-9][0-9][0-9][0-9].*"):
             partial.unlink()  # segments and their signatures

@@ -22,8 +22,10 @@ from kinoit.service.holds import PinHolds
 from kinoit.service.planning import (
     JOB_CACHE_STAGE,
     SEGMENT_STAGES,
+    audio_task,
     is_rerun,
     segment_of,
+    split_tasks,
 )
 from kinoit.service.ports import Metrics, Notifier
 from kinoit.service.spec import JobSpec
@@ -91,7 +93,7 @@ class JobEnd:
 
     def segment_entries(self, job_id: str) -> tuple[Mapping[str, Any], list[dict[str, Any]]]:
         """The split result and the manifest entry of every segment, in order."""
-        split = self.engine.task(job_id, "split").result or {}
+        split = self.split_result(job_id)
         final = self._final_results(job_id)
         transcodes, checksums, thumbs = final["transcode"], final["checksum"], final["thumbnail"]
         reruns = final["reruns"]
@@ -107,9 +109,25 @@ class JobEnd:
                 attempts=2 if seg.index in reruns else 1,
                 link=link,
             )
-            for seg in read_split_index(self.store, str(split["index"]))
+            for task_id in split_tasks(split)
+            for seg in read_split_index(self.store, self._index_of(job_id, task_id, split))
         ]
         return split, entries
+
+    def _index_of(self, job_id: str, task_id: str, split: Mapping[str, Any]) -> str:
+        result = split if task_id == "split" else self.engine.task(job_id, task_id).result
+        return str((result or {})["index"])
+
+    def split_result(self, job_id: str) -> dict[str, Any]:
+        """The first split task's result, with the audio of the task that encoded it
+        (``split.audio`` when the split ran in ranges)."""
+        split = dict(self.engine.task(job_id, "split").result or {})
+        audio = audio_task(split)
+        if audio is None:
+            split["audio"] = None
+        elif audio != "split":
+            split["audio"] = (self.engine.task(job_id, audio).result or {}).get("audio")
+        return split
 
     # ------------------------------------------------------------------ merge
     def start_merge(self, job_id: str) -> None:
@@ -137,7 +155,7 @@ class JobEnd:
             split, entries = self.segment_entries(job_id)
             segments = self._manifest_segments(entries)
         else:
-            split = self.engine.task(job_id, "split").result or {}
+            split = self.split_result(job_id)
         outputs = {
             "mp4": dict(merge_result["mp4"]),
             "hls": str(merge_result["hls"]),

@@ -50,6 +50,7 @@ from kinoit.service.planning import (
     request_for,
     rerun_followup,
     segment_of,
+    split_followups,
     stage_of,
     stored_result,
 )
@@ -165,7 +166,10 @@ class Pipeline:
             self.end.hold_outputs(job_id, manifest)
             self.end.complete_job(job_id, manifest, dict(cached.get("outputs") or {}))
             return
-        self.engine.add_tasks(job_id, "split", [("split", None)])
+        # a long source is planned in ranges of about this many seconds (split_followups)
+        seconds = self.settings.split_range_seconds
+        payload = {"range_seconds": f"{seconds:g}"} if seconds else None
+        self.engine.add_tasks(job_id, "split", [("split", payload)])
         self.pump(job_id)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
@@ -411,11 +415,13 @@ class Pipeline:
         """The tasks a split or a first checksum mismatch unlocks, added to the job."""
         stage = stage_of(task_id)
         followups: FollowUps = []
-        if stage == "split":
+        if stage == "split" and result.get("ranges"):  # planned: the ranges split it
+            followups = split_followups(self.spec(job_id), result)
+        elif stage == "split":
             segments = list(read_split_index(self.store, str(result["index"])))
-            if not segments:
+            if not segments and task_id == "split":
                 raise InputError("the source has no video frames")
-            followups = fanout(self.spec(job_id), segments, result["source"])
+            followups = fanout(self.spec(job_id), segments, result["source"]) if segments else []
         elif stage == "checksum" and not result.get("ok") and not is_rerun(task_id):
             self.engine.emit(job_id, "task.verify_failed", task=task_id)
             first = self.engine.task(job_id, f"transcode.{segment_of(task_id)}").result or {}

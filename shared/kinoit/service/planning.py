@@ -2,7 +2,8 @@
 request each task sends, its result-cache key, the follow-up tasks a result
 unlocks, and the reason text of a failure. No Redis, no store, no HTTP.
 
-Task ids name the work: ``split``, ``transcode.<i>``, ``thumbnail.<i>``,
+Task ids name the work: ``split`` (and, for a long source it plans in ranges,
+``split.<r>`` per range and ``split.audio``), ``transcode.<i>``, ``thumbnail.<i>``,
 ``checksum.<i>``, ``transcode.<i>.r2`` / ``checksum.<i>.r2`` after a checksum
 mismatch, and ``merge``.
 """
@@ -30,6 +31,8 @@ STAGE_FUNCTIONS = {
 }
 # The stages that run once per segment.
 SEGMENT_STAGES = ("transcode", "checksum", "thumbnail")
+# The task that encodes the audio of a split in ranges.
+AUDIO_TASK = "split.audio"
 # The suffix of a verification re-run.
 RERUN_SUFFIX = ".r2"
 # Job-level reuse: results recorded under this pseudo-stage in the result cache.
@@ -87,7 +90,20 @@ def request_for(spec: JobSpec, stage: str, payload: Payload) -> StageRequest:
     body: dict[str, Any]
     if stage == "split":
         body = {"source": spec.source, "segment_seconds": spec.segment_seconds}
-        return StageRequest(body, spec.source, {"segment_seconds": spec.segment_seconds})
+        params: dict[str, Any] = {"segment_seconds": spec.segment_seconds}
+        payload = payload or {}
+        if payload.get("range") is not None:  # a range task (see split_followups)
+            params["range"] = dict(payload["range"])
+            # (a payload rebuilt from a result, for its cache key, has the range alone)
+            body.update(range=params["range"], pix_fmt=str(payload.get("pix_fmt", "")),
+                        source_facts=dict(payload.get("source") or {}))  # fmt: skip
+        elif payload.get("part") is not None:
+            params["part"] = body["part"] = str(payload["part"])
+        elif payload.get("range_seconds"):
+            # the first task may plan ranges; its cached result (a plan, or every
+            # segment) serves whatever range length a later job asks for
+            body["range_seconds"] = str(payload["range_seconds"])
+        return StageRequest(body, spec.source, params)
     if stage == "transcode":
         segment = str(payload["segment"])
         start, fps = int(payload.get("start", 0)), payload.get("fps")
@@ -133,7 +149,8 @@ def payload_from_result(task_id: str, result: Mapping[str, Any]) -> dict[str, An
             "start": int(result.get("start_frame", 0)),
             "fps": result.get("fps"),
         }
-    return {key: result[key] for key in ("segment", "renditions", "plan") if key in result}
+    kept = ("segment", "renditions", "plan", "range", "part")
+    return {key: result[key] for key in kept if key in result}
 
 
 def with_cache_key(spec: JobSpec, stage: str, payload: Payload) -> dict[str, Any]:
@@ -160,6 +177,32 @@ def fanout(spec: JobSpec, segments: Iterable[SegmentRef], source: Mapping[str, A
         (stage, [(f"{stage}.{i}", with_cache_key(spec, stage, p)) for i, p in payloads])
         for stage in ("transcode", "thumbnail")
     ]
+
+
+def split_tasks(split: Mapping[str, Any]) -> list[str]:
+    """The split tasks whose indexes list the segments, in order, given the first split
+    task's result: ``split`` itself, or one ``split.<r>`` per range it planned."""
+    ranges = split.get("ranges")
+    return [f"split.{r}" for r in range(len(ranges))] if ranges else ["split"]
+
+
+def audio_task(split: Mapping[str, Any]) -> str | None:
+    """The split task whose result names the audio (None: the source has none)."""
+    if split.get("ranges"):
+        return AUDIO_TASK if split.get("audio_part") else None
+    return "split"
+
+
+def split_followups(spec: JobSpec, split: Mapping[str, Any]) -> FollowUps:
+    """The range tasks and the audio task of a split the first task planned in ranges."""
+    shared = {"pix_fmt": split["pix_fmt"], "source": dict(split["source"])}
+    tasks: list[tuple[str, Payload | None]] = [
+        (task_id, with_cache_key(spec, "split", {**shared, "range": dict(rng)}))
+        for task_id, rng in zip(split_tasks(split), split["ranges"], strict=True)
+    ]
+    if split.get("audio_part"):
+        tasks.append((AUDIO_TASK, with_cache_key(spec, "split", {"part": "audio"})))
+    return [("split", tasks)]
 
 
 def checksum_followup(

@@ -36,9 +36,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kinoit.documents import AudioHls, SegmentRef, read_audio_hls, read_split_index
+from kinoit.documents import AudioHls, read_audio_hls, read_split_index
 from kinoit.errors import Forbidden, NotFound
 from kinoit.jobs import JobEngine, JobRecord, JobState, TaskInfo, TaskState
+from kinoit.service.planning import AUDIO_TASK
 from kinoit.stages.http import Reply
 
 PREFIX = "/preview/"
@@ -212,7 +213,9 @@ class Preview:
             return None
         if split.state is not TaskState.DONE or not split.result:
             return None
-        facts = self._split_facts(split.result)
+        facts = self._split_facts(job_id, split.result)
+        if facts is None:
+            return None
         with self._lock:
             known = list(self._verified.get(job_id, []))
         found = self._scan(job_id, facts, len(known))
@@ -227,7 +230,10 @@ class Preview:
                 known = list(known)
         return facts, known
 
-    def _split_facts(self, result: Mapping[str, Any]) -> SplitFacts:
+    def _split_facts(self, job_id: str, result: Mapping[str, Any]) -> SplitFacts | None:
+        """The facts of the first split task's result; None while a split in ranges
+        has not encoded its audio yet (a preview without its sound track would be
+        another preview once the audio arrives)."""
         index = str(result["index"])
         with self._lock:
             cached = self._splits.get(index)
@@ -235,10 +241,21 @@ class Preview:
             return cached
         source = result.get("source") or {}
         fps = Fraction(str(source.get("fps", "25")))
-        segments: list[SegmentRef] = list(read_split_index(self.store, index))
+        audio_index: str | None = index
+        if result.get("ranges"):  # every segment but the last has segment_frames frames
+            count, k = int(result["segments"]), int(result["segment_frames"])
+            frames = [k] * (count - 1) + [int(source["frames"]) - k * (count - 1)]
+            audio_index = None
+            if result.get("audio_part"):
+                audio = self.engine.task(job_id, AUDIO_TASK)
+                if audio.state is not TaskState.DONE or not audio.result:
+                    return None
+                audio_index = str(audio.result["index"])
+        else:
+            frames = [s.frames for s in read_split_index(self.store, index)]
         facts = SplitFacts(
-            durations=tuple(float(Fraction(s.frames) / fps) for s in segments),
-            audio=read_audio_hls(self.store, index),
+            durations=tuple(float(Fraction(n) / fps) for n in frames),
+            audio=read_audio_hls(self.store, audio_index) if audio_index else None,
             width=int(source.get("width") or 0),
             height=int(source.get("height") or 0),
             fps=fps,

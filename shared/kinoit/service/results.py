@@ -54,6 +54,18 @@ def _positive_int(source: Mapping[str, Any], field: str) -> None:
         raise InvalidParameter(f"result.source.{field}", "expected a positive integer")
 
 
+def _check_plan(result: Mapping[str, Any]) -> None:
+    """A first split task's plan of ranges (what the range tasks' requests are made of)."""
+    ranges = result.get("ranges")
+    if not isinstance(ranges, list) or not ranges or not all(isinstance(r, dict) for r in ranges):
+        raise InvalidParameter("result.ranges", "expected a list of ranges")
+    for field in ("segments", "segment_frames"):
+        _positive_int(result, field)
+    _positive_int(_mapping(result, "source"), "frames")
+    if not isinstance(result.get("pix_fmt"), str):
+        raise InvalidParameter("result.pix_fmt", "expected a pixel format name")
+
+
 def check_result(stage: str, result: Mapping[str, Any]) -> None:
     """InvalidParameter (field ``result.<name>``) unless ``result`` has the shape the
     pipeline reads for ``stage``."""
@@ -69,6 +81,8 @@ def check_result(stage: str, result: Mapping[str, Any]) -> None:
             fps = Fraction(0)
         if fps <= 0:
             raise InvalidParameter("result.source.fps", "expected a positive frame rate")
+        if result.get("ranges") is not None:
+            _check_plan(result)
     elif stage == "transcode":
         _cid(result, "segment")
         _cid_map(result, "renditions")
