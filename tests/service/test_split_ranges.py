@@ -102,3 +102,18 @@ def test_a_failing_range_is_retried_then_fails_the_job_with_nothing_leased(
     job = harness.job(job_id)
     assert job["state"] == "failed" and "ffmpeg died" in job["error"]
     assert job["tasks"]["leased"] == 0
+
+
+def test_the_preview_waits_for_the_audio_task_of_a_split_in_ranges(harness: Harness) -> None:
+    job_id = harness.submit()
+
+    def answer(task_id: str) -> None:
+        call = next(c for c in harness.calls if c.task_id == task_id)
+        harness.calls.remove(call)
+        assert harness.answer(call, 200, ranged_result(harness, call))[0] == 200
+
+    for task_id in ("split", "split.0", "split.1", "split.2"):
+        answer(task_id)
+    assert "preview" not in harness.job(job_id)  # its sound track is not there yet
+    answer("split.audio")
+    assert harness.job(job_id)["preview"]["segments"] == 0
