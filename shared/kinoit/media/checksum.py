@@ -47,7 +47,7 @@ from kinoit.media.scores import (
     pool_for,
     timing_error,
 )
-from kinoit.media.signature import Signature, read_signatures
+from kinoit.media.signature import Signature, decode_signature, read_signatures
 
 if TYPE_CHECKING:
     import numpy as np
@@ -305,16 +305,31 @@ def compare_checksums(
 
 
 def video_signatures(
-    paths: Sequence[str | Path], settings: Settings, work: Path | None = None
+    paths: Sequence[str | Path],
+    settings: Settings,
+    work: Path | None = None,
+    *,
+    in_process: bool = True,
 ) -> list[Signature]:
-    """Signatures of several videos, each decoded once, by one ffmpeg for all.
+    """Signatures of several videos, each decoded once: in this process (PyAV), or with
+    ``in_process=False`` by one ffmpeg command for all, as split writes them.
 
-    A file ffmpeg cannot decode raises the error probe gives for it (NotAVideo for
-    a file that is no video, truncated media...), naming that file."""
+    A file that cannot be decoded raises the error probe gives for it (NotAVideo for
+    a file that is no video, truncated media...), naming that file; else MediaError."""
     files = [Path(p) for p in paths]
+    timeout = settings.ffmpeg_timeout_seconds
+    if in_process:
+        out = []
+        for path in files:
+            try:
+                out.append(decode_signature(path, timeout))
+            except MediaError:
+                probe(path, settings=settings, detect_vfr=False)  # only on failure: why
+                raise
+        return out
     with tempfile.TemporaryDirectory(prefix="kinoit-signature-", dir=work) as tmp:
         try:
-            return read_signatures(files, Path(tmp), settings.ffmpeg_timeout_seconds)
+            return read_signatures(files, Path(tmp), timeout)
         except MediaError:
             for path in files:  # only on failure: say which file, and why
                 probe(path, settings=settings, detect_vfr=False)
@@ -327,9 +342,10 @@ def video_signature(
     *,
     frame_range: tuple[int, int] | None = None,
     work: Path | None = None,
+    in_process: bool = True,
 ) -> Signature:
     """The signature of one video; ``frame_range`` keeps frames [first, end) only."""
-    sig = video_signatures([path], settings, work)[0]
+    sig = video_signatures([path], settings, work, in_process=in_process)[0]
     return sig if frame_range is None else sig.slice(*frame_range)
 
 

@@ -1,13 +1,15 @@
 """Video signatures: every frame of a video as small planes, plus its timing and size.
 
 A signature is what the verifier (:mod:`kinoit.media.checksum`) compares: each
-frame area-averaged by ffmpeg onto a fixed ``GRID_W`` x ``GRID_H`` grid
-(aspect ignored, so a 144p rendition and its 1080p source land on the same
-grid) in 8-bit YUV 4:2:0, the presentation time of every frame, and the size
-the video was decoded at. One ffmpeg process decodes any number of files at
-once (one process start for all the renditions of a segment), and split writes
-the source segments' signatures from the decode it already makes, so a
-checksum task never decodes the lossless intermediate again.
+frame area-averaged by FFmpeg's scale filter onto a fixed ``GRID_W`` x
+``GRID_H`` grid (aspect ignored, so a 144p rendition and its 1080p source land
+on the same grid) in 8-bit YUV 4:2:0, the presentation time of every frame,
+and the size the video was decoded at. Split writes the source segments'
+signatures from the decode it already makes, with the ffmpeg command line
+(:func:`grid_filter`, :func:`read_signatures`), so a checksum task never
+decodes the lossless intermediate again; a checksum task decodes its
+renditions in its own process (:func:`decode_signature`), where an ffmpeg's
+start would cost as much as the decode.
 
 Serialised (``to_bytes``) a signature is a one-line JSON header and the raw
 planes: the split stage stores one per segment, ``kinoit checksum`` embeds one
@@ -170,8 +172,39 @@ class Signature:
 
 
 def grid_filter() -> str:
-    """The filter chain that puts any frame on the analysis grid."""
+    """The filter chain that puts any frame on the analysis grid (the ffmpeg command line)."""
     return f"scale={GRID_W}:{GRID_H}:flags=area,format={PIX_FMT}"
+
+
+# The same grid in-process (PyAV's FFmpeg, a newer one than Debian's command line): its
+# scale filter keeps a full-range picture full range unless told, where the command line's
+# converts it to the limited range of yuv420p. Said, the two agree byte for byte on
+# limited-range video and within one level on full-range (docs/benchmarks.md).
+IN_PROCESS_GRID: Final = (
+    ("scale", f"{GRID_W}:{GRID_H}:flags=area:out_range=tv"),
+    ("format", PIX_FMT),
+)
+
+
+def decode_signature(path: Path, timeout: float) -> Signature:
+    """The signature of one video decoded in this process (:mod:`kinoit.media.frames`):
+    no ffmpeg to start, the same grid as :func:`read_signatures`, the frames' own
+    timestamps (pts x time base). MediaError if it cannot be decoded."""
+    from kinoit.media.frames import iter_frames
+
+    planes = bytearray()
+    pts: list[Fraction | None] = []
+    size = None
+    for frame in iter_frames(
+        path, IN_PROCESS_GRID, timeout=timeout, max_frames=MAX_FRAMES, what="signature"
+    ):
+        planes += frame.image.tobytes()
+        pts.append(frame.pts)
+        size = size or frame.decoded
+    if not planes:
+        raise MediaError(f"signature: {path}: the video has no frames")
+    known = tuple(p for p in pts if p is not None)
+    return Signature(bytes(planes), known if len(known) == len(pts) else None, size)
 
 
 def signature_outputs(label: str, planes: Path, timing: Path, first: Path) -> list[str]:

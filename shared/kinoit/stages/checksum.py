@@ -2,8 +2,9 @@
 distances and every verification test's scores per rung, and the verdict.
 
 The source side is the segment's signature written by split (``signature``: a
-small file, no decode); without one the segment itself is decoded. All the
-renditions are decoded once, by one ffmpeg."""
+small file, no decode); without one the segment itself is decoded. Each rendition
+is decoded once, in this process (``kinoit.media.frames``: an ffmpeg's start would
+cost as much as decoding a 1-second rendition)."""
 
 from __future__ import annotations
 
@@ -106,20 +107,14 @@ def run(request: ChecksumRequest, settings: Settings) -> dict[str, Any]:
 
 
 def _decode(paths: list[Path], settings: Settings, work: Path) -> list[Any]:
-    """Signatures of every file by one ffmpeg; where that fails, file by file, so one
+    """Signatures of every file, each decoded in this process (no ffmpeg to start); an
     undecodable rendition comes back as its error and the others are still judged."""
     from kinoit.media.checksum import video_signatures
 
-    try:
-        return list(video_signatures(paths, settings, work))
-    except KinoitError:
-        return [_decode_one(path, settings, work) for path in paths]
-
-
-def _decode_one(path: Path, settings: Settings, work: Path) -> Any:
-    from kinoit.media.checksum import video_signatures
-
-    try:
-        return video_signatures([path], settings, work)[0]
-    except KinoitError as exc:
-        return exc
+    out: list[Any] = []
+    for path in paths:
+        try:
+            out.append(video_signatures([path], settings, work)[0])
+        except KinoitError as exc:
+            out.append(exc)
+    return out
