@@ -6,10 +6,10 @@ import pytest
 from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import make_storyboard, make_thumbnail
 from kinoit.media.thumbnail import (
-    build_thumbnail_argv,
     middle_frame,
     seek_seconds,
     storyboard_vtt,
+    thumbnail_filters,
     vtt_timestamp,
 )
 from PIL import Image, ImageStat
@@ -32,14 +32,33 @@ def test_thumbnail_rejects_bad_arguments(clip, tmp_path: Path, settings) -> None
         make_thumbnail(clip(), tmp_path / "t.jpg", width=7, settings=settings)
 
 
-def test_thumbnail_argv_is_exact() -> None:
-    assert build_thumbnail_argv("v.mkv", "t.jpg", width=320, seek=0.46) == [
-        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", "0.460000",
-        "-i", "v.mkv", "-map", "0:v:0", "-vf", "scale=320:-2:flags=bicubic", "-frames:v", "1",
-        "-update", "1", "-an", "-map_metadata", "-1",
-        "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", "t.jpg",
-    ]  # fmt: skip
-    assert "-ss" not in build_thumbnail_argv("v.mkv", "t.jpg", width=320, seek=0.0)
+def test_thumbnail_filters_are_the_command_lines_scale() -> None:
+    assert thumbnail_filters(320) == [("scale", "320:-2:flags=bicubic"), ("format", "rgb24")]
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [("64x36", (32, 18)), ("70x40", (32, 18)), ("50x50", (32, 32)), ("90x40", (32, 14))],
+)
+def test_thumbnail_size_is_the_command_lines(
+    size: str, expected: tuple[int, int], tmp_path: Path, settings
+) -> None:
+    """The in-process scale gives the size ``ffmpeg -vf scale=W:-2`` gives."""
+    src = tmp_path / "src.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=25:d=0.2",
+         "-c:v", "utvideo", str(src)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    cli = tmp_path / "cli.png"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(src), "-vf", "scale=32:-2:flags=bicubic",
+         "-frames:v", "1", str(cli)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    out = make_thumbnail(src, tmp_path / "t.jpg", width=32, settings=settings)
+    with Image.open(out) as ours, Image.open(cli) as theirs:
+        assert ours.size == theirs.size == expected
 
 
 def test_middle_frame_and_its_seek_point() -> None:
@@ -50,14 +69,22 @@ def test_middle_frame_and_its_seek_point() -> None:
     assert seek_seconds(0, Fraction(25)) == 0.0
 
 
-@pytest.fixture(scope="module", params=["ffv1.mkv", "x264-bframes.mp4"])
+RAMP_CODECS = {
+    "ffv1.mkv": ["-c:v", "ffv1"],
+    "utvideo.mkv": ["-c:v", "utvideo"],
+    "x264-bframes.mp4": ["-c:v", "libx264", "-preset", "veryfast", "-qp", "0", "-g", "50"],
+    "x264-gop10.mkv": ["-c:v", "libx264", "-preset", "veryfast", "-qp", "0", "-g", "10",
+                       "-bf", "0"],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=sorted(RAMP_CODECS))
 def ramp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2 s at 25 fps, lossless, whose frame n is a flat grey of luma 16 + 4 n: intra-only
-    FFV1 (what split writes) and x264 with B-frames (what copy mode cuts)."""
+    FFV1 and UT Video (what split writes), x264 with B-frames and one GOP (what copy mode
+    cuts) and x264 with a keyframe every 10 frames (a seek lands before the frame)."""
     path = tmp_path_factory.mktemp("ramp") / f"ramp-{request.param}"
-    codec = ["-c:v", "ffv1"] if request.param.startswith("ffv1") else [
-        "-c:v", "libx264", "-preset", "veryfast", "-qp", "0", "-g", "50"
-    ]  # fmt: skip
+    codec = RAMP_CODECS[request.param]
     subprocess.run(
         ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=black:s=64x36:r=25:d=2",
          "-vf", "format=yuv420p,geq=lum='16+4*N':cb=128:cr=128", *codec, str(path)],
@@ -87,8 +114,19 @@ def test_known_frames_and_rate_spare_the_probe(
     out = make_thumbnail(
         ramp, tmp_path / "t.png", width=64, frames=50, fps=Fraction(25), settings=settings
     )
-    assert [argv[0] for argv in media_runs] == ["ffmpeg"]
+    assert media_runs == []  # decoded in this process: no ffmpeg, no ffprobe
     assert shown_frame(out) == 25
+
+
+def test_every_frame_can_be_the_one_shown(ramp: Path, tmp_path: Path, settings) -> None:
+    """The frame is the one the command line's ``-ss`` picked, wherever it falls
+    (a keyframe, just after one, the last frame)."""
+    for first, end in ((0, 1), (9, 12), (10, 11), (11, 14), (30, 50), (49, 50)):
+        out = make_thumbnail(
+            ramp, tmp_path / f"{first}.png", width=64, frame_range=(first, end),
+            frames=50, fps=Fraction(25), settings=settings,
+        )  # fmt: skip
+        assert shown_frame(out) == middle_frame(50, (first, end))
 
 
 def test_a_seek_past_the_end_is_an_error_and_leaves_no_file(

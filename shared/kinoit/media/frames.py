@@ -92,10 +92,15 @@ def iter_frames(
     *,
     timeout: float,
     max_frames: int | None = None,
+    start: float = 0.0,
     what: str = "decode",
 ) -> Iterator[Frame]:
     """Every frame of the first video stream of ``path``, in presentation order, through
     ``filters`` (one filter graph; rebuilt if the picture size or format changes).
+
+    ``start`` > 0 seeks as the command line's input ``-ss`` does: to the last keyframe
+    at or before ``start`` seconds after the file's start time, then only frames from
+    that time on are filtered and yielded (``index`` counts from the first of them).
 
     Stops early if the caller stops iterating. MediaError if the file cannot be opened,
     has no video stream, fails to decode (see the module doc), yields more than
@@ -115,6 +120,14 @@ def iter_frames(
         stream.thread_type = "SLICE"
         stream.thread_count = 1
         tb = stream.time_base
+        # Frames before this time (seconds) are decoded, not filtered or yielded.
+        first: Fraction | None = None
+        if start > 0:
+            first = Fraction(container.start_time or 0, av.time_base) + Fraction(start)
+            try:  # to the keyframe at or before it (each frame of an intra-only file)
+                container.seek(round(first * av.time_base), backward=True, any_frame=False)
+            except av.FFmpegError as exc:
+                raise MediaError(f"{what}: {p}: cannot seek to {start:.3f}s: {exc}") from None
         graph: Any = None
         shape: tuple[int, int, str] | None = None
         index = packets = damaged = 0
@@ -147,6 +160,8 @@ def iter_frames(
                     damaged += 1  # what the command line logs and conceals
                     continue
                 for frame in decoded:
+                    if first is not None and (frame.pts is None or frame.pts * tb < first):
+                        continue
                     yield from filtered(frame)
         except av.FFmpegError as exc:
             raise MediaError(f"{what}: {p}: {exc}") from None

@@ -7,6 +7,7 @@ into it with ``sprite.jpg#xywh=x,y,w,h`` media fragments.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -15,12 +16,15 @@ from PIL import Image, UnidentifiedImageError
 
 from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError
-from kinoit.media import ffmpeg
 from kinoit.media.probe import probe
 
 THUMBNAIL_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".png": "png"}
 DEFAULT_THUMBNAIL_WIDTH = 320
 MIN_WIDTH, MAX_WIDTH = 16, 4096
+# Pillow's JPEG quality: about the bytes of the ffmpeg mjpeg encoder's -q:v 3 that
+# wrote the thumbnails before (docs/benchmarks.md, "Pipeline cost").
+JPEG_QUALITY = 85
+WEBP_QUALITY = 80
 # Storyboard tiles: small enough that a sheet of 100 stays a few hundred KiB.
 STORYBOARD_TILE_WIDTH = 160
 STORYBOARD_COLUMNS = 10
@@ -47,25 +51,26 @@ def seek_seconds(frame: int, fps: Fraction) -> float:
     return max(0.0, float((frame - Fraction(1, 2)) / fps))
 
 
-def build_thumbnail_argv(
-    video: str | Path, out: str | Path, *, width: int, seek: float
-) -> list[str]:
-    """ffmpeg: the first frame at or after ``seek`` seconds, ``width`` wide (pure)."""
-    fmt = THUMBNAIL_FORMATS[Path(out).suffix.lower()]
-    argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y"]
-    if seek > 0:
-        argv += ["-ss", f"{seek:.6f}"]
-    argv += [
-        "-i", str(video), "-map", "0:v:0", "-vf", f"scale={width}:-2:flags=bicubic",
-        "-frames:v", "1", "-update", "1", "-an", "-map_metadata", "-1",
-    ]  # fmt: skip
-    if fmt == "jpg":
-        argv += ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]
-    elif fmt == "webp":
-        argv += ["-c:v", "libwebp", "-quality", "80"]
-    else:
-        argv += ["-c:v", "png"]
-    return [*argv, str(out)]
+def thumbnail_filters(width: int) -> list[tuple[str, str]]:
+    """The filters of a poster frame: ``width`` wide, the height of the same aspect
+    rounded to even (the command line's ``scale=W:-2``), then RGB for Pillow (pure)."""
+    return [("scale", f"{width}:-2:flags=bicubic"), ("format", "rgb24")]
+
+
+def save_image(image: Image.Image, out: Path) -> None:
+    """Write ``image`` as ``out``'s format, atomically (a temporary file, then renamed)."""
+    fmt = THUMBNAIL_FORMATS[out.suffix.lower()]
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        if fmt == "jpg":
+            image.save(tmp, "JPEG", quality=JPEG_QUALITY)
+        elif fmt == "webp":
+            image.save(tmp, "WEBP", quality=WEBP_QUALITY)
+        else:
+            image.save(tmp, "PNG")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def make_thumbnail(
@@ -82,7 +87,12 @@ def make_thumbnail(
 
     ``frame_range`` limits the choice to frames [first, end) (copy-mode segments).
     Given ``frames`` and ``fps`` (known from the split index), the file is not probed.
+    Decoded in this process (:mod:`kinoit.media.frames`): a seek to the keyframe at or
+    before the frame (the frame itself in an intra-only segment), the frames from there
+    decoded, only the chosen one scaled, and Pillow writes the image.
     """
+    from kinoit.media.frames import iter_frames
+
     settings = settings or default_settings()
     out = Path(out_path)
     if out.suffix.lower() not in THUMBNAIL_FORMATS:
@@ -98,15 +108,17 @@ def make_thumbnail(
         raise InvalidParameter("frame_range", f"{frame_range} is outside {frames} frames")
     out.parent.mkdir(parents=True, exist_ok=True)
     seek = seek_seconds(middle_frame(frames, frame_range), fps)
-    argv = build_thumbnail_argv(video, out, width=width, seek=seek)
-    try:
-        ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="thumbnail")
-        if not out.is_file() or out.stat().st_size == 0:
-            # ffmpeg exits 0 when the seek lands past the last frame: nothing was encoded.
-            raise MediaError(f"thumbnail: no frame at {seek:.3f}s in {video}", argv)
-    except BaseException:
-        out.unlink(missing_ok=True)
-        raise
+    # The first frame only: the generator (and the file) is closed as it is dropped.
+    frame = next(
+        iter_frames(
+            video, thumbnail_filters(width), timeout=settings.ffmpeg_timeout_seconds,
+            max_frames=1, start=seek, what="thumbnail",
+        ),
+        None,
+    )  # fmt: skip
+    if frame is None:
+        raise MediaError(f"thumbnail: no frame at {seek:.3f}s in {video}")
+    save_image(Image.fromarray(frame.image, "RGB"), out)
     return out
 
 
