@@ -215,20 +215,62 @@ def test_merge_and_hls_temp_folders_live_under_the_output(
     assert not list(out.rglob("kinoit-*"))
 
 
-def test_merge_job_probes_each_rung_once(job: dict[str, Any], media_runs) -> None:
+def test_merge_job_probes_each_rung_once_in_process(
+    job: dict[str, Any], media_runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kinoit.media import merge
     from kinoit.media.merge_job import merge_job
 
+    opened: list[str] = []
+    real = merge._open_media
+
+    def spy(path: Any, what: str) -> Any:
+        opened.append(f"{what}:{path}")
+        return real(path, what)
+
+    monkeypatch.setattr(merge, "_open_media", spy)
     split = job["split"]
     merge_job(
         job["renditions"], split.audio, job["root"] / "once", fps=split.fps,
         segment_frames=[s.frames for s in split.segments], settings=job["settings"],
     )  # fmt: skip
-    probed = [
-        argv[-1]
-        for argv in media_runs
-        if argv[0] == "ffprobe" and "stream=codec_name,profile,level,width,height,pix_fmt" in argv
+    probed = [name.removeprefix("probe:") for name in opened if name.startswith("probe:")]
+    firsts = [str(paths[0]) for paths in job["renditions"].values()]
+    assert sorted(p for p in probed if p != str(split.audio)) == sorted(firsts)
+    assert not [argv for argv in media_runs if argv[0] == "ffprobe" and "-count_frames" not in argv]
+
+
+def test_in_process_facts_are_ffprobes(job: dict[str, Any]) -> None:
+    """The playlist's facts read in process equal what ffprobe reports of the same file."""
+
+    from kinoit.media.merge import probe_audio_tracks, probe_facts
+
+    for paths in job["renditions"].values():
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+             "stream=codec_name,profile,level,width,height,pix_fmt", "-of", "json", str(paths[0])],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        s = json.loads(out.stdout)["streams"][0]
+        facts = probe_facts(paths[0])
+        assert (facts.codec, facts.profile, facts.level, facts.width, facts.height) == (
+            s["codec_name"],
+            s.get("profile", ""),
+            int(s.get("level", -99)),
+            s["width"],
+            s["height"],
+        )
+        assert facts.pix_fmt == s["pix_fmt"]
+    tracks = probe_audio_tracks(job["split"].audio)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries",
+         "stream=codec_name,channels", "-of", "json", str(job["split"].audio)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    streams = json.loads(out.stdout)["streams"]
+    assert [(t.codec, t.channels) for t in tracks] == [
+        (s["codec_name"], s["channels"]) for s in streams
     ]
-    assert sorted(probed) == sorted(str(paths[0]) for paths in job["renditions"].values())
 
 
 def test_counting_packets_instead_of_decoding_still_catches_a_wrong_count(
@@ -251,9 +293,8 @@ def test_merge_after_the_checksum_verdict_demuxes_instead_of_decoding(
         settings=job["settings"],
     )  # fmt: skip
     assert merged.frames == 75
-    verify = [argv for argv in media_runs if argv[0] == "ffprobe" and "json" in argv]
-    assert any("-count_packets" in argv for argv in verify)
-    assert not any("-count_frames" in argv for argv in verify)
+    # counted in this process: the merge itself is the only process
+    assert [argv[0] for argv in media_runs] == ["ffmpeg"]
 
 
 def test_only_segments_the_checksum_matched_skip_the_decode() -> None:
