@@ -113,6 +113,44 @@ def stage_merge(
     return cpu_now() - cpu, time.monotonic() - wall
 
 
+def segment_stages(whole: Any, info: Any, work: Path, count: int) -> dict[str, Any]:
+    """The per-segment stages as the functions run them (transcode with the default
+    ladder, thumbnail, checksum; their ``run`` on an embedded store), on ``count``
+    segments from the middle of the source: CPU s per second of video."""
+    from kinoit.config import load_settings
+    from kinoit.stages import checksum, thumbnail, transcode
+    from kinoit.store import open_store
+
+    settings = load_settings({"KINOIT_HOME": str(work / "stage-home")})
+    store = open_store(settings)
+    middle = len(whole.segments) // 2
+    chosen = whole.segments[middle : middle + count]
+    fps = f"{info.fps.numerator}/{info.fps.denominator}"
+    ladder = load_ladder("default").to_json()
+    spent = {"transcode": 0.0, "thumbnail": 0.0, "checksum": 0.0}
+    for seg in chosen:
+        cid = store.add(seg.path, pin=False)
+        sig = store.add(seg.signature, pin=False)
+        body = {"segment": cid, "ladder": ladder, "start_frame": seg.start_frame, "fps": fps,
+                "frames": seg.frames, "width": info.width, "height": info.height,
+                "signature": sig}  # fmt: skip
+        cpu = cpu_now()
+        result = transcode.run(transcode.parse_request(body), settings)
+        spent["transcode"] += cpu_now() - cpu
+        cpu = cpu_now()
+        thumbnail.run(thumbnail.parse_request({"segment": cid, "frames": seg.frames, "fps": fps}),
+                      settings)  # fmt: skip
+        spent["thumbnail"] += cpu_now() - cpu
+        cpu = cpu_now()
+        checksum.run(checksum.parse_request({"segment": cid, "renditions": result["renditions"],
+                                             "signature": sig}), settings)  # fmt: skip
+        spent["checksum"] += cpu_now() - cpu
+    video = float(Fraction(sum(s.frames for s in chosen)) / info.fps)
+    per = {k: round(v / video, 3) for k, v in spent.items()}
+    return {**per, "all": round(sum(spent.values()) / video, 3), "video_s": video,
+            "load": round(os.getloadavg()[0], 1)}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="source length (60)")
@@ -228,6 +266,9 @@ def main() -> int:
             video_s = float(Fraction(sum(s.frames for s in whole.segments[12:])) / info.fps)
             out["merge_cpu_per_video_s"] = round((full["cpu_s"] - short["cpu_s"]) / video_s, 4)
             print("merge CPU s per second of video (slope)", out["merge_cpu_per_video_s"])
+    if "segments" in parts and whole is not None:
+        out["segment_stages"] = segment_stages(whole, info, args.work, count=4)
+        print("segment_stages", out["segment_stages"], flush=True)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
