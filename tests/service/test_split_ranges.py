@@ -117,3 +117,28 @@ def test_the_preview_waits_for_the_audio_task_of_a_split_in_ranges(harness: Harn
     assert "preview" not in harness.job(job_id)  # its sound track is not there yet
     answer("split.audio")
     assert harness.job(job_id)["preview"]["segments"] == 0
+
+
+def test_previews_of_one_source_planned_with_other_segment_lengths_differ(
+    harness: Harness,
+) -> None:
+    durations = []
+    for seconds, frames in (("1", 25), ("2", 50)):
+        job_id = harness.submit(segment_seconds=seconds)
+
+        def decide(call: Call, frames: int = frames) -> tuple[int, Any] | None:
+            if call.function != "split":
+                return None
+            result = ranged_result(harness, call)
+            if call.task_id == "split":  # the plan of this segment length
+                count = 150 // frames
+                one = {"first": 0, "last": count - 1, "start_frame": 0, "frames": 150,
+                       "key_frame": 0, "seek": "0/1"}  # fmt: skip
+                result.update(segments=count, segment_frames=frames, ranges=[one])
+            return 200, result
+
+        harness.drain(decide=decide)
+        found = harness.service.preview.playable(job_id)
+        assert found is not None
+        durations.append(found[0].durations)
+    assert durations == [(1.0,) * 6, (2.0,) * 3]

@@ -235,22 +235,26 @@ class Preview:
         has not encoded its audio yet (a preview without its sound track would be
         another preview once the audio arrives)."""
         index = str(result["index"])
-        with self._lock:
-            cached = self._splits.get(index)
-        if cached is not None:
-            return cached
-        source = result.get("source") or {}
-        fps = Fraction(str(source.get("fps", "25")))
         audio_index: str | None = index
-        if result.get("ranges"):  # every segment but the last has segment_frames frames
-            count, k = int(result["segments"]), int(result["segment_frames"])
-            frames = [k] * (count - 1) + [int(source["frames"]) - k * (count - 1)]
+        key = index
+        if result.get("ranges"):
             audio_index = None
             if result.get("audio_part"):
                 audio = self.engine.task(job_id, AUDIO_TASK)
                 if audio.state is not TaskState.DONE or not audio.result:
                     return None
                 audio_index = str(audio.result["index"])
+            # a plan's index lists no segments: the same for other segment lengths
+            key = f"{index} {result.get('segment_frames')} {result.get('segments')} {audio_index}"
+        with self._lock:
+            cached = self._splits.get(key)
+        if cached is not None:
+            return cached
+        source = result.get("source") or {}
+        fps = Fraction(str(source.get("fps", "25")))
+        if result.get("ranges"):  # every segment but the last has segment_frames frames
+            count, k = int(result["segments"]), int(result["segment_frames"])
+            frames = [k] * (count - 1) + [int(source["frames"]) - k * (count - 1)]
         else:
             frames = [s.frames for s in read_split_index(self.store, index)]
         facts = SplitFacts(
@@ -261,7 +265,7 @@ class Preview:
             fps=fps,
         )
         with self._lock:
-            self._splits[index] = facts
+            self._splits[key] = facts
             while len(self._splits) > CACHED_JOBS:
                 self._splits.popitem(last=False)
         return facts
