@@ -91,8 +91,11 @@ def test_a_frozen_or_noisy_rendition_fails_the_job_naming_the_test(
     assert "merge" not in job["stages"]
 
 
-def _kill_worker_running(dev: Dev, function: str, timeout: float = JOB_TIMEOUT) -> int:
-    """SIGKILL the RQ worker process that is running ``function``; return its pid."""
+def _kill_worker_running(
+    dev: Dev, function: str, timeout: float = JOB_TIMEOUT, *, body_has: bytes = b""
+) -> int:
+    """SIGKILL the RQ worker process that is running ``function`` (with ``body_has`` in
+    its request body); return its pid."""
     from rq import Worker
 
     connection = redis.Redis.from_url(dev.redis_url())
@@ -101,7 +104,8 @@ def _kill_worker_running(dev: Dev, function: str, timeout: float = JOB_TIMEOUT) 
         while time.monotonic() < deadline:
             for worker in Worker.all(connection=connection):
                 job = worker.get_current_job()
-                if job is not None and job.args and job.args[0].get("function") == function:
+                call = job.args[0] if job is not None and job.args else {}
+                if call.get("function") == function and body_has in call.get("body", b""):
                     os.kill(worker.pid, signal.SIGKILL)
                     return int(worker.pid)
             time.sleep(0.1)

@@ -266,7 +266,7 @@ def probe_facts(path: str | Path, settings: Settings | None = None) -> StreamFac
             raise MediaError(f"{path}: no video stream")
         context = container.streams.video[0].codec_context
         return StreamFacts(
-            codec=str(context.name), profile=str(context.profile or ""),
+            codec=str(context.codec.canonical_name), profile=str(context.profile or ""),
             level=int(context.level), width=int(context.width), height=int(context.height),
             pix_fmt=str(context.format.name) if context.format else "",
         )  # fmt: skip
@@ -279,7 +279,8 @@ def probe_audio_tracks(path: str | Path, settings: Settings | None = None) -> li
             raise MediaError(f"{path}: no audio stream")
         return [
             AudioTrack(
-                index=i, codec=str(s.codec_context.name), channels=int(s.codec_context.channels),
+                index=i, codec=str(s.codec_context.codec.canonical_name),
+                channels=int(s.codec_context.channels),
                 language=language_tag(s.metadata.get("language")),
             )
             for i, s in enumerate(container.streams.audio)
