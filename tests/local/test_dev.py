@@ -74,3 +74,13 @@ def test_a_secret_is_written_owner_only_even_over_a_readable_file(tmp_path: Path
     path.chmod(0o644)
     write_private(path, "new\n")
     assert path.read_text() == "new\n" and path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_stack_given_a_dispatch_window_hands_it_to_its_orchestrate(tmp_path: Path) -> None:
+    from kinoit.local.dev import DevStack
+
+    settings = load_settings({"KINOIT_HOME": str(tmp_path / "h")})
+    env = DevStack(settings=settings, dispatch_window=8).environment(tmp_path)
+    assert env["KINOIT_DISPATCH_WINDOW"] == "8"
+    assert load_settings(env).dispatch_window == 8
+    assert "KINOIT_DISPATCH_WINDOW" not in DevStack(settings=settings).environment(tmp_path)

@@ -16,6 +16,7 @@ from kinoit.local.run import (
     export_outputs,
     format_progress,
     resolve_source,
+    run_dispatch_window,
     safe_relative,
     watch_job,
 )
@@ -263,3 +264,17 @@ def test_progress_events_wake_on_a_new_event_and_time_out_without_one(
         started = time.monotonic()
         assert not gone.wait(0.2)
         assert time.monotonic() - started >= 0.15
+
+
+def test_kinoit_run_sizes_its_dispatch_window_to_its_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kinoit.config import load_settings
+
+    monkeypatch.delenv("KINOIT_DISPATCH_WINDOW", raising=False)
+    settings = load_settings({})
+    assert run_dispatch_window(2, settings) == 8  # four tasks in flight per worker
+    assert run_dispatch_window(1, settings) == 4
+    assert run_dispatch_window(32, settings) == settings.dispatch_window  # never more
+    monkeypatch.setenv("KINOIT_DISPATCH_WINDOW", "3")
+    assert run_dispatch_window(2, settings) is None  # the user's own window stands

@@ -93,6 +93,8 @@ class DevStack:
     port: int = 8080
     workers: int = 2
     quiet: bool = True
+    # KINOIT_DISPATCH_WINDOW for this stack's orchestrate (None: the setting's own).
+    dispatch_window: int | None = None
     settings: Settings = field(default_factory=load_settings)
     gateway_url: str = ""
     redis_url: str = ""
@@ -164,6 +166,11 @@ class DevStack:
             # Local webhook receivers are the point of dev; an explicit "false" still wins.
             "KINOIT_ALLOW_PRIVATE_CALLBACKS": os.environ.get("KINOIT_ALLOW_PRIVATE_CALLBACKS")
             or "true",
+            **(
+                {"KINOIT_DISPATCH_WINDOW": str(self.dispatch_window)}
+                if self.dispatch_window is not None
+                else {}
+            ),
         }
 
     def api_token(self) -> str:

@@ -34,6 +34,12 @@ PLAIN_PROGRESS_SECONDS = 2.0
 # Characters of the progress bar (tasks done over tasks known so far).
 BAR_WIDTH = 20
 STAGE_ORDER = ("split", "transcode", "thumbnail", "checksum", "merge")
+# `kinoit run` knows its workers: this many tasks in flight per worker keeps each one
+# busy, and no task waits in the queue behind more than a few others. With the
+# default window (16) and 2 workers on a loaded machine, queued tasks outwaited
+# their lease and ran twice (phone source, 32 s: 9 of 41 transcodes, 5 of 37
+# thumbnails; docs/benchmarks.md, "Pipeline cost").
+TASKS_PER_WORKER = 4
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
@@ -355,6 +361,15 @@ class ProgressEvents:
         return bool(found)
 
 
+def run_dispatch_window(workers: int, settings: Settings) -> int | None:
+    """The dispatch window of a ``kinoit run`` on ``workers`` workers: TASKS_PER_WORKER
+    each, never more than the configured window; None (the configured window as it
+    is) when KINOIT_DISPATCH_WINDOW is set in the environment: the user's choice."""
+    if "KINOIT_DISPATCH_WINDOW" in os.environ:
+        return None
+    return max(1, min(settings.dispatch_window, TASKS_PER_WORKER * workers))
+
+
 def run_job(
     settings: Settings,
     source: str,
@@ -385,7 +400,8 @@ def run_job(
     if segment_seconds is not None:
         body["segment_seconds"] = str(segment_seconds)
     view = ProgressView(stream)
-    with DevStack(port=0, workers=workers, settings=settings) as stack:
+    window = run_dispatch_window(workers, settings)
+    with DevStack(port=0, workers=workers, settings=settings, dispatch_window=window) as stack:
         client = OrchestrateClient(stack.gateway_url, stack.api_token())
         job_id = str(client.submit(body)["job_id"])
         stream.write(f"kinoit run: job {job_id} (source {cid})\n")
