@@ -260,6 +260,51 @@ def test_colour_scores_see_a_swap_but_not_a_desaturation() -> None:
     assert _colour(grey, grey[:, ::-1].copy())["chroma_misfit"] < 1.0
 
 
+def test_chroma_error_sees_noise_and_a_swap_on_grey_footage_that_psnr_does_not() -> None:
+    """Near-grey footage: an encode's chroma error stays within the source's chroma
+    detail; faint chroma noise or a U/V swap errs beyond it, at a chroma PSNR (about
+    36 dB) that passes any absolute floor a colourful source's encodes allow."""
+    from kinoit.media.scores import _features, _fidelity, _fine, _frame_means
+
+    rng = np.random.default_rng(5)
+    frames, w, h = 8, 160, 96
+    luma = rng.normal(128, 30, (frames, h, w)).clip(0, 255)
+    # a faint tint that varies smoothly over the picture (chroma energy ~10 levels^2)
+    tint = (
+        np.sin(np.linspace(0, 3, w // 2))[None, None, :]
+        * np.cos(np.linspace(0, 2, h // 2))[None, :, None]
+    )
+    u = 128 + 4.5 * tint + rng.normal(0, 0.3, (frames, h // 2, w // 2))
+    v = 128 - 3.5 * tint + rng.normal(0, 0.3, (frames, h // 2, w // 2))
+
+    def sig(luma, u, v) -> Signature:
+        planes = np.concatenate(
+            [luma.reshape(frames, -1), u.reshape(frames, -1), v.reshape(frames, -1)], axis=1
+        )
+        return Signature(np.rint(planes).clip(0, 255).astype(np.uint8).tobytes(), None, (w, h))
+
+    ref = sig(luma, u, v)
+    blurred = [x.copy() for x in (u, v)]  # an encode: chroma detail lost, nothing added
+    for x in blurred:
+        x[:] = 128 + (x - 128) * 0.5
+    encode = sig(luma, *blurred)
+    noisy = sig(luma, u + rng.normal(0, 4, u.shape), v + rng.normal(0, 4, v.shape))
+    swapped = sig(luma, v, u)
+    rf = _features(ref)
+    detail = _frame_means(_fine(rf.chroma.reshape(frames * 2, h // 2, w // 2)) ** 2)
+    assert float(detail.mean()) < 4.0  # near grey: next to no chroma detail
+    t = thresholds_for((w, h))
+    scores = {name: _fidelity(rf, _features(c), 1) for name, c in
+              (("encode", encode), ("noisy", noisy), ("swapped", swapped))}  # fmt: skip
+    assert scores["encode"]["chroma_error"] < t.chroma_error
+    for bad in ("noisy", "swapped"):
+        assert scores[bad]["psnr_chroma"] > t.psnr_chroma  # the absolute floor cannot see it
+        assert scores[bad]["chroma_error"] > t.chroma_error
+    failed, reason = judge([0] * frames, {**scores["noisy"], "hash_max": 0, "hash_mean": 0},
+                           t, (frames, frames))  # fmt: skip
+    assert failed == "fidelity" and "chroma error" in reason
+
+
 def test_retimings_cover_shifts_freezes_and_reversal() -> None:
     maps = [tuple(int(c) - int(r) for r, c in zip(rows, cols, strict=True))
             for rows, cols in retimings(25)]  # fmt: skip

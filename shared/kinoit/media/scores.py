@@ -132,6 +132,7 @@ class Features:
     scale: float  # mean squared contrast: normalised units -> 8-bit levels squared
     motion: float  # mean absolute frame-to-frame change, 8-bit levels
     pooled: dict[int, tuple[Floats, Floats, Floats, Floats]] = field(default_factory=dict)
+    chroma_fine: dict[int, Floats] = field(default_factory=dict)
 
     def at(self, pool: int) -> tuple[Floats, Floats, Floats, Floats]:
         """Luma, chroma, per-frame and per-block fine-detail energy on the grid made
@@ -144,6 +145,18 @@ class Features:
             detail = blocks.sum(axis=1, dtype=np.float64) / luma[0].size
             self.pooled[pool] = (luma, _pooled(self.chroma, pool), detail, blocks)
         return self.pooled[pool]
+
+    def chroma_detail(self, pool: int) -> Floats:
+        """(frames,): fine-detail energy of the chroma planes (both, mean) at ``pool``."""
+        import numpy as np
+
+        if pool not in self.chroma_fine:
+            chroma = self.at(pool)[1]
+            n = len(chroma)
+            planes = chroma.reshape(n * 2, *chroma.shape[2:])
+            energy = np.concatenate([_frame_means(_fine(x) ** 2) for x in _frame_blocks(planes)])
+            self.chroma_fine[pool] = energy.reshape(n, 2).mean(axis=1)
+        return self.chroma_fine[pool]
 
 
 # Frames per step of the fidelity arithmetic: temporaries of a few hundred KB stay in
@@ -188,6 +201,11 @@ def features(sig: Signature) -> Features:
 
 # Added to the source's detail energy: keeps the relative error finite on flat frames.
 RELATIVE_ERROR_FLOOR: Final = 2.0
+# The same for the chroma error (8-bit levels squared per pixel): a near-grey source has
+# next to no chroma detail, and its legitimate encodes still err by a level or two.
+# Chosen on the calibration corpus (a sweep of 1, 2, 4, 8: the largest that lost no catch;
+# docs/checksum-calibration.md).
+CHROMA_ERROR_FLOOR: Final = 4.0
 
 
 def pool_for(size: tuple[int, int] | None) -> int:
@@ -238,6 +256,10 @@ def _fidelity(ref: Features, cand: Features, pool: int) -> dict[str, float]:
         ]
     )
     chroma = _psnr(chroma_mse).min(axis=1)
+    # chroma error against the source's own chroma detail: a legitimate encode loses at
+    # most that detail; noise on grey or textured footage, or a swap of faint colours,
+    # errs beyond it even where the error is too small for an absolute PSNR floor
+    chroma_relative = chroma_mse.mean(axis=1) / (ref.chroma_detail(pool) + CHROMA_ERROR_FLOOR)
     ratio = float(cand_detail.sum() / max(float(ref_detail.sum()), len(ry) * 1.0))
     # error against what the source has to lose: a legitimate encode at worst loses its
     # fine detail (error ~ detail); a wrong, moved or noisy picture errs far beyond it
@@ -248,6 +270,7 @@ def _fidelity(ref: Features, cand: Features, pool: int) -> dict[str, float]:
         "psnr_luma": float(luma.min()),
         "psnr_luma_mean": float(luma.mean()),
         "psnr_chroma": float(chroma.min()),
+        "chroma_error": float(chroma_relative.mean()),
         "detail": ratio,
         "flat_detail": _flat_detail(ref_blocks, cand_blocks, ry[0].size // ref_blocks.shape[1]),
         **_colour(rc, cc),
