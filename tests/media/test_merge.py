@@ -222,13 +222,13 @@ def test_merge_job_probes_each_rung_once_in_process(
     from kinoit.media.merge_job import merge_job
 
     opened: list[str] = []
-    real = merge._open_media
+    real = merge.open_media
 
     def spy(path: Any, what: str) -> Any:
         opened.append(f"{what}:{path}")
         return real(path, what)
 
-    monkeypatch.setattr(merge, "_open_media", spy)
+    monkeypatch.setattr(merge, "open_media", spy)
     split = job["split"]
     merge_job(
         job["renditions"], split.audio, job["root"] / "once", fps=split.fps,

@@ -56,11 +56,16 @@ def chain_text(filters: Filters) -> str:
     return ",".join(f"{name}={opts}" if opts else name for name, opts in filters)
 
 
-def _open(path: Path) -> Any:
+def open_media(path: str | Path, what: str) -> Any:
+    """``path`` opened by FFmpeg's demuxer in this process (a PyAV container, to be used
+    in a ``with``); MediaError naming ``what`` and the file if it cannot be opened."""
     import av
 
-    # An absolute path: FFmpeg reads "concat:x", "pipe:" or "http:x" as protocols.
-    return av.open(os.path.abspath(path), mode="r")
+    try:
+        # An absolute path: FFmpeg reads "concat:x", "pipe:" or "http:x" as protocols.
+        return av.open(os.path.abspath(path), mode="r")
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"{what}: {path}: cannot open: {exc}") from None
 
 
 def _graph(stream: Any, frame: Any, filters: Filters) -> Any:
@@ -109,11 +114,7 @@ def iter_frames(
 
     p = Path(path)
     deadline = time.monotonic() + timeout
-    try:
-        container = _open(p)
-    except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"{what}: {p}: cannot open: {exc}") from None
-    with container:
+    with open_media(p, what) as container:
         if not container.streams.video:
             raise MediaError(f"{what}: {p}: no video stream")
         stream = container.streams.video[0]

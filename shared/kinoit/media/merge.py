@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from kinoit.config import Settings, default_settings
 from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
 from kinoit.media.files import file_record_json, link_or_copy
+from kinoit.media.frames import open_media
 from kinoit.media.playlists import (
     AUDIO_DIR,
     MASTER_PLAYLIST,
@@ -112,18 +112,6 @@ class Verification:
     audio_duration: float | None
 
 
-def _open_media(path: str | Path, what: str) -> Any:
-    """The file opened by FFmpeg's demuxer in this process (PyAV): a probe or a packet
-    count without an ffprobe, whose start alone costs about 0.09 CPU s."""
-    import av
-
-    try:
-        # An absolute path: FFmpeg reads "concat:x" or "pipe:" as protocols.
-        return av.open(os.path.abspath(path), mode="r")
-    except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"{what}: {path}: cannot open: {exc}") from None
-
-
 def _seconds(stream: Any) -> float | None:
     if stream is None or stream.duration is None or stream.time_base is None:
         return None
@@ -135,7 +123,7 @@ def count_packets(path: str | Path) -> Verification:
     durations of its first video and audio streams."""
     import av
 
-    with _open_media(path, "verify") as container:
+    with open_media(path, "verify") as container:
         if not container.streams.video:
             raise MediaError(f"verify: {path} has no video stream")
         video = container.streams.video[0]
@@ -261,7 +249,7 @@ def merge_rung(
 def probe_facts(path: str | Path, settings: Settings | None = None) -> StreamFacts:
     """What the master playlist needs of a rendition file's video stream: codec, profile,
     level, size, pixel format (read in this process, no ffprobe)."""
-    with _open_media(path, "probe") as container:
+    with open_media(path, "probe") as container:
         if not container.streams.video:
             raise MediaError(f"{path}: no video stream")
         context = container.streams.video[0].codec_context
@@ -274,7 +262,7 @@ def probe_facts(path: str | Path, settings: Settings | None = None) -> StreamFac
 
 def probe_audio_tracks(path: str | Path, settings: Settings | None = None) -> list[AudioTrack]:
     """The audio tracks of the job's audio file, in order (read in this process)."""
-    with _open_media(path, "probe") as container:
+    with open_media(path, "probe") as container:
         if not container.streams.audio:
             raise MediaError(f"{path}: no audio stream")
         return [
