@@ -68,3 +68,22 @@ def test_secret_files_are_read_and_stripped(tmp_path: Path) -> None:
     settings = load_settings({"KINOIT_SECRETS_DIR": str(tmp_path)})
     assert settings.secret("kinoit-api-token") == "s3cret"
     assert settings.secret("missing") is None
+
+
+def test_the_dispatch_window_follows_the_configured_workers() -> None:
+    # unset: the fixed default; KINOIT_WORKERS: two tasks in flight per worker
+    assert load_settings({}).dispatch_window == 16
+    assert load_settings({}).workers == 0
+    settings = load_settings({"KINOIT_WORKERS": "64"})
+    assert settings.workers == 64 and settings.dispatch_window == 128
+    assert load_settings({"KINOIT_WORKERS": "3"}).dispatch_window == 6
+    # an explicit window stands, whatever the workers
+    both = load_settings({"KINOIT_WORKERS": "64", "KINOIT_DISPATCH_WINDOW": "10"})
+    assert both.dispatch_window == 10
+
+
+@pytest.mark.parametrize("value", ["many", "-1"])
+def test_a_bad_worker_count_names_the_variable(value: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        load_settings({"KINOIT_WORKERS": value})
+    assert info.value.field == "KINOIT_WORKERS"

@@ -46,6 +46,11 @@ DEFAULT_HTTP_RETRIES = 3
 # Tasks in flight per job: enough to keep a few workers busy, few enough that a
 # task does not wait in the async queue long enough for its lease to expire.
 DEFAULT_DISPATCH_WINDOW = 16
+# With KINOIT_WORKERS (how many stage calls the deployment runs at once: queue-workers
+# x their max in-flight), the window is this many tasks per worker: one running and
+# one queued behind it, so no worker idles between a callback and the next dispatch,
+# and a queued task waits about one task's time (far inside the lease).
+DISPATCH_TASKS_PER_WORKER = 2
 # Sweep leases, start queued jobs and deliver webhooks this often in every orchestrate
 # process, so nothing waits for the cron-connector's once-a-minute tick (0 disables).
 DEFAULT_TICK_SECONDS = 2.0
@@ -126,6 +131,8 @@ class Settings:
     http_retries: int = DEFAULT_HTTP_RETRIES
     allow_private_callbacks: bool = False
     dispatch_window: int = DEFAULT_DISPATCH_WINDOW
+    # stage calls the deployment runs at once (0: not configured)
+    workers: int = 0
     tick_seconds: float = DEFAULT_TICK_SECONDS
     split_range_seconds: float = DEFAULT_SPLIT_RANGE_SECONDS
     # None: the functions/ folder of the checkout kinoit is installed from.
@@ -155,10 +162,17 @@ def default_settings() -> Settings:
     return load_settings({})
 
 
+def _default_window(workers: int) -> int:
+    """The dispatch window when KINOIT_DISPATCH_WINDOW is not set: what the configured
+    workers can run (:data:`DISPATCH_TASKS_PER_WORKER` each), else the fixed default."""
+    return DISPATCH_TASKS_PER_WORKER * workers if workers else DEFAULT_DISPATCH_WINDOW
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
     home = Path(env.get("KINOIT_HOME") or DEFAULT_HOME).expanduser()
+    workers = _env_int(env, "KINOIT_WORKERS", 0, 0)
     return Settings(
         home=home,
         secrets_dir=Path(env.get("KINOIT_SECRETS_DIR") or DEFAULT_SECRETS_DIR).expanduser(),
@@ -184,7 +198,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         http_retries=_env_int(env, "KINOIT_HTTP_RETRIES", DEFAULT_HTTP_RETRIES, 0),
         allow_private_callbacks=_env_bool(env, "KINOIT_ALLOW_PRIVATE_CALLBACKS", False),
-        dispatch_window=_env_int(env, "KINOIT_DISPATCH_WINDOW", DEFAULT_DISPATCH_WINDOW, 1),
+        dispatch_window=_env_int(env, "KINOIT_DISPATCH_WINDOW", _default_window(workers), 1),
+        workers=workers,
         tick_seconds=_env_float(env, "KINOIT_TICK_SECONDS", DEFAULT_TICK_SECONDS, 0.0),
         split_range_seconds=_env_float(
             env, "KINOIT_SPLIT_RANGE_SECONDS", DEFAULT_SPLIT_RANGE_SECONDS, 0.0
