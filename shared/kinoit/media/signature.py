@@ -207,14 +207,18 @@ def decode_signature(path: Path, timeout: float) -> Signature:
     return Signature(bytes(planes), known if len(known) == len(pts) else None, size)
 
 
-def signature_outputs(label: str, planes: Path, timing: Path, first: Path) -> list[str]:
+def signature_outputs(
+    label: str, planes: Path, timing: Path, first: Path, *, exact_times: bool = False
+) -> list[str]:
     """Output options for one video whose grid frames leave the filtergraph as ``[label]``.
 
     ``planes`` gets the raw grid frames, ``timing`` the framecrc of the same frames
-    (their pts), ``first`` the framecrc of the first full-size frame (its size)."""
+    (their pts; ``exact_times``: in the stream's own time base, not rounded to the
+    frame rate's), ``first`` the framecrc of the first full-size frame (its size)."""
+    exact = ["-enc_time_base", "-1"] if exact_times else []
     return [
         "-map", f"[{label}p]", "-fps_mode", "passthrough", "-f", "rawvideo", str(planes),
-        "-map", f"[{label}t]", "-fps_mode", "passthrough", "-c:v", "rawvideo",
+        "-map", f"[{label}t]", "-fps_mode", "passthrough", "-c:v", "rawvideo", *exact,
         "-f", "framecrc", str(timing),
         "-map", f"[{label}f]", "-frames:v", "1", "-c:v", "rawvideo", "-f", "framecrc", str(first),
     ]  # fmt: skip

@@ -73,10 +73,11 @@ def _rate(fps: Fraction) -> str:
 
 def build_filtergraph(
     targets: list[RenditionTarget], ladder: Ladder, fps: Fraction, start_frame: int,
-    frame_range: tuple[int, int] | None,
+    frame_range: tuple[int, int] | None, *, source: str = "[0:v:0]",
 ) -> str:  # fmt: skip
-    """trim (copy mode) → absolute timestamps → split → scale + format per rung."""
-    head = "[0:v:0]"
+    """trim (copy mode) → absolute timestamps → split → scale + format per rung;
+    ``source`` is the stream it starts from (a label of a larger graph)."""
+    head = source
     if frame_range is not None:
         head += f"trim=start_frame={frame_range[0]}:end_frame={frame_range[1]},"
     tb = 1 / fps
