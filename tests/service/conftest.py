@@ -23,7 +23,7 @@ from kinoit.stages.merge import read_plan
 from kinoit.stages.signing import verify_stage_request
 from kinoit.store import EmbeddedStore
 from kinoit.store.cid import CID
-from kinoit.store.directory import file_entry, put_tree
+from kinoit.store.directory import file_entry, put_tree, put_tree_entry
 
 API_TOKEN = "test-api-token"
 WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY="
@@ -144,8 +144,13 @@ class Harness:
             return {"index": s.dag_put(index), "segments": self.segments, "audio": None,
                     "source": source}  # fmt: skip
         if call.function == "transcode-segment":
-            rendition = s.add_bytes(f"90p of {body['segment']}".encode(), pin=False)
-            return {"segment": body["segment"], "renditions": {"90p": rendition},
+            renditions = {
+                rung["name"]: s.add_bytes(
+                    f"{rung['name']} of {body['segment']}".encode(), pin=False
+                )
+                for rung in body["ladder"]["rungs"]
+            }
+            return {"segment": body["segment"], "renditions": renditions,
                     "start_frame": body["start_frame"], "fps": body["fps"]}  # fmt: skip
         if call.function == "thumbnail":
             return {
@@ -155,20 +160,41 @@ class Harness:
         if call.function == "checksum":
             rung = {"max_distance": 1, "mean_distance": 0.5, "verdict": "match", "reason": "ok"}
             return {"segment": body["segment"], "renditions": body["renditions"],
-                    "algorithm": "phash", "hashes": ["00ff"], "rungs": {"90p": rung},
+                    "algorithm": "phash", "hashes": ["00ff"],
+                    "rungs": {name: rung for name in body["renditions"]},
                     "ok": True, "reason": "match"}  # fmt: skip
+        if call.function == "merge" and body.get("rung"):  # one rung's part
+            rung = body["rung"]
+            mp4_bytes = b"mp4" + body["plan"].encode() + rung.encode()
+            playlist = b"#EXTM3U\n" + rung.encode()
+            playlist_cid = s.add_bytes(playlist, pin=False)
+            listing = {f"{rung}/index.m3u8": CID.parse(playlist_cid)}
+            hls_dir = put_tree_entry(s, {"index.m3u8": file_entry(playlist_cid, len(playlist))})
+            facts = {"codec": "h264", "profile": "High", "level": 30, "width": 160,
+                     "height": 90, "pix_fmt": "yuv420p"}  # fmt: skip
+            return {"plan": body["plan"], "rung": rung,
+                    "mp4": {rung: s.add_bytes(mp4_bytes, pin=False)}, "mp4_bytes": len(mp4_bytes),
+                    "hls": s.dag_put({"type": "kinoit/directory", "entries": listing}),
+                    "hls_dir": str(hls_dir.cid), "hls_dir_size": hls_dir.tsize,
+                    "peak": "1000.5", "average": "900.25", "facts": facts,
+                    "frames": 25 * self.segments}  # fmt: skip
         if call.function == "merge":
+            parts = body.get("rungs") or {}
             hls = s.dag_put({"type": "kinoit/directory", "entries": {}})
-            mp4_bytes = b"mp4" + body["plan"].encode()
-            mp4 = s.add_bytes(mp4_bytes, pin=False)
-            # the outputs directory as merge lays it out: the MP4 and every thumbnail
-            layout = {"90p.mp4": file_entry(mp4, len(mp4_bytes))}
+            if parts:  # the final task: the MP4s its rung tasks stored
+                mp4s = {r: (p["mp4"][r], p["mp4_bytes"]) for r, p in parts.items()}
+            else:  # the whole merge in one task
+                mp4_bytes = b"mp4" + body["plan"].encode() + b"90p"
+                mp4s = {"90p": (s.add_bytes(mp4_bytes, pin=False), len(mp4_bytes))}
+            # the outputs directory as merge lays it out: the MP4s and every thumbnail
+            layout = {f"{r}.mp4": file_entry(cid, size) for r, (cid, size) in mp4s.items()}
             for entry in read_plan(s, body["plan"]).entries:
                 thumb = str(entry["thumbnail"])
                 size = len(b"".join(s.cat(thumb)))
                 layout[f"thumbs/{int(entry['index']):05d}.jpg"] = file_entry(thumb, size)
             directory = put_tree(s, layout)
-            return {"plan": body["plan"], "mp4": {"90p": mp4}, "hls": hls,
+            return {"plan": body["plan"], "mp4": {r: cid for r, (cid, _) in mp4s.items()},
+                    "hls": hls,
                     "storyboard": None, "storyboard_vtt": None,
                     "directory": directory}  # fmt: skip
         raise AssertionError(call.function)

@@ -23,8 +23,9 @@ def test_job_runs_split_fanout_checksum_merge_then_completes(harness: Harness) -
     answered = harness.drain()
     names = stages(answered)
     assert names.count("transcode") == 3 and names.count("thumbnail") == 3
-    assert names.count("checksum") == 3 and names.count("merge") == 1
-    assert names[-1] == "merge"
+    # one merge task per rung (the harness's ladder has one), then the final one
+    assert names.count("checksum") == 3 and names.count("merge") == 2
+    assert [c.task_id for c in answered][-2:] == ["merge.90p", "merge"]
     job = harness.job(job_id)
     assert job["state"] == "completed"
     manifest = harness.store.dag_get(job["manifest"])
@@ -74,25 +75,25 @@ def test_duplicate_and_late_callbacks_count_once(harness: Harness) -> None:
     # a late duplicate after the job completed changes nothing
     assert harness.answer(transcode)[1]["status"] in {"duplicate", "ignored"}
     job = harness.job(job_id)
-    assert job["state"] == "completed" and job["stages"]["merge"]["done"] == 1
+    assert job["state"] == "completed" and job["stages"]["merge"]["done"] == 2
 
 
 def test_merge_is_dispatched_exactly_once_under_duplicates(harness: Harness) -> None:
     harness.submit()
-    merges = 0
+    merges: list[str] = []
 
     def twice(call: Call) -> tuple[int, Any] | None:
-        nonlocal merges
         if call.function == "merge":
-            merges += 1
-        if call.function == "checksum":
+            merges.append(call.task_id)
+        if call.function in ("checksum", "merge") and call.task_id != "merge":
             result = harness.result_for(call)
             harness.answer(call, 200, result)
             return (200, result)
         return None
 
     harness.drain(decide=twice)
-    assert merges == 1
+    # every checksum and the rung's merge answered twice: each merge task sent once
+    assert merges == ["merge.90p", "merge"]
 
 
 def test_checksum_mismatch_reruns_transcode_once(harness: Harness) -> None:

@@ -39,6 +39,7 @@ def test_the_grid_follows_every_task(harness: Harness) -> None:
     harness.drain()
     done = view(harness, job_id)
     assert done["state"] == "completed" and done["merge"] == "done"
+    assert done["merge_rungs"] == {"90p": "done"}
     for stage in ("transcode", "thumbnail", "checksum"):
         assert states(done, stage) == ["done"] * 3
     assert done["grid"]["thumbnail"][1] == ["done", 2, False]

@@ -335,6 +335,70 @@ def package_audio(
     return renditions
 
 
+@dataclass(frozen=True)
+class RungHls:
+    """One rung's HLS media playlist, packaged: its video's measured bit rates (bits per
+    second, audio not included) and the stream facts the master playlist lists."""
+
+    peak: float
+    average: float
+    facts: StreamFacts
+
+    def variant(self, name: str, fps: Fraction, audio: Sequence[AudioRendition]) -> HlsVariant:
+        """Its master-playlist entry: BANDWIDTH and AVERAGE-BANDWIDTH with the largest
+        audio rendition's rates added (RFC 8216 §4.3.4.2: all the media a player fetches)."""
+        audio_peak = max((r.peak for r in audio), default=0.0)
+        audio_average = max((r.average for r in audio), default=0.0)
+        return HlsVariant(
+            rung=name, uri=f"{name}/{MEDIA_PLAYLIST}",
+            bandwidth=math.ceil(self.peak + audio_peak),
+            average_bandwidth=math.ceil(self.average + audio_average),
+            width=self.facts.width, height=self.facts.height,
+            codecs=codec_string(self.facts), frame_rate=fps,
+        )  # fmt: skip
+
+
+def package_rung_hls(
+    raw_paths: Sequence[str | Path],
+    rung_dir: Path,
+    *,
+    durations: Sequence[Fraction],
+    facts: StreamFacts | None = None,
+    settings: Settings | None = None,
+) -> RungHls:
+    """One rung's ``index.m3u8`` and segments in ``rung_dir``: MPEG-TS segments linked
+    as they are, Matroska ones (VP9, AV1) repackaged as fMP4 by stream copy."""
+    settings = settings or default_settings()
+    paths = check_segments(raw_paths)
+    if len(paths) != len(durations):
+        raise InvalidParameter(
+            "segment_frames", f"rung {rung_dir.name}: one frame count per segment"
+        )
+    rung_dir.mkdir(parents=True, exist_ok=True)
+    facts = facts or probe_facts(paths[0], settings)
+    if paths[0].suffix == ".ts":
+        entries = []
+        for i, p in enumerate(paths):
+            link_or_copy(p, rung_dir / f"{i:05d}.ts")
+            entries.append((f"{i:05d}.ts", durations[i]))
+        (rung_dir / MEDIA_PLAYLIST).write_text(media_playlist(entries), "utf-8")
+        sizes = [p.stat().st_size for p in paths]
+        seg_durations: list[float | Fraction] = list(durations)
+    else:
+        with tempfile.TemporaryDirectory(prefix="kinoit-hls-", dir=rung_dir.parent) as tmp:
+            list_file = Path(tmp) / "list.ffconcat"
+            list_file.write_text(concat_list(paths, durations), "utf-8")
+            half = float(min(durations)) / 2
+            argv = build_fmp4_hls_argv(list_file, rung_dir, half)
+            ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="hls")
+        written = playlist_entries((rung_dir / MEDIA_PLAYLIST).read_text("utf-8"))
+        sizes = [(rung_dir / uri).stat().st_size for uri, _ in written]
+        seg_durations = [d for _, d in written]
+    return RungHls(
+        peak_segment_bitrate(sizes, seg_durations), average_bitrate(sizes, seg_durations), facts
+    )
+
+
 def package_hls(
     rungs: Mapping[str, Sequence[str | Path]],
     out_dir: str | Path,
@@ -367,46 +431,20 @@ def package_hls(
     if audio_path:
         seconds = audio_segment_seconds(fps, segment_frames)
         audio = package_audio(Path(audio_path), root, seconds, settings)
-    audio_peak = max((r.peak for r in audio), default=0.0)
-    audio_average = max((r.average for r in audio), default=0.0)
-    variants = []
-    for name, raw_paths in rungs.items():
-        paths = check_segments(raw_paths)
-        if len(paths) != len(durations):
-            raise InvalidParameter("segment_frames", f"rung {name}: one frame count per segment")
-        rung_dir = root / name
-        rung_dir.mkdir(parents=True, exist_ok=True)
-        rung_facts = (facts or {}).get(name) or probe_facts(paths[0], settings)
-        if paths[0].suffix == ".ts":
-            entries = []
-            for i, p in enumerate(paths):
-                link_or_copy(p, rung_dir / f"{i:05d}.ts")
-                entries.append((f"{i:05d}.ts", durations[i]))
-            (rung_dir / MEDIA_PLAYLIST).write_text(media_playlist(entries), "utf-8")
-            sizes = [p.stat().st_size for p in paths]
-            seg_durations: list[float | Fraction] = list(durations)
-        else:
-            with tempfile.TemporaryDirectory(prefix="kinoit-hls-", dir=root) as tmp:
-                list_file = Path(tmp) / "list.ffconcat"
-                list_file.write_text(concat_list(paths, durations), "utf-8")
-                half = float(min(durations)) / 2
-                argv = build_fmp4_hls_argv(list_file, rung_dir, half)
-                ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="hls")
-            written = playlist_entries((rung_dir / MEDIA_PLAYLIST).read_text("utf-8"))
-            sizes = [(rung_dir / uri).stat().st_size for uri, _ in written]
-            seg_durations = [d for _, d in written]
-        variants.append(
-            HlsVariant(
-                rung=name,
-                uri=f"{name}/{MEDIA_PLAYLIST}",
-                bandwidth=math.ceil(peak_segment_bitrate(sizes, seg_durations) + audio_peak),
-                average_bandwidth=math.ceil(average_bitrate(sizes, seg_durations) + audio_average),
-                width=rung_facts.width,
-                height=rung_facts.height,
-                codecs=codec_string(rung_facts),
-                frame_rate=fps,
-            )
-        )
+    variants = [
+        package_rung_hls(
+            paths, root / name, durations=durations, facts=(facts or {}).get(name),
+            settings=settings,
+        ).variant(name, fps, audio)
+        for name, paths in rungs.items()
+    ]  # fmt: skip
+    return write_master(root, variants, audio)
+
+
+def write_master(
+    root: Path, variants: Sequence[HlsVariant], audio: Sequence[AudioRendition]
+) -> Path:
+    """``root/master.m3u8`` over the variants and audio renditions; its path."""
     master = root / MASTER_PLAYLIST
     master.write_text(master_playlist(variants, audio), "utf-8")
     return master

@@ -2,7 +2,8 @@
 merge is, the pins (intermediates held while the job runs, one pin per job root
 after), and the last word — completed, failed — with its webhook.
 
-    last segment done ──▶ merge plan ──▶ merge ──▶ manifest ──▶ pin ──▶ job.completed
+    last segment done ──▶ merge plan ──▶ merge.<rung> (each rung, in parallel) ──▶ merge
+                      ──▶ manifest ──▶ pin ──▶ job.completed
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ from kinoit.jobs import JobEngine, JobState, ResultCache, TaskState
 from kinoit.manifest import build_manifest, build_segment_entry
 from kinoit.service.endings import Endings
 from kinoit.service.holds import PinHolds
+from kinoit.service.merge_tasks import (
+    FINAL_MERGE,
+    final_task,
+    is_rung_task,
+    plan_rungs,
+    rung_task,
+    rung_tasks,
+)
 from kinoit.service.planning import (
     JOB_CACHE_STAGE,
     SEGMENT_STAGES,
@@ -131,7 +140,8 @@ class JobEnd:
 
     # ------------------------------------------------------------------ merge
     def start_merge(self, job_id: str) -> None:
-        """Write the merge plan, hold the renditions, add the merge task."""
+        """Write the merge plan, hold the renditions, add one merge task per rung (the
+        final ``merge`` task follows them: :meth:`merged`)."""
         split, entries = self.segment_entries(job_id)
         spec = self.spec(job_id)
         plan_cid = write_merge_plan(
@@ -144,7 +154,43 @@ class JobEnd:
         )
         self.hold(job_id, plan_cid, "renditions")
         self.engine.emit(job_id, "job.merge", plan=plan_cid)
-        self.engine.add_tasks(job_id, "merge", [("merge", {"plan": plan_cid})])
+        rungs = plan_rungs(entries[0]["renditions"] if entries else {})
+        self.engine.add_tasks(job_id, "merge", rung_tasks(plan_cid, rungs))
+
+    def merged(self, job_id: str, task_id: str, result: Mapping[str, Any]) -> None:
+        """A merge task's result that moves the job on: the final one's ends the job, the
+        last rung's (the completion that made every task done) adds the final task."""
+        if is_rung_task(task_id):
+            self.start_final_merge(job_id)
+        else:
+            self.finish(job_id, result)
+
+    def start_final_merge(self, job_id: str) -> None:
+        """Add the final ``merge`` task over every rung task's result (idempotent)."""
+        rungs = self.merge_rungs(job_id)
+        results = {r: self.engine.task(job_id, rung_task(r)).result or {} for r in rungs}
+        plan_cid = str(results[rungs[0]]["plan"])
+        self.engine.emit(job_id, "job.merge_final", plan=plan_cid)
+        self.engine.add_tasks(job_id, "merge", final_task(plan_cid, results))
+
+    def merge_rungs(self, job_id: str) -> list[str]:
+        """The rungs the job's merge plan merges: segment 0's renditions (its transcode's
+        result; a re-run makes the same rungs)."""
+        return plan_rungs(
+            dict((self.engine.task(job_id, "transcode.0").result or {})["renditions"])
+        )
+
+    def merge_step(self, job_id: str) -> str:
+        """What a job whose every task is done still needs: "merge" (the rung tasks),
+        "final" (the final task) or "finish" (the manifest, from the final's result)."""
+        first = rung_task(self.merge_rungs(job_id)[0])
+        for task_id, step in ((FINAL_MERGE, "finish"), (first, "final")):
+            try:
+                self.engine.task(job_id, task_id)
+            except NotFound:
+                continue
+            return step
+        return "merge"
 
     # --------------------------------------------------------------- manifest
     def finish(self, job_id: str, merge_result: Mapping[str, Any]) -> None:

@@ -3,7 +3,7 @@
 
     split ──▶ per segment i: transcode.i ──▶ checksum.i      (gate: a mismatch re-runs
                              thumbnail.i                      transcode.i once as .r2)
-          last completion ──▶ merge (exactly once) ──▶ manifest ──▶ pin ──▶ job.completed
+          last completion ──▶ merge.<rung> (exactly once, in parallel) ──▶ merge ──▶ manifest
 
 The parts it drives, each in its own module:
 
@@ -38,6 +38,7 @@ from kinoit.jobs import Dispatch, JobEngine, JobState, ResultCache, TaskState, c
 from kinoit.jobs.effects import StoreValue
 from kinoit.service.dispatch import BoundedMemo, Dispatcher, Post
 from kinoit.service.job_end import JobEnd
+from kinoit.service.merge_tasks import is_rung_task
 from kinoit.service.planning import (
     JOB_CACHE_STAGE,
     FollowUps,
@@ -347,7 +348,9 @@ class Pipeline:
         if completion.all_done:
             self.dispatch.send_all(leased)  # empty: nothing is pending when all is done
             self.end.start_merge(job_id)
-            return {"status": "accepted"}, None  # the caller leases the merge
+            with contextlib.suppress(NotFound, Conflict):
+                self.pump(job_id)  # every rung's merge task
+            return {"status": "accepted"}, []
         spec = self.spec(job_id)
         self.notifier.progress(
             job_id, spec.callback_url, completion.done, completion.total, self._data(job_id)
@@ -400,8 +403,8 @@ class Pipeline:
                 return {"status": "job_failed"}
         if stage == "split":
             self.end.hold(job_id, str(result["index"]), "segments")
-        if stage == "merge":
-            self.end.finish(job_id, result)
+        if stage == "merge" and (completion.all_done or not is_rung_task(task_id)):
+            self.end.merged(job_id, task_id, result)  # the final task, or the job's end
         elif completion.all_done:
             self.end.start_merge(job_id)
         else:
@@ -440,7 +443,7 @@ class Pipeline:
         if record.state is JobState.RUNNING and total.total == 0:
             step = "start"
         elif record.state is JobState.RUNNING and total.done == total.total and not total.failed:
-            step = "finish" if "merge" in record.counts else "merge"
+            step = self.end.merge_step(job_id)
         if step is None:
             self._stuck.pop(job_id, None)
             return
@@ -455,6 +458,8 @@ class Pipeline:
             self._first_stage(job_id)
         elif step == "merge":
             self.end.start_merge(job_id)
+        elif step == "final":
+            self.end.start_final_merge(job_id)
         else:
             self.end.finish(job_id, self.engine.task(job_id, "merge").result or {})
 

@@ -5,7 +5,7 @@ unlocks, and the reason text of a failure. No Redis, no store, no HTTP.
 Task ids name the work: ``split`` (and, for a long source it plans in ranges,
 ``split.<r>`` per range and ``split.audio``), ``transcode.<i>``, ``thumbnail.<i>``,
 ``checksum.<i>``, ``transcode.<i>.r2`` / ``checksum.<i>.r2`` after a checksum
-mismatch, and ``merge``.
+mismatch, ``merge.<rung>`` per rung and the final ``merge`` (service/merge_tasks.py).
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ RERUN_SUFFIX = ".r2"
 # Job-level reuse: results recorded under this pseudo-stage in the result cache.
 JOB_CACHE_STAGE = "job"
 # Result fields that name a single output CID (checked before a cached result is reused).
-OUTPUT_KEYS = ("index", "audio", "thumbnail", "hls", "storyboard", "storyboard_vtt", "directory")
+OUTPUT_KEYS = (
+    "index", "audio", "thumbnail", "hls", "hls_dir", "storyboard", "storyboard_vtt", "directory"
+)  # fmt: skip
 # Fields a segment task's result echoes from its request, by stage: not stored with the
 # task (the split index, the transcode result and the cache key already have them).
 ECHOED = {
@@ -135,7 +137,14 @@ def request_for(spec: JobSpec, stage: str, payload: Payload) -> StageRequest:
         return StageRequest(body, segment, {"r": renditions, "verifier": VERIFIER})
     if stage == "merge":
         plan = str(payload["plan"])
-        return StageRequest({"plan": plan}, plan, {})
+        body = {"plan": plan}
+        merge_params: dict[str, Any] = {}
+        if payload.get("rung") is not None:  # one rung's merge (service/merge_tasks.py)
+            body["rung"] = merge_params["rung"] = str(payload["rung"])
+        elif payload.get("rungs") is not None:
+            # the final task: its result is the one-task merge's, a function of the plan
+            body["rungs"] = dict(payload["rungs"])
+        return StageRequest(body, plan, merge_params)
     raise InputError(f"unknown stage {stage!r}")
 
 
@@ -149,7 +158,7 @@ def payload_from_result(task_id: str, result: Mapping[str, Any]) -> dict[str, An
             "start": int(result.get("start_frame", 0)),
             "fps": result.get("fps"),
         }
-    kept = ("segment", "renditions", "plan", "range", "part")
+    kept = ("segment", "renditions", "plan", "range", "part", "rung")
     return {key: result[key] for key in kept if key in result}
 
 
@@ -241,7 +250,7 @@ def result_cids(stage: str, result: Mapping[str, Any]) -> list[Any] | None:
     None when the result must never be replayed (a checksum mismatch is re-checked)."""
     if stage == "checksum":
         return [] if result.get("ok") else None
-    if stage == "merge" and not result.get("directory"):
+    if stage == "merge" and not result.get("directory") and not result.get("rung"):
         return None  # merged before outputs had one directory: merge again
     cids = [result.get(k) for k in OUTPUT_KEYS if result.get(k)]
     for key in ("renditions", "mp4"):

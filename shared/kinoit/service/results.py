@@ -97,6 +97,18 @@ def check_result(stage: str, result: Mapping[str, Any]) -> None:
         _cid_map(result, "renditions")
         if not isinstance(result.get("ok"), bool):
             raise InvalidParameter("result.ok", "expected true or false")
+    elif stage == "merge" and result.get("rung") is not None:  # one rung's merge
+        _cid(result, "plan")
+        _cid(result, "hls")
+        _cid(result, "hls_dir")
+        check_name(result["rung"], "result.rung")
+        _cid_map(result, "mp4")
+        if set(result["mp4"]) != {result["rung"]}:
+            raise InvalidParameter("result.mp4", "expected the rung's MP4 alone")
+        parts = ("mp4_bytes", "hls_dir_size", "peak", "average", "facts")
+        missing = [field for field in parts if field not in result]
+        if missing:
+            raise InvalidParameter(f"result.{missing[0]}", "missing")
     elif stage == "merge":
         _cid(result, "plan")
         _cid(result, "hls")

@@ -11,7 +11,7 @@ process), :func:`segment_view` reduces them (pure)::
      "checksum": {"rungs": [rung, ...], "threshold": {rung: max distance allowed},
                   "max_distance": {rung: [distance | null, ...one per segment]},
                   "verdict": {rung: ["match" | "mismatch" | null, ...]}},
-     "split": state, "merge": state | null}
+     "split": state, "merge": state | null, "merge_rungs": {rung: state}}
 
 A cell's state is pending, leased, retrying (pending again after a failed or
 expired attempt), done or failed; ``attempts`` counts the dispatches of the
@@ -65,7 +65,9 @@ def _decode(job_id: str, task_id: str, raw: str) -> TaskInfo:
     return TaskInfo(job_id, task_id, stage, state, int(head[1:]), result)
 
 
-def read_grid_tasks(connection: redis.Redis, job_id: str) -> list[TaskInfo]:
+def read_grid_tasks(
+    connection: redis.Redis, job_id: str, rungs: Iterable[str] = ()
+) -> list[TaskInfo]:
     """The tasks :func:`segment_view` needs. A finished task never changes, so each is
     read and decoded once per process; a poll reads only the unfinished ones (the
     bytes of a long job's results are read once, not every second)."""
@@ -86,7 +88,8 @@ def read_grid_tasks(connection: redis.Redis, job_id: str) -> list[TaskInfo]:
                 if raw is not None:
                     found.append(_decode(job_id, task_id, text(raw)))
 
-    read([t for t in ("split", "merge") if t not in known])
+    singles = ("split", "merge", *(f"merge.{rung}" for rung in rungs))  # merge per rung
+    read([t for t in singles if t not in known])
     split = known.get("split") or next((t for t in found if t.task_id == "split"), None)
     count = int((split.result or {}).get("segments") or 0) if split is not None else 0
     read([
@@ -128,10 +131,14 @@ def segment_view(record: JobRecord, tasks: Iterable[TaskInfo]) -> dict[str, Any]
     first: dict[tuple[str, int], TaskInfo] = {}
     rerun: dict[tuple[str, int], TaskInfo] = {}
     singles: dict[str, str] = {}
+    merge_rungs: dict[str, str] = {}
     for info in tasks:
         stage = stage_of(info.task_id)
+        if stage == "merge" and info.task_id != "merge":
+            merge_rungs[info.task_id.split(".", 1)[1]] = cell_state(info)
+        elif stage not in GRID_STAGES:
+            singles[info.task_id] = cell_state(info)
         if stage not in GRID_STAGES:
-            singles[stage] = cell_state(info)
             continue
         (rerun if is_rerun(info.task_id) else first)[(stage, segment_of(info.task_id))] = info
     count = 1 + max((i for (s, i) in first if s == "transcode"), default=-1)
@@ -176,5 +183,13 @@ def segment_view(record: JobRecord, tasks: Iterable[TaskInfo]) -> dict[str, Any]
             "verdict": verdicts,
         },
         "split": singles.get("split", "pending"),
-        "merge": singles.get("merge"),
+        # the final merge's state, or while the rungs merge the least advanced of theirs
+        "merge": singles.get("merge") or _least_advanced(merge_rungs.values()),
+        "merge_rungs": dict(sorted(merge_rungs.items())),
     }
+
+
+def _least_advanced(states: Iterable[str]) -> str | None:
+    order = ("failed", "retrying", "pending", "leased", "done")
+    found = set(states)
+    return next((state for state in order if state in found), None)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from kinoit.errors import InvalidParameter, NotFound
 from kinoit.jobs import is_job_id
+from kinoit.service.merge_tasks import merge_rungs
 from kinoit.service.segments import read_grid_tasks, segment_view
 from kinoit.service.uploads import UPLOAD_PATH, Uploads
 from kinoit.stages.http import Reply, json_reply, parse_json_object
@@ -57,7 +58,8 @@ def web_route(service: OrchestrateService, request: HttpRequest, path: str) -> R
         if not is_job_id(job_id):
             raise NotFound(f"no job {job_id!r}")
         record = service.pipeline.engine.get_job(job_id)
-        return json_reply(segment_view(record, read_grid_tasks(service.redis, job_id)))
+        rungs = merge_rungs(record.spec.get("ladder") or {})
+        return json_reply(segment_view(record, read_grid_tasks(service.redis, job_id, rungs)))
     manifest = _MANIFEST.match(path)
     if manifest and method == "GET":
         return manifest_reply(service, manifest.group(1))

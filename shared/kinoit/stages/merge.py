@@ -32,20 +32,34 @@ from kinoit.stages.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from kinoit.media.ladder import Ladder
+    from kinoit.stages.merge_parts import RungPart
 
 DIRECTORY_TYPE = "kinoit/directory"
 
 
 @dataclass(frozen=True)
 class MergeRequest:
-    """``{"plan": CID}``."""
+    """``{"plan": CID}`` (the whole merge in one task), ``{"plan", "rung": name}`` (one
+    rung's part) or ``{"plan", "rungs": {name: part}}`` (the final task): see
+    :mod:`kinoit.stages.merge_parts`."""
 
     plan: str
+    rung: str | None = None
+    rungs: dict[str, RungPart] | None = None
 
 
 def parse_request(body: dict[str, Any]) -> MergeRequest:
     """Validate a merge request."""
-    return MergeRequest(require_cid(body, "plan"))
+    from kinoit.stages.merge_parts import parse_parts
+
+    plan = require_cid(body, "plan")
+    if body.get("rung") is not None and body.get("rungs") is not None:
+        raise InvalidParameter("rung", "a merge task is one rung's or the final one, not both")
+    if body.get("rung") is not None:
+        return MergeRequest(plan, rung=check_name(body["rung"], "rung"))
+    if body.get("rungs") is not None:
+        return MergeRequest(plan, rungs=parse_parts(body["rungs"]))
+    return MergeRequest(plan)
 
 
 @dataclass(frozen=True)
@@ -214,12 +228,17 @@ def store_outputs_directory(store: Any, files: Mapping[str, tuple[str, int]]) ->
 
 
 def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
-    """Fetch every rendition, merge each rung with the audio, package HLS, tile a storyboard."""
+    """Fetch every rendition, merge each rung with the audio, package HLS, tile a storyboard
+    (a rung's part or the final task's when the request names one)."""
     from kinoit.media.merge import merge_rung, package_hls, probe_facts
-    from kinoit.media.thumbnail import make_storyboard
+    from kinoit.stages.merge_parts import add_storyboard, run_final, run_rung
     from kinoit.store import open_store
 
     failpoints.hit(settings.failpoints, "stage.merge")
+    if request.rung is not None:
+        return run_rung(request, settings)
+    if request.rungs is not None:
+        return run_final(request, settings)
     store = open_store(settings)
     plan = read_plan(store, request.plan)
     entries, ladder, fps, rungs = plan.entries, plan.ladder, plan.fps, plan.rungs
@@ -255,22 +274,7 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
         hls_files = add_files(store, work / "hls", fetched_files(paths, cids))
         hls = store_directory(store, work / "hls", hls_files)
         layout.update({f"hls/{rel}": added for rel, added in hls_files.items()})
-        thumbs = []
-        for i, e in enumerate(entries):
-            if e.get("thumbnail"):
-                thumb = fetch(store, str(e["thumbnail"]), work / "thumbs" / f"{i:05d}.jpg")
-                thumbs.append(thumb)
-                name = f"thumbs/{int(e['index']):05d}.jpg"
-                layout[name] = (str(e["thumbnail"]), thumb.stat().st_size)
-        storyboard = vtt = None
-        if len(thumbs) == len(entries):
-            sprite, vtt_path = make_storyboard(
-                thumbs, work / "storyboard", durations=[float(Fraction(n) / fps) for n in frames]
-            )
-            storyboard = store.add(sprite, pin=False)
-            vtt = store.add(vtt_path, pin=False)
-            layout["storyboard.jpg"] = (storyboard, sprite.stat().st_size)
-            layout["storyboard.vtt"] = (vtt, vtt_path.stat().st_size)
+        storyboard, vtt = add_storyboard(store, plan, work, layout)
         directory = store_outputs_directory(store, layout)
     return {
         "plan": request.plan,

@@ -433,9 +433,16 @@ def iter_range(get_block: GetBlock, node: Node, start: int, end: int) -> Iterato
 def put_tree(store: Any, files: Mapping[str, Entry]) -> str:
     """Store the directory blocks over ``files`` (already stored themselves: nothing is
     copied, the directories link the very blocks) and return the root's CID."""
+    return str(put_tree_entry(store, files).cid)
+
+
+def put_tree_entry(store: Any, files: Mapping[str, Entry]) -> Entry:
+    """:func:`put_tree`, returning the root's entry (CID and cumulative size): what a
+    parent directory links, so a tree stored apart can be a subdirectory of another
+    (an entry of ``files`` may be a directory's, linked as it is)."""
     root, blocks = tree_blocks(files)
     for cid, data in blocks:
         stored = store.block_put(bytes(data), codec=DAG_PB)
         if stored != str(cid):
             raise IntegrityError(f"the store keeps directory block {cid} as {stored}")
-    return str(root.cid)
+    return root
