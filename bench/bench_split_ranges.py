@@ -5,8 +5,9 @@ On SECONDS of the 1080p source of bench_pipeline_cost (a grainy pan, x264 with i
 own GOP and B-frames, 5.1 AAC), each measured as CPU seconds (this process and the
 ffmpeg/ffprobe runs it waits for, getrusage) and wall seconds, per second of video:
 
-- plan: what the first split task does for a split in ranges (probe, the keyframe
-  scan, plan_ranges);
+- plan: what the first split task did for a split in ranges (probe, the keyframe
+  scan, plan_ranges: two reads of the source), and ``plan_one_read`` what it does now
+  (``probe_and_scan``: one ffprobe for both), alternated three times with ``plan``;
 - whole: the split as one task (``split_video`` aligned, lossless with signatures);
 - ranges: every range task of a split in ranges of RANGE seconds (``split_range``),
   one after another, each checked byte for byte against the whole split's segments;
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_pipeline_cost import SOURCES, make_source, run_ffmpeg
 from kinoit.config import load_settings
-from kinoit.media.keyframes import scan_keyframes
+from kinoit.media.keyframes import probe_and_scan, scan_keyframes
 from kinoit.media.ladder import load_ladder
 from kinoit.media.merge import audio_segment_seconds, cut_audio_hls
 from kinoit.media.plan import plan_segments
@@ -181,6 +182,19 @@ def main() -> int:
             scan_keyframes(src, settings), info.fps, round(args.range),
         ),
     )  # fmt: skip
+
+    def one_read() -> Any:  # what the first split task runs now: probe_and_scan
+        probed, scan = probe_and_scan(src, settings)
+        plan = plan_segments(probed.frames, info.fps, seconds)
+        return plan_ranges(plan, scan, info.fps, round(args.range))
+
+    assert timed("plan_one_read", one_read) == ranges
+    for n in range(2, 4 if "plan" in parts else 2):  # alternated: the load changes
+        timed(f"plan_{n}", lambda: plan_ranges(
+            plan_segments(probe(src, settings=settings).frames, info.fps, seconds),
+            scan_keyframes(src, settings), info.fps, round(args.range),
+        ))  # fmt: skip
+        timed(f"plan_one_read_{n}", one_read)
     out["ranges"] = [r.to_json() for r in ranges]
     whole = None
     if "whole" not in parts and (args.work / "whole" / "segments.json").exists():

@@ -9,15 +9,17 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from kinoit.config import Settings
 from kinoit.errors import MediaError
 from kinoit.media import ffmpeg
 from kinoit.media.plan import SegmentPlan
+from kinoit.media.probe import ProbeResult, probe_document, video_stream
 
 
 def build_keyframes_argv(src: str | Path) -> list[str]:
@@ -89,19 +91,38 @@ def scan_keyframes(src: Path, settings: Settings) -> KeyframeScan:
     """Demux the video stream once: every packet's pts and keyframe flag."""
     out = ffmpeg.run(build_keyframes_argv(src), settings.ffmpeg_timeout_seconds, what="split")
     doc = json.loads(out.stdout or b"{}")
+    stream = (doc.get("streams") or [{}])[0]
+    return _scan(doc.get("packets", []), Fraction(str(stream.get("time_base", "1/1"))))
+
+
+def _scan(packets_json: Iterable[Mapping[str, Any]], time_base: Fraction) -> KeyframeScan:
     packets = [
         (int(p["pts"]), "K" in str(p.get("flags", "")))
-        for p in doc.get("packets", [])
+        for p in packets_json
         if str(p.get("pts", "")).lstrip("-").isdigit()
     ]
-    stream = (doc.get("streams") or [{}])[0]
-    time_base = Fraction(str(stream.get("time_base", "1/1")))
     return KeyframeScan(
         sorted(p for p, _ in packets),
         keyframe_indices(packets),
         time_base,
         tuple(p for p, _ in packets),
     )
+
+
+def scan_from_probe(doc: Mapping[str, Any]) -> KeyframeScan:
+    """The keyframe scan of the video stream :func:`kinoit.media.probe.parse_probe` reads,
+    from a probe's JSON that lists every packet's flags (pure)."""
+    stream = video_stream(doc) or {}
+    index = stream.get("index")
+    packets = [p for p in doc.get("packets") or [] if p.get("stream_index") == index]
+    return _scan(packets, Fraction(str(stream.get("time_base") or "1/1")))
+
+
+def probe_and_scan(src: Path, settings: Settings) -> tuple[ProbeResult, KeyframeScan]:
+    """:func:`kinoit.media.probe.probe` and :func:`scan_keyframes` from one read of the
+    source (one ffprobe listing every packet's pts and flags) instead of two."""
+    info, doc = probe_document(src, settings=settings, flags=True)
+    return info, scan_from_probe(doc)
 
 
 def cuts_on_keyframes(scan: KeyframeScan, plan: Sequence[SegmentPlan], frames: int) -> bool:

@@ -77,21 +77,43 @@ class ProbeResult:
         return body
 
 
-def build_probe_argv(path: str | Path, *, timestamps: bool = True) -> list[str]:
+def build_probe_argv(
+    path: str | Path, *, timestamps: bool = True, flags: bool = False
+) -> list[str]:
     """ffprobe arguments: format and streams as JSON, packets counted by demuxing.
 
     ``timestamps`` adds every packet's stream index and pts, from the same demuxing
     pass, for the variable-rate check: one ffprobe per file either way. Compact
     JSON (one packet per line) is 40% fewer bytes to write, pipe and parse: an hour
-    of video with audio lists about 260,000 packets.
+    of video with audio lists about 260,000 packets. ``flags`` adds each packet's
+    flags too (K: a keyframe), so the same pass is the keyframe scan
+    (:func:`kinoit.media.keyframes.probe_and_scan`).
     """
     argv = [
         ffmpeg.FFPROBE, "-v", "error", "-print_format", "json=compact=1",
         "-show_format", "-show_streams", "-count_packets",
     ]  # fmt: skip
     if timestamps:
-        argv += ["-show_entries", "packet=stream_index,pts"]
+        argv += [
+            "-show_entries",
+            "packet=stream_index,pts,flags" if flags else "packet=stream_index,pts",
+        ]
     return [*argv, "-i", str(path)]
+
+
+def video_stream(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The video stream of ffprobe's JSON that kinoit reads: the first one with a codec
+    that is not an attached picture (cover art) (pure)."""
+    return next(
+        (
+            s
+            for s in doc.get("streams") or []
+            if s.get("codec_type") == "video"
+            and not (s.get("disposition") or {}).get("attached_pic")
+            and s.get("codec_name")
+        ),
+        None,
+    )
 
 
 def video_pts(doc: Mapping[str, Any], stream_index: int) -> list[int]:
@@ -165,16 +187,9 @@ def parse_probe(doc: Mapping[str, Any], path: str, pts: Sequence[int] | None = N
     """
     streams = list(doc.get("streams") or [])
     fmt = doc.get("format") or {}
-    videos = [
-        s
-        for s in streams
-        if s.get("codec_type") == "video"
-        and not (s.get("disposition") or {}).get("attached_pic")
-        and s.get("codec_name")
-    ]
-    if not videos:
+    v = video_stream(doc)
+    if v is None:
         raise NotAVideo(f"{path}: no video stream (found {len(streams)} other stream(s))")
-    v = videos[0]
     if v.get("codec_name") in TEXT_CODECS:
         raise NotAVideo(f"{path}: text, not a video (ffmpeg would draw it as ANSI art)")
     width, height = _int(v.get("width")) or 0, _int(v.get("height")) or 0
@@ -263,13 +278,25 @@ def probe(
     ``detect_vfr=False`` leaves the packet timestamps out (a smaller answer) for files
     kinoit wrote itself at a constant rate.
     """
+    return probe_document(path, settings=settings, detect_vfr=detect_vfr)[0]
+
+
+def probe_document(
+    path: str | Path,
+    *,
+    settings: Settings | None = None,
+    detect_vfr: bool = True,
+    flags: bool = False,
+) -> tuple[ProbeResult, Mapping[str, Any]]:
+    """:func:`probe`, and the ffprobe JSON it read (every packet's flags in it too with
+    ``flags``)."""
     settings = settings or default_settings()
     p = Path(path)
     if not p.is_file():
         raise InvalidParameter("path", f"no such file: {p}")
     if p.stat().st_size == 0:
         raise NotAVideo(f"{p}: empty file (0 bytes)")
-    argv = build_probe_argv(p, timestamps=detect_vfr)
+    argv = build_probe_argv(p, timestamps=detect_vfr or flags, flags=flags)
     try:
         out = ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="probe")
     except MediaError as exc:
@@ -278,6 +305,6 @@ def probe(
         doc = json.loads(out.stdout or b"{}")
     except json.JSONDecodeError:
         raise NotAVideo(f"{p}: ffprobe printed no JSON", argv) from None
-    result = parse_probe(doc, str(p))
+    result = parse_probe(doc, str(p), None if detect_vfr else [])
     check_limits(result, settings)
-    return result
+    return result, doc

@@ -19,6 +19,7 @@ from kinoit.stages.common import fetch, require_cid, require_mapping
 from kinoit.stages.scratch import scratch_dir
 
 if TYPE_CHECKING:
+    from kinoit.media.keyframes import KeyframeScan
     from kinoit.media.probe import ProbeResult
     from kinoit.media.ranges import SplitRange
 
@@ -128,7 +129,11 @@ def _refs(store: Any, segments: Any) -> list[SegmentRef]:
 
 
 def plan_in_ranges(
-    src: Path, info: ProbeResult, request: SplitRequest, settings: Settings
+    src: Path,
+    info: ProbeResult,
+    request: SplitRequest,
+    settings: Settings,
+    scan: KeyframeScan | None = None,
 ) -> list[SplitRange] | None:
     """The ranges of a source long enough to be split by several tasks, or None: one
     task (too short, a container or a rate :mod:`kinoit.media.ranges` cannot seek
@@ -141,7 +146,7 @@ def plan_in_ranges(
     plan = plan_segments(info.frames, info.fps, request.segment_seconds)
     if per_range < 1 or len(plan) <= per_range or info.vfr or info.format_name not in RANGE_FORMATS:
         return None
-    scan = scan_keyframes(src, settings)
+    scan = scan or scan_keyframes(src, settings)
     if not can_split_in_ranges(info, scan) or cuts_on_keyframes(scan, plan, info.frames):
         return None
     ranges = plan_ranges(plan, scan, info.fps, per_range)
@@ -151,7 +156,7 @@ def plan_in_ranges(
 def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
     """Fetch, split, store; return ``{source_cid, index, segments, audio, source}`` (and
     the plan ``ranges`` from a first task that leaves the segments to range tasks)."""
-    from kinoit.media.probe import probe
+    from kinoit.media.keyframes import probe_and_scan
     from kinoit.media.split import split_video
     from kinoit.store import open_store
 
@@ -162,10 +167,11 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
         source_bytes = src.stat().st_size
         if request.range is not None:
             return _run_range(store, src, request, work, settings)
-        info = probe(src, settings=settings)
+        # one read of the source: its facts and every keyframe (the plan's two ffprobes)
+        info, scan = probe_and_scan(src, settings)
         if request.audio_part:
             return _run_audio(store, src, info, request, work, source_bytes, settings)
-        ranges = plan_in_ranges(src, info, request, settings)
+        ranges = plan_in_ranges(src, info, request, settings, scan)
         if ranges is not None:
             return _planned(store, info, request, ranges, source_bytes)
         # split_video computes with Fractions inside; an exact 1/3 s must not be rounded.
