@@ -20,8 +20,10 @@ rebuilt by bench/media_calibrate.py):
   (noise and blocking raise it; a legitimate encode only ever removes detail);
 - ``time``: each rendition frame must look more like the source frame at its
   own position than like any other frame of the segment (frozen, half-frozen,
-  reversed, shifted, duplicated frames), and the frame-to-frame motion must be
-  the source's (a frozen second has none).
+  reversed, shifted, duplicated frames), and its frame-to-frame changes must
+  line up with the source's own changes, not with a shifted, duplicated-frame
+  or reversed source's (:mod:`kinoit.media.changes`: what sees the small motion
+  of a near-still shot under encoding noise).
 
 A test only speaks where it can: the ``time`` test needs motion above the
 encoding noise, so a truly still shot may be frozen without failing (and looks
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
 
 ALGORITHM: Final = "dct32-block32"
 # Names the whole verdict (tests and thresholds): a cached result of another is not reused.
-VERIFIER: Final = "kinoit-verify-5"
+VERIFIER: Final = "kinoit-verify-6"
 
 Verdict = Literal["match", "mismatch"]
 
@@ -92,6 +94,8 @@ class Thresholds:
     misplaced_margin: float = 0.8  # "closer" means below this fraction of the own-frame error
     retimed: float = 1.05  # a shifted or reversed source fits this much better than as-is
     retimed_gain: float = MIN_RETIMED_GAIN  # ... and by this much (levels squared)
+    # the frame-to-frame changes correlate better with a re-timed source's by this much
+    change_retimed: float = 0.14
     timing_frames: float = 0.5  # largest timestamp error, in frames
 
 
@@ -108,12 +112,12 @@ THRESHOLDS: Final[dict[str, Thresholds]] = {
     "small": Thresholds(
         hash_max=36, hash_mean=18.7, psnr_luma=19.5, psnr_chroma=26.9, relative_error=2.24,
         relative_error_max=4.31, detail_max=1.15, detail_min=0.0, misplaced=0.72, retimed=2.06,
-        flat_detail_max=1.35, chroma_error=1.41,
+        flat_detail_max=1.35, chroma_error=1.41, change_retimed=0.14,
     ),
     "large": Thresholds(
         hash_max=27, hash_mean=12.0, psnr_luma=28.5, psnr_chroma=33.5, relative_error=1.47,
         relative_error_max=3.62, detail_max=1.16, detail_min=0.0, misplaced=0.92, retimed=1.55,
-        flat_detail_max=1.47, chroma_error=0.9,
+        flat_detail_max=1.47, chroma_error=0.9, change_retimed=0.1,
     ),
 }  # fmt: skip
 
@@ -246,6 +250,11 @@ def judge(
     if scores.get("retimed", 0.0) > t.retimed and scores.get("retimed_gain", 0.0) > t.retimed_gain:
         return "time", (
             f"a shifted, frozen or reversed source fits {scores['retimed']:.2f}x better"
+        )
+    if scores.get("change_retimed", 0.0) > t.change_retimed:
+        return "time", (
+            "the frame-to-frame changes match a shifted, duplicated-frame or reversed source "
+            f"better (correlation +{scores['change_retimed']:.2f} > {t.change_retimed})"
         )
     checks = [
         ("psnr_luma", "<", t.psnr_luma, "luma PSNR {:.1f} dB < {}"),

@@ -12,6 +12,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from kinoit.media.changes import change_fit, change_products
 from kinoit.media.signature import GRID_H, GRID_W, Signature
 
 if TYPE_CHECKING:
@@ -309,7 +310,7 @@ def _colour(ref: Floats, cand: Floats) -> dict[str, float]:
     import numpy as np
 
     # float32 products of deviations are exact here (quarter levels, at most 128);
-    # the sums are float64 (and no BLAS: see _distance_matrix)
+    # the sums are float64 (and no BLAS: see _products)
     signal = own = cross = 0.0
     for ref_part, cand_part in zip(_frame_blocks(ref), _frame_blocks(cand), strict=True):
         r, c = ref_part - np.float32(128.0), cand_part - np.float32(128.0)
@@ -414,33 +415,39 @@ def time_scores(ref: Signature, cand: Signature, margin: float) -> dict[str, flo
     - ``misplaced``: share of frames clearly closer (below ``margin`` x the error to
       their own source frame, and by a visible amount) to another source frame;
     - ``motion_kept``, ``motion``: frame-to-frame change of the rendition over the
-      source's, and the source's (mean absolute levels), for reports.
+      source's, and the source's (mean absolute levels), for reports;
+    - ``change_retimed``: the same hypotheses on the frame-to-frame changes
+      (:mod:`kinoit.media.changes`), from the same products.
     """
     return _time(features(ref), _features(cand), margin)
 
 
-# Multiply-adds per block of :func:`_distance_matrix`: below OpenBLAS's threading threshold.
+# Multiply-adds per block of :func:`_products`: below OpenBLAS's threading threshold.
 CROSS_BLOCK_MACS: Final = 400_000
 
 
-def _distance_matrix(a: Floats, b: Floats) -> Floats:
-    """Squared distance between every row of ``a`` and every row of ``b``, in float64,
-    over blocks of columns. One product of (frames x 15,360) is large enough for
-    OpenBLAS to wake its threads, whose spinning cost 5-25x the product's own CPU
-    (measured: 7 ms for 25 frames, 122 ms for 60); blocks this small stay on the
-    calling thread (0.9 ms and 5 ms), and their float64 copies stay small."""
+def _products(a: Floats, b: Floats) -> tuple[Floats, ...]:
+    """Every row of ``a`` times every row of ``b``, each row's squared norm, and each
+    row times the next of its own side, in float64, over blocks of columns. One
+    product of (frames x 15,360) is large enough for OpenBLAS to wake its threads,
+    whose spinning cost 5-25x the product's own CPU (measured: 7 ms for 25 frames,
+    122 ms for 60); blocks this small stay on the calling thread (0.9 ms and 5 ms),
+    and their float64 copies stay small."""
     import numpy as np
 
     block = max(16, CROSS_BLOCK_MACS // max(1, len(a) * len(b)))
     cross = np.zeros((len(a), len(b)))
     a_norms, b_norms = np.zeros(len(a)), np.zeros(len(b))
+    a_adj, b_adj = np.zeros(max(0, len(a) - 1)), np.zeros(max(0, len(b) - 1))
     for i in range(0, a.shape[1], block):
         x = a[:, i : i + block].astype(np.float64)
         y = b[:, i : i + block].astype(np.float64)
         cross += x @ y.T
         a_norms += np.einsum("fp,fp->f", x, x)
         b_norms += np.einsum("fp,fp->f", y, y)
-    return np.asarray(a_norms[:, None] + b_norms[None, :] - 2.0 * cross)
+        a_adj += np.einsum("fp,fp->f", x[1:], x[:-1])
+        b_adj += np.einsum("fp,fp->f", y[1:], y[:-1])
+    return cross, a_norms, b_norms, a_adj, b_adj
 
 
 def _time(ref: Features, cand: Features, margin: float) -> dict[str, float]:
@@ -448,7 +455,8 @@ def _time(ref: Features, cand: Features, margin: float) -> dict[str, float]:
 
     n = len(ref.z)
     # err[i, j]: candidate frame i against source frame j, all pairs by one product
-    sq = _distance_matrix(cand.z, ref.z)
+    cross, cand_sq, ref_sq, cand_adj, ref_adj = _products(cand.z, ref.z)
+    sq = cand_sq[:, None] + ref_sq[None, :] - 2.0 * cross
     err = np.maximum(sq / ref.z.shape[1], 0.0) + 0.25 / ref.scale  # + 8-bit rounding noise
     own = np.diag(err).copy()
     retimed, gain = retimed_fit(own, err)
@@ -459,8 +467,9 @@ def _time(ref: Features, cand: Features, margin: float) -> dict[str, float]:
     visible = (own - nearest) * ref.scale > MIN_RETIMED_GAIN
     misplaced = float(np.mean((nearest < margin * own) & visible))
     kept = cand.motion / ref.motion if ref.motion > MOTION_FLOOR else 1.0
+    changes = change_fit(*change_products(cross, cand_sq, ref_sq, cand_adj, ref_adj), ref.z[0].size)
     return {"retimed": retimed, "retimed_gain": gain, "misplaced": misplaced,
-            "motion_kept": kept, "motion": ref.motion}  # fmt: skip
+            "motion_kept": kept, "motion": ref.motion, "change_retimed": changes}  # fmt: skip
 
 
 # Mean absolute frame-to-frame change (8-bit levels on the grid) below which a
