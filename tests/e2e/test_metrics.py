@@ -44,9 +44,9 @@ def test_metrics_count_a_real_job(
     assert after[("kinoit_jobs", (("state", "completed"),))] == 1
     assert after[("kinoit_queue_depth", ())] == 0
     # The main clip is 2 one-second segments and the test ladder has two rungs:
-    # one split, per segment one transcode, thumbnail and checksum, one merge per rung
-    # and the final merge.
-    expected = {"split": 1, "transcode": 2, "thumbnail": 2, "checksum": 2, "merge": 3}
+    # one split, per segment one transcode, thumbnail and checksum, one merge per rung,
+    # the media part and the final merge.
+    expected = {"split": 1, "transcode": 2, "thumbnail": 2, "checksum": 2, "merge": 4}
     for stage, count in expected.items():
         done = (("stage", stage), ("state", "done"))
         assert after[("kinoit_tasks_finished_total", done)] == count, stage

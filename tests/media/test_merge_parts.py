@@ -14,12 +14,15 @@ from kinoit.errors import InvalidParameter
 from kinoit.manifest import build_segment_entry
 from kinoit.media import split_video, transcode_split_segment
 from kinoit.stages import merge
+from kinoit.stages.merge_media import MEDIA_FIELDS
 from kinoit.stages.merge_parts import PART_FIELDS
 from kinoit.store import open_store
 from kinoit.store.cid import CID
 from kinoit.store.directory import index_of, resolve, stat
 from PIL import Image
 
+RUNGS = ("48p", "90p", "vp9")
+CID_TEXT = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 LADDER = {
     "rungs": [
         {"name": "90p", "codec": "h264", "height": 90, "crf": 26, "preset": "ultrafast"},
@@ -65,22 +68,35 @@ def planned(clip: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settin
     return settings, plan
 
 
-def merged_in_parts(settings: Settings, plan: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every rung task, then the final task given their results (each request and
-    result through JSON, as orchestrate carries them); the rung results and the final."""
-    rungs = {}
-    for rung in ("48p", "90p", "vp9"):
-        request = merge.parse_request(json.loads(json.dumps({"plan": plan, "rung": rung})))
-        rungs[rung] = json.loads(json.dumps(merge.run(request, settings)))
-    parts = {rung: {k: result[k] for k in PART_FIELDS} for rung, result in rungs.items()}
-    final = merge.parse_request(json.loads(json.dumps({"plan": plan, "rungs": parts})))
-    return rungs, merge.run(final, settings)
+def through_json(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The merge stage's answer to ``body``, request and result through JSON as
+    orchestrate carries them."""
+    request = merge.parse_request(json.loads(json.dumps(body)))
+    return dict(json.loads(json.dumps(merge.run(request, settings))))
 
 
-def test_the_parts_give_the_one_task_merges_outputs(planned: tuple[Settings, str]) -> None:
+def merged_in_parts(
+    settings: Settings, plan: str, media: bool = True
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every rung task (and the media task), then the final task given their results;
+    the rung results and the final's."""
+    rungs = {rung: through_json({"plan": plan, "rung": rung}, settings) for rung in RUNGS}
+    body: dict[str, Any] = {
+        "plan": plan, "rungs": {r: {k: res[k] for k in PART_FIELDS} for r, res in rungs.items()}
+    }  # fmt: skip
+    if media:
+        result = through_json({"plan": plan, "part": "media"}, settings)
+        body["media"] = {k: result[k] for k in MEDIA_FIELDS}
+    return rungs, through_json(body, settings)
+
+
+@pytest.mark.parametrize("media", [True, False], ids=["media part", "media in the final"])
+def test_the_parts_give_the_one_task_merges_outputs(
+    planned: tuple[Settings, str], media: bool
+) -> None:
     settings, plan = planned
     one_task = merge.run(merge.parse_request({"plan": plan}), settings)
-    rungs, final = merged_in_parts(settings, plan)
+    rungs, final = merged_in_parts(settings, plan, media)
     assert final == one_task  # directory, HLS listing, MP4s, storyboard: every CID
     store = open_store(settings)
 
@@ -136,3 +152,28 @@ def test_a_bad_rung_part_names_its_field(change: dict[str, Any], field: str) -> 
     assert info.value.field == field
     with pytest.raises(InvalidParameter):
         merge.parse_request({"plan": cid, "rung": "90p", "rungs": {"90p": part}})
+
+
+@pytest.mark.parametrize(
+    ("media", "field"),
+    [
+        ({"audio_renditions": "stereo"}, "media.audio_renditions"),
+        ({"audio_renditions": [{"index": 0}]}, "media.audio_renditions[0]"),
+        ({"audio_renditions": [], "storyboard": CID_TEXT}, "media.storyboard_bytes"),
+        ({"audio_renditions": [], "thumbs_dir": "bafy-not", "thumbs_dir_size": 3}, "thumbs_dir"),
+    ],
+)
+def test_a_bad_media_part_names_its_field(media: dict[str, Any], field: str) -> None:
+    facts = {"codec": "h264", "profile": "High", "level": 30, "width": 160, "height": 90,
+             "pix_fmt": "yuv420p"}  # fmt: skip
+    part = {"mp4": {"90p": CID_TEXT}, "mp4_bytes": 10, "hls": CID_TEXT, "hls_dir": CID_TEXT,
+            "hls_dir_size": 10, "peak": "1.5", "average": "1.0", "facts": facts}  # fmt: skip
+    body = {"plan": CID_TEXT, "rungs": {"90p": part}}
+    assert merge.parse_request({**body, "media": {"audio_renditions": []}}).media is not None
+    with pytest.raises(InvalidParameter) as info:
+        merge.parse_request({**body, "media": media})
+    assert info.value.field == field
+    for bad, name in (({"part": "audio"}, "part"), ({"media": {}}, "media")):
+        with pytest.raises(InvalidParameter) as info:
+            merge.parse_request({"plan": CID_TEXT, **bad})
+        assert info.value.field == name

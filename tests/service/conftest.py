@@ -20,6 +20,7 @@ from kinoit.metrics import MetricsRecorder
 from kinoit.service import HttpRequest, OrchestrateService, RedisNotifier
 from kinoit.service.pipeline import Pipeline
 from kinoit.stages.merge import read_plan
+from kinoit.stages.merge_media import MEDIA_FIELDS
 from kinoit.stages.signing import verify_stage_request
 from kinoit.store import EmbeddedStore
 from kinoit.store.cid import CID
@@ -163,6 +164,9 @@ class Harness:
                     "algorithm": "phash", "hashes": ["00ff"],
                     "rungs": {name: rung for name in body["renditions"]},
                     "ok": True, "reason": "match"}  # fmt: skip
+        if call.function == "merge" and body.get("part") == "media":  # no audio, no storyboard
+            return {"plan": body["plan"], "part": "media",
+                    **dict.fromkeys(MEDIA_FIELDS), "audio_renditions": []}  # fmt: skip
         if call.function == "merge" and body.get("rung"):  # one rung's part
             rung = body["rung"]
             mp4_bytes = b"mp4" + body["plan"].encode() + rung.encode()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from kinoit.service.merge_tasks import final_task, merge_rungs, rung_tasks
 from kinoit.service.planning import JOB_CACHE_STAGE, request_for
+from kinoit.stages.merge_media import MEDIA_FIELDS
 from kinoit.stages.merge_parts import PART_FIELDS
 
 from .conftest import Call, Harness
@@ -40,30 +41,34 @@ def test_every_rung_is_merged_at_once_then_the_final_task_over_their_results(
 ) -> None:
     job_id = harness.submit(ladder=LADDER)
     merges = answer_all_but_merge(harness)
-    # both rung tasks sent together, before either answered; no final task yet
-    assert sorted(c.task_id for c in merges) == ["merge.48p", "merge.90p"]
+    # both rung tasks and the media part sent together, before any answered; no final yet
+    assert sorted(c.task_id for c in merges) == ["merge.48p", "merge.90p", "merge._media"]
     status, grid = harness.request("GET", f"/jobs/{job_id}/segments")
     assert status == 200 and grid["merge"] == "leased"
     assert grid["merge_rungs"] == {"48p": "leased", "90p": "leased"}
-    assert {c.body["rung"] for c in merges} == {"48p", "90p"}
+    assert {c.body.get("rung") for c in merges} == {"48p", "90p", None}
     assert len({c.body["plan"] for c in merges}) == 1
     results = {}
-    for call in merges:
-        results[call.body["rung"]] = harness.result_for(call)
-        assert harness.answer(call, 200, results[call.body["rung"]])[1]["status"] == "accepted"
-        # the final task only once the last rung is in
-        assert [c.task_id for c in harness.calls] == ([] if len(results) == 1 else ["merge"])
+    for call in sorted(merges, key=lambda c: c.task_id):  # merge._media last
+        name = call.body.get("rung") or "media"
+        results[name] = harness.result_for(call)
+        assert harness.answer(call, 200, results[name])[1]["status"] == "accepted"
+        # the final task only once the last part is in
+        assert [c.task_id for c in harness.calls] == ([] if len(results) < 3 else ["merge"])
         grid = harness.request("GET", f"/jobs/{job_id}/segments")[1]
-        assert grid["merge"] == "leased" and grid["merge_rungs"][call.body["rung"]] == "done"
+        assert grid["merge"] == "leased"
+    assert grid["merge_rungs"] == {"48p": "done", "90p": "done"}
     final = harness.calls.pop(0)
+    media = results.pop("media")
     assert final.body["rungs"] == {
         rung: {k: result[k] for k in PART_FIELDS} for rung, result in results.items()
     }
+    assert final.body["media"] == {k: media[k] for k in MEDIA_FIELDS}
     assert harness.answer(final)[1]["status"] == "accepted"
     job = harness.job(job_id)
     assert job["state"] == "completed", job
     assert job["outputs"]["mp4"] == {r: results[r]["mp4"][r] for r in ("48p", "90p")}
-    assert job["stages"]["merge"]["done"] == 3
+    assert job["stages"]["merge"]["done"] == 4
     # the intermediates are released: one pin, the job's root
     assert [p.cid for p in harness.store.pin_ls()] == [job["manifest"]]
 
@@ -85,7 +90,7 @@ def test_a_second_job_replays_every_merge_task_from_the_result_cache(harness: Ha
     assert harness.drain() == []  # every task, the rung merges and the final, from the cache
     job = harness.job(second)
     assert job["state"] == "completed" and job["outputs"] == done["outputs"]
-    assert job["stages"]["merge"]["done"] == 3
+    assert job["stages"]["merge"]["done"] == 4
 
 
 def test_rung_cache_keys_are_per_rung_and_the_finals_is_the_one_task_merges(
@@ -99,8 +104,8 @@ def test_rung_cache_keys_are_per_rung_and_the_finals_is_the_one_task_merges(
         for _, payload in rung_tasks(plan, merge_rungs(LADDER))
     }
     one_task = request_for(spec, "merge", {"plan": plan}).cache_digest("merge")
-    assert len(digests) == 2 and one_task not in digests
-    ((_, final),) = final_task(plan, {})
+    assert len(digests) == 3 and one_task not in digests  # two rungs and the media part
+    ((_, final),) = final_task(plan, {}, None)
     assert request_for(spec, "merge", final or {}).cache_digest("merge") == one_task
 
 
@@ -156,9 +161,8 @@ def test_a_lost_final_step_is_redone_by_tick(
     answered = harness.drain()
     assert lost == [job_id]
     assert sorted(c.task_id for c in answered if c.function == "merge") == [
-        "merge.48p",
-        "merge.90p",
-    ]
+        "merge.48p", "merge.90p", "merge._media"
+    ]  # fmt: skip
     assert harness.job(job_id)["state"] == "running"
     now = [harness.pipeline.clock()]
     harness.pipeline.clock = lambda: now[0]
@@ -183,6 +187,7 @@ def test_only_the_rungs_the_transcodes_made_are_merged(harness: Harness) -> None
         return (200, result)
 
     answered = harness.drain(decide=smaller)
-    assert [c.task_id for c in answered if c.function == "merge"] == ["merge.90p", "merge"]
+    merged = [c.task_id for c in answered if c.function == "merge"]
+    assert sorted(merged[:2]) == ["merge.90p", "merge._media"] and merged[2:] == ["merge"]
     job = harness.job(job_id)
     assert job["state"] == "completed" and set(job["outputs"]["mp4"]) == {"90p"}

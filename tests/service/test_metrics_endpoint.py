@@ -50,13 +50,9 @@ def test_completed_job_is_counted_once_per_task(harness: Harness) -> None:
     assert transitions.get("queued") == 1 and transitions.get("running") == 1
     assert transitions.get("completed") == 1
     segments = harness.segments
-    expected = {
-        "split": 1,
-        "transcode": segments,
-        "thumbnail": segments,
-        "checksum": segments,
-        "merge": 2,
-    }  # fmt: skip  (merge.90p and the final)
+    # merge: merge.90p, merge._media and the final task
+    expected = {"split": 1, "transcode": segments, "thumbnail": segments,
+                "checksum": segments, "merge": 3}  # fmt: skip
     for stage, count in expected.items():
         assert finished(samples, stage) == count, stage
         histogram_count = samples[("kinoit_task_duration_seconds_count", (("stage", stage),))]

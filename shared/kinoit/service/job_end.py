@@ -22,6 +22,7 @@ from kinoit.service.endings import Endings
 from kinoit.service.holds import PinHolds
 from kinoit.service.merge_tasks import (
     FINAL_MERGE,
+    MEDIA_TASK,
     final_task,
     is_rung_task,
     plan_rungs,
@@ -169,9 +170,13 @@ class JobEnd:
         """Add the final ``merge`` task over every rung task's result (idempotent)."""
         rungs = self.merge_rungs(job_id)
         results = {r: self.engine.task(job_id, rung_task(r)).result or {} for r in rungs}
+        try:
+            media: Mapping[str, Any] | None = self.engine.task(job_id, MEDIA_TASK).result or {}
+        except NotFound:  # a merge started before the media part existed
+            media = None
         plan_cid = str(results[rungs[0]]["plan"])
         self.engine.emit(job_id, "job.merge_final", plan=plan_cid)
-        self.engine.add_tasks(job_id, "merge", final_task(plan_cid, results))
+        self.engine.add_tasks(job_id, "merge", final_task(plan_cid, results, media))
 
     def merge_rungs(self, job_id: str) -> list[str]:
         """The rungs the job's merge plan merges: segment 0's renditions (its transcode's

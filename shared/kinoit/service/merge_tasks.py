@@ -1,9 +1,12 @@
 """The merge tasks, as pure functions: one ``merge.<rung>`` task per rung, added
 together once every segment is verified and run in parallel, then the final
 ``merge`` task, added when the last of them is done, given their results' CIDs
-(:mod:`kinoit.stages.merge_parts`). No Redis, no store.
+(:mod:`kinoit.stages.merge_parts`); beside the rungs, ``merge._media`` makes the
+audio renditions and the storyboard (:mod:`kinoit.stages.merge_media`). No Redis,
+no store.
 
-    last segment done ──▶ merge.<rung> (each rung, in parallel) ──▶ merge ──▶ manifest
+    last segment done ──▶ merge.<rung> (each rung) + merge._media, in parallel
+                      ──▶ merge ──▶ manifest
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kinoit.service.planning import stage_of
+from kinoit.stages.merge_media import MEDIA_FIELDS, MEDIA_PART
 from kinoit.stages.merge_parts import PART_FIELDS
 
 # The final task's id: the task whose result is the job's outputs.
@@ -23,8 +27,12 @@ def rung_task(rung: str) -> str:
     return f"{FINAL_MERGE}.{rung}"
 
 
+# The media part's task id (rung names start with a letter or digit: no clash).
+MEDIA_TASK = f"{FINAL_MERGE}._media"
+
+
 def is_rung_task(task_id: str) -> bool:
-    """True for ``merge.<rung>`` (not the final ``merge``)."""
+    """True for the tasks before the final one: ``merge.<rung>`` and ``merge._media``."""
     return stage_of(task_id) == "merge" and task_id != FINAL_MERGE
 
 
@@ -41,14 +49,21 @@ def plan_rungs(renditions: Mapping[str, Any]) -> list[str]:
 
 
 def rung_tasks(plan: str, rungs: Iterable[str]) -> list[tuple[str, Mapping[str, Any] | None]]:
-    """The ``merge.<rung>`` tasks of a merge plan (for JobEngine.add_tasks)."""
-    return [(rung_task(rung), {"plan": plan, "rung": rung}) for rung in rungs]
+    """The ``merge.<rung>`` tasks of a merge plan and its ``merge._media`` task (the
+    audio renditions and the storyboard), all run in parallel (for JobEngine.add_tasks)."""
+    tasks: list[tuple[str, Mapping[str, Any] | None]] = [
+        (rung_task(rung), {"plan": plan, "rung": rung}) for rung in rungs
+    ]
+    return [*tasks, (MEDIA_TASK, {"plan": plan, "part": MEDIA_PART})]
 
 
 def final_task(
-    plan: str, results: Mapping[str, Mapping[str, Any]]
+    plan: str, results: Mapping[str, Mapping[str, Any]], media: Mapping[str, Any] | None
 ) -> list[tuple[str, Mapping[str, Any] | None]]:
-    """The final ``merge`` task over the rung tasks' results (rung -> result): the
-    parts the final stage needs of each, nothing it would re-read."""
+    """The final ``merge`` task over the rung tasks' results (rung -> result) and the
+    media task's: the parts the final stage needs of each, nothing it would re-read."""
     parts = {rung: {key: result[key] for key in PART_FIELDS} for rung, result in results.items()}
-    return [(FINAL_MERGE, {"plan": plan, "rungs": parts})]
+    payload: dict[str, Any] = {"plan": plan, "rungs": parts}
+    if media is not None:
+        payload["media"] = {key: media.get(key) for key in MEDIA_FIELDS}
+    return [(FINAL_MERGE, payload)]

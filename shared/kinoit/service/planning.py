@@ -5,7 +5,8 @@ unlocks, and the reason text of a failure. No Redis, no store, no HTTP.
 Task ids name the work: ``split`` (and, for a long source it plans in ranges,
 ``split.<r>`` per range and ``split.audio``), ``transcode.<i>``, ``thumbnail.<i>``,
 ``checksum.<i>``, ``transcode.<i>.r2`` / ``checksum.<i>.r2`` after a checksum
-mismatch, ``merge.<rung>`` per rung and the final ``merge`` (service/merge_tasks.py).
+mismatch, ``merge.<rung>`` per rung, ``merge._media`` and the final ``merge``
+(service/merge_tasks.py).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ RERUN_SUFFIX = ".r2"
 JOB_CACHE_STAGE = "job"
 # Result fields that name a single output CID (checked before a cached result is reused).
 OUTPUT_KEYS = (
-    "index", "audio", "thumbnail", "hls", "hls_dir", "storyboard", "storyboard_vtt", "directory"
+    "index", "audio", "thumbnail", "hls", "hls_dir", "storyboard", "storyboard_vtt", "directory",
+    "audio_hls", "audio_dir", "thumbs_dir",
 )  # fmt: skip
 # Fields a segment task's result echoes from its request, by stage: not stored with the
 # task (the split index, the transcode result and the cache key already have them).
@@ -141,9 +143,13 @@ def request_for(spec: JobSpec, stage: str, payload: Payload) -> StageRequest:
         merge_params: dict[str, Any] = {}
         if payload.get("rung") is not None:  # one rung's merge (service/merge_tasks.py)
             body["rung"] = merge_params["rung"] = str(payload["rung"])
+        elif payload.get("part") is not None:  # the audio renditions and the storyboard
+            body["part"] = merge_params["part"] = str(payload["part"])
         elif payload.get("rungs") is not None:
             # the final task: its result is the one-task merge's, a function of the plan
             body["rungs"] = dict(payload["rungs"])
+            if payload.get("media") is not None:
+                body["media"] = dict(payload["media"])
         return StageRequest(body, plan, merge_params)
     raise InputError(f"unknown stage {stage!r}")
 
@@ -250,7 +256,9 @@ def result_cids(stage: str, result: Mapping[str, Any]) -> list[Any] | None:
     None when the result must never be replayed (a checksum mismatch is re-checked)."""
     if stage == "checksum":
         return [] if result.get("ok") else None
-    if stage == "merge" and not result.get("directory") and not result.get("rung"):
+    if stage == "merge" and not (
+        result.get("directory") or result.get("rung") or result.get("part")
+    ):
         return None  # merged before outputs had one directory: merge again
     cids = [result.get(k) for k in OUTPUT_KEYS if result.get(k)]
     for key in ("renditions", "mp4"):

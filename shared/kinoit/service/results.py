@@ -109,6 +109,12 @@ def check_result(stage: str, result: Mapping[str, Any]) -> None:
         missing = [field for field in parts if field not in result]
         if missing:
             raise InvalidParameter(f"result.{missing[0]}", "missing")
+    elif stage == "merge" and result.get("part") is not None:  # the media part
+        _cid(result, "plan")
+        for field in ("audio_hls", "audio_dir", "thumbs_dir", "storyboard", "storyboard_vtt"):
+            _cid(result, field, optional=True)
+        if not isinstance(result.get("audio_renditions"), list):
+            raise InvalidParameter("result.audio_renditions", "expected a list")
     elif stage == "merge":
         _cid(result, "plan")
         _cid(result, "hls")

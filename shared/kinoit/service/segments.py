@@ -88,7 +88,8 @@ def read_grid_tasks(
                 if raw is not None:
                     found.append(_decode(job_id, task_id, text(raw)))
 
-    singles = ("split", "merge", *(f"merge.{rung}" for rung in rungs))  # merge per rung
+    # merge per rung, and its media part
+    singles = ("split", "merge", "merge._media", *(f"merge.{rung}" for rung in rungs))
     read([t for t in singles if t not in known])
     split = known.get("split") or next((t for t in found if t.task_id == "split"), None)
     count = int((split.result or {}).get("segments") or 0) if split is not None else 0
@@ -132,10 +133,14 @@ def segment_view(record: JobRecord, tasks: Iterable[TaskInfo]) -> dict[str, Any]
     rerun: dict[tuple[str, int], TaskInfo] = {}
     singles: dict[str, str] = {}
     merge_rungs: dict[str, str] = {}
+    merge_parts: list[str] = []  # the states of every merge task before the final one
     for info in tasks:
         stage = stage_of(info.task_id)
         if stage == "merge" and info.task_id != "merge":
-            merge_rungs[info.task_id.split(".", 1)[1]] = cell_state(info)
+            merge_parts.append(cell_state(info))
+            part = info.task_id.split(".", 1)[1]
+            if not part.startswith("_"):  # a rung's (not the media part's)
+                merge_rungs[part] = merge_parts[-1]
         elif stage not in GRID_STAGES:
             singles[info.task_id] = cell_state(info)
         if stage not in GRID_STAGES:
@@ -183,8 +188,8 @@ def segment_view(record: JobRecord, tasks: Iterable[TaskInfo]) -> dict[str, Any]
             "verdict": verdicts,
         },
         "split": singles.get("split", "pending"),
-        # the final merge's state, or while the rungs merge the least advanced of theirs
-        "merge": singles.get("merge") or _least_advanced(merge_rungs.values()),
+        # the final merge's state, or while the parts merge the least advanced of theirs
+        "merge": singles.get("merge") or _least_advanced(merge_parts),
         "merge_rungs": dict(sorted(merge_rungs.items())),
     }
 

@@ -32,6 +32,7 @@ from kinoit.stages.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from kinoit.media.ladder import Ladder
+    from kinoit.stages.merge_media import MediaPart
     from kinoit.stages.merge_parts import RungPart
 
 DIRECTORY_TYPE = "kinoit/directory"
@@ -46,19 +47,30 @@ class MergeRequest:
     plan: str
     rung: str | None = None
     rungs: dict[str, RungPart] | None = None
+    part: str | None = None  # "media": the audio renditions and the storyboard
+    media: MediaPart | None = None  # the final task's: the media task's result
 
 
 def parse_request(body: dict[str, Any]) -> MergeRequest:
     """Validate a merge request."""
+    from kinoit.stages.merge_media import MEDIA_PART, parse_media
     from kinoit.stages.merge_parts import parse_parts
 
     plan = require_cid(body, "plan")
-    if body.get("rung") is not None and body.get("rungs") is not None:
-        raise InvalidParameter("rung", "a merge task is one rung's or the final one, not both")
+    given = [k for k in ("rung", "rungs", "part") if body.get(k) is not None]
+    if len(given) > 1:
+        raise InvalidParameter(given[1], "a merge task is one rung's, the media part or the final")
     if body.get("rung") is not None:
         return MergeRequest(plan, rung=check_name(body["rung"], "rung"))
+    if body.get("part") is not None:
+        if body["part"] != MEDIA_PART:
+            raise InvalidParameter("part", f"expected {MEDIA_PART!r}")
+        return MergeRequest(plan, part=MEDIA_PART)
     if body.get("rungs") is not None:
-        return MergeRequest(plan, rungs=parse_parts(body["rungs"]))
+        media = parse_media(body["media"]) if body.get("media") is not None else None
+        return MergeRequest(plan, rungs=parse_parts(body["rungs"]), media=media)
+    if body.get("media") is not None:
+        raise InvalidParameter("media", "only the final task (with rungs) is given the media")
     return MergeRequest(plan)
 
 
@@ -231,6 +243,7 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
     """Fetch every rendition, merge each rung with the audio, package HLS, tile a storyboard
     (a rung's part or the final task's when the request names one)."""
     from kinoit.media.merge import merge_rung, package_hls, probe_facts
+    from kinoit.stages.merge_media import run_media
     from kinoit.stages.merge_parts import add_storyboard, run_final, run_rung
     from kinoit.store import open_store
 
@@ -239,6 +252,8 @@ def run(request: MergeRequest, settings: Settings) -> dict[str, Any]:
         return run_rung(request, settings)
     if request.rungs is not None:
         return run_final(request, settings)
+    if request.part is not None:
+        return run_media(request, settings)
     store = open_store(settings)
     plan = read_plan(store, request.plan)
     entries, ladder, fps, rungs = plan.entries, plan.ladder, plan.fps, plan.rungs

@@ -128,7 +128,7 @@ def parse_parts(raw: Any) -> dict[str, RungPart]:
     return {check_name(rung, "rungs"): parse_part(rung, part) for rung, part in raw.items()}
 
 
-def _frames(plan: Plan) -> list[int]:
+def plan_frames(plan: Plan) -> list[int]:
     return [int(e["end_frame"]) - int(e["start_frame"]) for e in plan.entries]
 
 
@@ -144,7 +144,7 @@ def run_rung(request: MergeRequest, settings: Settings) -> dict[str, Any]:
     plan = read_plan(store, request.plan)
     if rung not in plan.rungs:
         raise InvalidParameter("rung", f"{rung!r} is not a rung of the plan ({plan.rungs})")
-    frames = _frames(plan)
+    frames = plan_frames(plan)
     cids = [str(e["renditions"][rung]) for e in plan.entries]
     with scratch_dir("merge", settings) as work:
         ext = plan.ladder.rung(rung).container
@@ -183,7 +183,7 @@ def add_storyboard(
     sprite and its WebVTT stored and added too; their CIDs (None without)."""
     from kinoit.media.thumbnail import make_storyboard
 
-    frames = _frames(plan)
+    frames = plan_frames(plan)
     thumbs = []
     for i, e in enumerate(plan.entries):
         if e.get("thumbnail"):
@@ -204,54 +204,72 @@ def add_storyboard(
     return storyboard, vtt
 
 
-def _rung_listing(store: Any, rung: str, cid: str) -> dict[str, Any]:
-    """The ``<rung>/…`` entries of a rung task's HLS listing (checked)."""
+def _listing(store: Any, cid: str, folder: str, field: str) -> dict[str, Any]:
+    """The ``<folder>/…`` entries of a part's HLS listing (checked)."""
     doc = store.dag_get(cid)
     entries = doc.get("entries") if isinstance(doc, dict) else None
     if doc.get("type") != DIRECTORY_TYPE or not isinstance(entries, dict) or not entries:
-        raise InvalidParameter(f"rungs.{rung}.hls", "not a rung's HLS listing")
-    if not all(isinstance(rel, str) and rel.startswith(f"{rung}/") for rel in entries):
-        raise InvalidParameter(f"rungs.{rung}.hls", f"lists files outside {rung}/")
+        raise InvalidParameter(field, "not an HLS listing")
+    if not all(isinstance(rel, str) and rel.startswith(f"{folder}/") for rel in entries):
+        raise InvalidParameter(field, f"lists files outside {folder}/")
     return entries
 
 
 def run_final(request: MergeRequest, settings: Settings) -> dict[str, Any]:
-    """The master playlist, the audio renditions, the storyboard, the HLS listing and
-    the outputs directory, over the rung tasks' results."""
+    """The master playlist, the HLS listing and the outputs directory over the rung
+    tasks' results, and the media task's (:mod:`kinoit.stages.merge_media`; without
+    one, the audio renditions and the storyboard are made here)."""
     from kinoit.media.merge import RungHls, audio_segment_seconds, package_audio, write_master
     from kinoit.store import open_store
     from kinoit.store.cid import CID
     from kinoit.store.directory import Entry, file_entry, put_tree
 
     failpoints.hit(settings.failpoints, "stage.merge.final")
-    parts = request.rungs or {}
+    parts, media = request.rungs or {}, request.media
     store = open_store(settings)
     plan = read_plan(store, request.plan)
     if sorted(parts) != plan.rungs:
         raise InvalidParameter("rungs", f"expected one result per rung of the plan: {plan.rungs}")
-    frames = _frames(plan)
+    # Every output in the `kinoit run --out` layout: path -> (CID, bytes), or a directory.
+    layout: dict[str, tuple[str, int]] = {}
+    tree: dict[str, Entry] = {}
+    listing: dict[str, Any] = {}
     with scratch_dir("merge", settings) as work:
         root = work / "hls"
         root.mkdir(parents=True)
-        audio = []
-        if plan.audio:
-            audio_path = fetch(store, plan.audio, work / "audio.m4a")
-            seconds = audio_segment_seconds(plan.fps, frames)
-            audio = package_audio(audio_path, root, seconds, settings)
+        if media is not None:
+            audio = list(media.audio)
+            if media.audio_hls:
+                listing.update(_listing(store, media.audio_hls, "audio", "media.audio_hls"))
+            linked = (("hls/audio", media.audio_dir), ("thumbs", media.thumbs_dir))
+            tree.update({rel: Entry(CID.parse(cid), size) for rel, (cid, size) in
+                         ((r, d) for r, d in linked if d is not None)})  # fmt: skip
+            boards = (
+                ("storyboard.jpg", media.storyboard),
+                ("storyboard.vtt", media.storyboard_vtt),
+            )
+            layout.update({rel: added for rel, added in boards if added is not None})
+            storyboard = media.storyboard[0] if media.storyboard else None
+            vtt = media.storyboard_vtt[0] if media.storyboard_vtt else None
+        else:
+            audio = []
+            if plan.audio:
+                audio_path = fetch(store, plan.audio, work / "audio.m4a")
+                seconds = audio_segment_seconds(plan.fps, plan_frames(plan))
+                audio = package_audio(audio_path, root, seconds, settings)
+            storyboard, vtt = add_storyboard(store, plan, work, layout)
         variants = [
             RungHls(parts[r].peak, parts[r].average, parts[r].facts).variant(r, plan.fps, audio)
             for r in plan.rungs
         ]
         write_master(root, variants, audio)
-        own = add_files(store, root)  # the master playlist and the audio renditions
-        listing = {rel: CID.parse(cid) for rel, (cid, _size) in own.items()}
+        own = add_files(store, root)  # the master playlist (and the audio renditions)
+        listing.update({rel: CID.parse(cid) for rel, (cid, _size) in own.items()})
         for rung in plan.rungs:
-            listing.update(_rung_listing(store, rung, parts[rung].hls))
+            listing.update(_listing(store, parts[rung].hls, rung, f"rungs.{rung}.hls"))
         hls = str(store.dag_put({"type": DIRECTORY_TYPE, "entries": dict(sorted(listing.items()))}))
-        # Every output file in the `kinoit run --out` layout: path -> (CID, bytes).
-        layout: dict[str, tuple[str, int]] = {f"hls/{rel}": added for rel, added in own.items()}
-        storyboard, vtt = add_storyboard(store, plan, work, layout)
-    tree: dict[str, Entry] = {rel: file_entry(cid, size) for rel, (cid, size) in layout.items()}
+        layout.update({f"hls/{rel}": added for rel, added in own.items()})
+    tree.update({rel: file_entry(cid, size) for rel, (cid, size) in layout.items()})
     for rung in plan.rungs:
         tree[f"{rung}.mp4"] = file_entry(parts[rung].mp4, parts[rung].mp4_bytes)
         tree[f"hls/{rung}"] = Entry(CID.parse(parts[rung].hls_dir), parts[rung].hls_dir_size)
@@ -262,5 +280,5 @@ def run_final(request: MergeRequest, settings: Settings) -> dict[str, Any]:
         "storyboard": storyboard,
         "storyboard_vtt": vtt,
         "directory": put_tree(store, tree),
-        "frames": sum(frames),
+        "frames": sum(plan_frames(plan)),
     }
