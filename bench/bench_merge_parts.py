@@ -1,0 +1,186 @@
+"""merge per rung, measured for the scaling projection (docs/benchmarks.md, "Scaling
+projection"; issue 9 item 4): the merge stage's own ``run`` for each rung task
+(``{"plan", "rung"}``), the media part (``{"plan", "part": "media"}``: audio
+renditions, storyboard), the final task (``{"plan", "rungs", "media"}``) and, in the
+same run, the whole merge in one task (``{"plan"}``), on 12 segments and on every
+segment of SECONDS of the 1080p source of bench_pipeline_cost, each task's CPU
+seconds (this process and the ffmpeg runs it waits for, getrusage) and wall
+seconds; the slope between the two lengths is the cost per second of video. The
+passes alternate which runs first, the one-task merge or the parts (the first to run
+reads the store's files from disk, the others from the page cache).
+
+The renditions are the default ladder's rungs made by bench_split_ranges (x264
+ultrafast: more bytes for merge to copy than the default presets, an upper bound),
+with their thumbnails, in an embedded store; the plan marks every rung verified by
+the checksum (merge counts packets, as in a pipeline job). Each task fetches its
+inputs from the store, as the functions do. The final task's result is checked equal
+to the one-task merge's (the same outputs directory, every file the same bytes).
+
+    nice -n 10 .venv/bin/python bench/bench_merge_parts.py --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_pipeline_cost import SOURCES, make_source, run_ffmpeg
+from bench_split_ranges import cpu_now
+from kinoit.config import Settings, load_settings
+from kinoit.documents import link, write_merge_plan
+from kinoit.manifest import build_segment_entry
+from kinoit.media.ladder import load_ladder
+from kinoit.media.probe import probe
+from kinoit.media.split import Segment, load_split, split_video
+from kinoit.media.thumbnail import make_thumbnail
+from kinoit.media.transcode import transcode_segment
+from kinoit.stages import merge
+from kinoit.stages.merge_media import MEDIA_FIELDS
+from kinoit.stages.merge_parts import PART_FIELDS
+from kinoit.store import open_store
+
+
+def renditions(work: Path, seconds: float, settings: Settings) -> tuple[Any, Path, Any]:
+    """The source, its one-task split and every segment's renditions and thumbnail
+    (kept between runs under ``work``)."""
+    src = make_source(SOURCES["1080p"], seconds, work)
+    info = probe(src, settings=settings)
+    if (work / "whole" / "segments.json").exists():
+        whole = load_split(work / "whole")
+    else:
+        whole = split_video(src, work / "whole", seconds=1, mode="aligned", settings=settings,
+                            signatures=True, info=info)  # fmt: skip
+    ladder = load_ladder("default").to_json()
+    for rung in ladder["rungs"]:
+        rung["preset"] = "ultrafast"
+    rendered = work / "renditions"
+    if not (rendered / "done").exists():
+        for seg in whole.segments:
+            transcode_segment(
+                seg.path, ladder, rendered, fps=info.fps, start_frame=seg.start_frame,
+                frames=seg.frames, size=(info.width, info.height), threads=1, settings=settings,
+            )  # fmt: skip
+            thumb = work / "thumbs" / f"{seg.path.stem}.jpg"
+            thumb.parent.mkdir(exist_ok=True)
+            make_thumbnail(seg.path, thumb, settings=settings)
+        (rendered / "done").write_text("")
+    return info, rendered, whole
+
+
+def plan_of(
+    store: Any, work: Path, rendered: Path, whole: Any, count: int, info: Any, ladder: Any
+) -> str:
+    """The merge plan of the first ``count`` segments (their renditions, thumbnails and
+    the audio of those seconds stored first: not measured)."""
+    segments: list[Segment] = list(whole.segments[:count])
+    audio = whole.audio
+    if audio is not None and count < len(whole.segments):
+        audio = work / f"audio-{count}.m4a"
+        seconds = float(Fraction(sum(s.frames for s in segments)) / info.fps)
+        run_ffmpeg(["ffmpeg", "-v", "error", "-y", "-i", str(whole.audio), "-t", str(seconds),
+                    "-c", "copy", str(audio)])  # fmt: skip
+    rungs = sorted(p.name for p in rendered.iterdir() if p.is_dir())
+    entries = []
+    for seg in segments:
+        files = {r: next((rendered / r).glob(f"{seg.path.stem}.*")) for r in rungs}
+        verdict = {r: {"verdict": "match", "frames": seg.frames} for r in rungs}
+        entries.append(
+            build_segment_entry(
+                index=seg.index, start_frame=seg.start_frame,
+                end_frame=seg.start_frame + seg.frames, segment=store.add(seg.path, pin=False),
+                renditions={r: store.add(path, pin=False) for r, path in files.items()},
+                thumbnail=store.add(work / "thumbs" / f"{seg.path.stem}.jpg", pin=False),
+                checksum={"algorithm": "bench", "rungs": verdict}, attempts=1, link=link,
+            )
+        )  # fmt: skip
+    source = {"fps": f"{info.fps.numerator}/{info.fps.denominator}", "frames": info.frames}
+    return write_merge_plan(
+        store, entries, source=source, audio=store.add(audio, pin=False) if audio else None,
+        segment_seconds="1", ladder=ladder,
+    )  # fmt: skip
+
+
+def timed(body: dict[str, Any], settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The merge stage's ``run`` of one request: its result and its cost."""
+    request = merge.parse_request(json.loads(json.dumps(body)))
+    cpu, wall = cpu_now(), time.monotonic()
+    result = merge.run(request, settings)
+    cost = {
+        "cpu_s": round(cpu_now() - cpu, 3),
+        "wall_s": round(time.monotonic() - wall, 3),
+        "load": round(os.getloadavg()[0], 1),
+    }
+    return json.loads(json.dumps(result)), cost
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="source length (60)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/scale/bench-merge"))
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=2, help="passes, alternating the order")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    base = load_settings()
+    info, rendered, whole = renditions(args.work, args.seconds, base)
+    ladder = load_ladder("default").to_json()
+    out: dict[str, Any] = {"video_seconds": float(Fraction(info.frames) / info.fps)}
+    rungs = sorted(p.name for p in rendered.iterdir() if p.is_dir())
+    counts = sorted({min(12, len(whole.segments)), len(whole.segments)})
+    for rep in range(args.repeat):  # the one-task merge first, then the parts first, ...
+        for count in counts:
+            home = args.work / f"home-{count}"
+            shutil.rmtree(home, ignore_errors=True)
+            settings = load_settings({"KINOIT_HOME": str(home),
+                                      "KINOIT_SCRATCH_DIR": str(home / "scratch")})  # fmt: skip
+            store = open_store(settings)
+            plan = plan_of(store, args.work, rendered, whole, count, info, ladder)
+            video = float(Fraction(sum(s.frames for s in whole.segments[:count])) / info.fps)
+            row: dict[str, Any] = {"video_s": round(video, 3)}
+            if rep % 2 == 0:
+                one_task, row["one_task"] = timed({"plan": plan}, settings)
+            results = {}
+            for rung in rungs:
+                results[rung], row[f"rung {rung}"] = timed({"plan": plan, "rung": rung}, settings)
+            media, row["media"] = timed({"plan": plan, "part": "media"}, settings)
+            parts = {r: {k: res[k] for k in PART_FIELDS} for r, res in results.items()}
+            final_body = {
+                "plan": plan,
+                "rungs": parts,
+                "media": {k: media[k] for k in MEDIA_FIELDS},
+            }
+            final, row["final"] = timed(final_body, settings)
+            if rep % 2 == 1:
+                one_task, row["one_task"] = timed({"plan": plan}, settings)
+            row["final_equals_one_task"] = final == one_task
+            out[f"pass {rep}: {count} segments"] = row
+            print(f"pass {rep}:", count, "segments", json.dumps(row), flush=True)
+        short, full = (out[f"pass {rep}: {count} segments"] for count in counts)
+        span = full["video_s"] - short["video_s"]
+        slopes = {}
+        for task in (t for t in full if isinstance(full[t], dict)):
+            per_s = (full[task]["cpu_s"] - short[task]["cpu_s"]) / span
+            wall = (full[task]["wall_s"] - short[task]["wall_s"]) / span
+            slopes[task] = {
+                "cpu_per_video_s": round(per_s, 4),
+                "fixed_cpu_s": round(short[task]["cpu_s"] - per_s * short["video_s"], 3),
+                "wall_per_video_s": round(wall, 4),
+            }
+        out[f"pass {rep}: slopes"] = slopes
+        print(f"pass {rep}: slopes", json.dumps(slopes, indent=1), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
