@@ -69,7 +69,7 @@ PR_SET_CHILD_SUBREAPER = 36
 GOP_OPTIONS = {"-g", "-keyint_min", "-sc_threshold", "-flags"}
 THUMB_WIDTH = 320
 AUDIO_BITRATE = "128k"
-STAGES = ("split", "transcode-segment", "thumbnail", "checksum", "merge")
+STAGES = ("split", "transcode-segment", "transcode (direct)", "thumbnail", "checksum", "merge")
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,16 @@ def _current() -> dict[str, Any]:
     return call if call is not None else _outside
 
 
+def _stage(name: str, event: Any) -> str:
+    """The row a call counts in: a direct transcode's range call has its own."""
+    body = getattr(event, "body", b"") or b""
+    if name == "transcode-segment" and isinstance(body, bytes | str):
+        raw = body if isinstance(body, bytes) else body.encode()
+        if b'"range"' in raw:
+            return "transcode (direct)"
+    return name
+
+
 def _wrap_handle(name: str, handle: Any) -> Any:
     @functools.wraps(handle)
     def timed(event: Any, context: Any) -> Any:
@@ -73,7 +83,7 @@ def _wrap_handle(name: str, handle: Any) -> Any:
             path = str(getattr(event, "path", "") or "/").strip("/").split("/")[0]
             call.update(
                 type="call",
-                stage=name,
+                stage=_stage(name, event),
                 route=f"{getattr(event, 'method', '')} /{path}",
                 thread_cpu=time.thread_time() - cpu0,
                 children_cpu=_children_cpu() - children0,

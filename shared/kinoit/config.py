@@ -58,6 +58,12 @@ DEFAULT_TICK_SECONDS = 2.0
 # many seconds of whole segments, each decoding from the keyframe before its range
 # (docs/benchmarks.md, "Scaling projection"); 0 splits every source in one task.
 DEFAULT_SPLIT_RANGE_SECONDS = 60.0
+# A source the direct transcode can seek exactly (MP4/MOV or Matroska, constant rate)
+# is transcoded from the source itself, one task per range of about this many seconds
+# of whole segments: one decode per range gives every rung, the reference signatures
+# and the thumbnails (docs/benchmarks.md, "Pipeline cost"); 0 keeps the split into
+# segments and the per-segment transcode for every source.
+DEFAULT_TRANSCODE_RANGE_SECONDS = 6.0
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -135,6 +141,7 @@ class Settings:
     workers: int = 0
     tick_seconds: float = DEFAULT_TICK_SECONDS
     split_range_seconds: float = DEFAULT_SPLIT_RANGE_SECONDS
+    transcode_range_seconds: float = DEFAULT_TRANSCODE_RANGE_SECONDS
     # None: the functions/ folder of the checkout kinoit is installed from.
     functions_dir: Path | None = None
     # None: an owner-only folder in the system temp dir (kinoit.stages.scratch).
@@ -203,6 +210,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tick_seconds=_env_float(env, "KINOIT_TICK_SECONDS", DEFAULT_TICK_SECONDS, 0.0),
         split_range_seconds=_env_float(
             env, "KINOIT_SPLIT_RANGE_SECONDS", DEFAULT_SPLIT_RANGE_SECONDS, 0.0
+        ),
+        transcode_range_seconds=_env_float(
+            env, "KINOIT_TRANSCODE_RANGE_SECONDS", DEFAULT_TRANSCODE_RANGE_SECONDS, 0.0
         ),
         functions_dir=_env_path(env, "KINOIT_FUNCTIONS_DIR"),
         scratch_dir=_env_path(env, "KINOIT_SCRATCH_DIR"),

@@ -34,15 +34,22 @@ def run_to_failure(dev: Dev, receiver: Receiver, source: str) -> tuple[dict[str,
     return dict(hook.payload["data"]), job
 
 
+@pytest.mark.parametrize(
+    ("stage", "direct"), [("transcode", "6"), ("thumbnail", "0")]
+)  # a direct transcode (the default), or the per-segment path with its thumbnail tasks
 def test_task_that_always_fails_fails_the_job_with_the_reason(
-    dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path]
-) -> None:
-    dev = dev_factory(KINOIT_FAILPOINTS="stage.thumbnail=error", KINOIT_MAX_ATTEMPTS="2")
+    dev_factory: Callable[..., Dev], receiver: Receiver, clips: dict[str, Path], stage: str,
+    direct: str,
+) -> None:  # fmt: skip
+    dev = dev_factory(
+        KINOIT_FAILPOINTS=f"stage.{stage}=error", KINOIT_MAX_ATTEMPTS="2",
+        KINOIT_TRANSCODE_RANGE_SECONDS=direct,
+    )  # fmt: skip
     data, job = run_to_failure(dev, receiver, dev.add(clips["short0"]))
     assert "injected failure" in data["reason"]
-    assert data["failed_tasks"][0]["stage"] == "thumbnail"
+    assert data["failed_tasks"][0]["stage"] == stage
     assert "injected failure" in job["error"]
-    assert job["stages"]["thumbnail"]["retries"] >= 1  # retried before giving up
+    assert job["stages"][stage]["retries"] >= 1  # retried before giving up
 
 
 def test_source_that_is_not_a_video_fails_without_retries(

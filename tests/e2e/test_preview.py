@@ -30,7 +30,8 @@ def test_the_preview_grows_then_ends_with_the_bytes_of_the_final_hls(
     from kinoit.local.run import export_outputs
     from kinoit.media.synth import make_clip
 
-    dev = dev_factory(KINOIT_FAILPOINTS=FAILPOINTS)
+    # one-segment ranges of the direct transcode, so segments are verified one by one
+    dev = dev_factory(KINOIT_FAILPOINTS=FAILPOINTS, KINOIT_TRANSCODE_RANGE_SECONDS="1")
     clip = make_clip(tmp_path / "clip.mp4", seconds=SEGMENTS, width=160, height=90, audio=True)
     job_id = dev.submit(dev.add(clip))
     deadline = time.monotonic() + JOB_TIMEOUT

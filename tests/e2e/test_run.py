@@ -35,8 +35,8 @@ def test_run_writes_playable_outputs(tmp_path: Path, clips: dict[str, Path]) -> 
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
     assert lines["manifest"].startswith("bafy") and len(lines["job"]) == 26
     assert (
-        "split 1/1" in result.stderr and "transcode 2/2" in result.stderr
-    )  # plain progress lines when stderr is not a TTY
+        "split 2/2" in result.stderr and "transcode 2/2" in result.stderr
+    )  # plain progress lines when stderr is not a TTY (a direct transcode: plan + audio)
     assert sorted(p.name for p in out.glob("*.mp4")) == ["48p.mp4", "90p.mp4"]
     assert (out / "hls" / "master.m3u8").is_file()
     assert (out / "hls" / "90p" / "index.m3u8").is_file()

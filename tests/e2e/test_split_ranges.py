@@ -1,6 +1,7 @@
 """split in ranges, end to end on `kinoit dev` with real ffmpeg: a source longer than
 KINOIT_SPLIT_RANGE_SECONDS is split by a planning task, one task per range and an
-audio task, and the job's outputs are the ones a single split task gives."""
+audio task, and the job's outputs are the ones a single split task gives (the direct
+transcode, which takes such sources by default, off: KINOIT_TRANSCODE_RANGE_SECONDS=0)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,11 @@ def one_task_job(long_gop: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     """The job as one split task runs it (the reference)."""
     from tests.e2e.conftest import start_dev, stop_dev
 
-    dev = start_dev(tmp_path_factory.mktemp("one-split"), KINOIT_SPLIT_RANGE_SECONDS="0")
+    dev = start_dev(
+        tmp_path_factory.mktemp("one-split"),
+        KINOIT_SPLIT_RANGE_SECONDS="0",
+        KINOIT_TRANSCODE_RANGE_SECONDS="0",
+    )
     try:
         job = dev.wait_state(dev.submit(dev.add(long_gop)), {"completed", "failed"})
     finally:
@@ -51,7 +56,7 @@ def one_task_job(long_gop: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 def test_a_job_split_in_ranges_has_the_one_split_jobs_outputs(
     dev_factory: Callable[..., Dev], long_gop: Path, one_task_job: dict[str, Any]
 ) -> None:
-    dev = dev_factory(KINOIT_SPLIT_RANGE_SECONDS="2")
+    dev = dev_factory(KINOIT_SPLIT_RANGE_SECONDS="2", KINOIT_TRANSCODE_RANGE_SECONDS="0")
     job = dev.wait_state(dev.submit(dev.add(long_gop)), {"completed", "failed"})
     assert job["state"] == "completed", job.get("error")
     # the plan, three ranges of two segments, the audio
@@ -66,6 +71,7 @@ def test_a_killed_range_task_is_retried_and_the_outputs_are_unchanged(
 ) -> None:
     dev = dev_factory(
         KINOIT_SPLIT_RANGE_SECONDS="2",
+        KINOIT_TRANSCODE_RANGE_SECONDS="0",
         KINOIT_FAILPOINTS="stage.split.range=sleep(3)",
         KINOIT_LEASE_SECONDS="20",
     )
@@ -88,6 +94,7 @@ def test_a_failing_range_fails_the_job_with_nothing_leased(
 ) -> None:
     dev = dev_factory(
         KINOIT_SPLIT_RANGE_SECONDS="2",
+        KINOIT_TRANSCODE_RANGE_SECONDS="0",
         KINOIT_FAILPOINTS="stage.split.range=error",
         KINOIT_MAX_ATTEMPTS="2",
     )

@@ -569,6 +569,38 @@ def test_complete_step_followups_first_are_leased_before_the_pending_tasks(
     assert [d.task_id for d in engine.lease_next(job_id, 5)] == ["s00002"]
 
 
+def test_complete_step_settles_tasks_done_once_and_counts_them_for_all_done(
+    engine: JobEngine,
+) -> None:
+    job_id = running_job(engine, n=1)
+    (first,) = engine.lease_next(job_id, 1)
+    completion, _ = engine.complete_step(
+        job_id, first.task_id, first.attempt, {"cid": "A"},
+        settled=[("transcode", [("s00001", {"cid": "B"})]), ("thumbnail", [("t00000", {})])],
+    )  # fmt: skip
+    # the result and the two settled tasks: every task done, so the job's all done
+    assert completion.accepted and completion.all_done
+    assert (completion.done, completion.total) == (3, 3)
+    assert engine.task(job_id, "s00001").result == {"cid": "B"}
+    assert engine.task(job_id, "s00001").state.value == "done"
+    counts = engine.get_job(job_id).counts
+    assert (counts["transcode"].done, counts["thumbnail"].total) == (2, 1)
+    assert engine.lease_next(job_id, 5) == []  # nothing settled is ever dispatched
+
+
+def test_complete_step_does_not_settle_a_task_the_job_already_has(engine: JobEngine) -> None:
+    job_id = running_job(engine, n=2)
+    (first,) = engine.lease_next(job_id, 1)
+    completion, _ = engine.complete_step(
+        job_id, first.task_id, first.attempt, {"cid": "A"},
+        settled=[("transcode", [("s00001", {"cid": "B"})])],
+    )  # fmt: skip
+    # s00001 was pending: it stays pending, with no result, and still counts as to do
+    assert (completion.done, completion.total) == (1, 2) and not completion.all_done
+    assert engine.task(job_id, "s00001").result is None
+    assert [d.task_id for d in engine.lease_next(job_id, 5)] == ["s00001"]
+
+
 def test_complete_step_refused_result_adds_applies_and_leases_nothing(
     engine: JobEngine, client: redis.Redis
 ) -> None:

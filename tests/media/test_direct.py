@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from kinoit.config import Settings
 from kinoit.errors import MediaError
-from kinoit.media.direct import build_direct_argv, listed_frames, transcode_range
+from kinoit.media.direct import build_direct_argv, direct_ranges, listed_frames, transcode_range
 from kinoit.media.keyframes import scan_keyframes
 from kinoit.media.ladder import load_ladder
 from kinoit.media.plan import plan_segments
@@ -93,12 +94,19 @@ def test_ranges_give_the_whole_sources_frames_signatures_and_idrs(
     scan = scan_keyframes(src, settings)
     assert can_split_in_ranges(info, scan)
     plan = plan_segments(info.frames, info.fps, 1)
-    ranges = plan_ranges(plan, scan, info.fps, 2)
+    ranges = direct_ranges(info, scan, Fraction(1), Fraction(2))
     assert len(ranges) >= 2
+    assert [SplitRange.from_json(r) for r in ranges] == [
+        replace(r, seek=SplitRange.from_json(body).seek)
+        for r, body in zip(plan_ranges(plan, scan, info.fps, 2), ranges, strict=True)
+    ]
     got = []
-    for number, rng in enumerate(ranges):
-        firsts = [scan.pts[p.start_frame] * scan.time_base for p in range_segments(
-            rng, info.fps, Fraction(1))]  # fmt: skip
+    for number, body in enumerate(ranges):
+        rng = SplitRange.from_json(body)
+        if rng.start_frame:  # the seek lands on the range's keyframe, half a frame after it
+            key = scan.pts[rng.key_frame] * scan.time_base
+            assert rng.seek == key + Fraction(1, 2) / info.fps
+        firsts = [Fraction(p) for p in body["pts"]]
         got += _run(src, rng, tmp_path / f"r{number}", settings, first_pts=firsts)
     assert [(s.index, s.start_frame, s.frames) for s in got] == [
         (p.index, p.start_frame, p.frames) for p in plan
@@ -143,7 +151,8 @@ def test_a_range_that_starts_mid_gop_gives_the_split_segments(
     scan = scan_keyframes(src, settings)
     # segments 1..2: frames 25..74, decoded from the keyframe at 0 (seek half a frame early)
     rng = SplitRange(1, 2, 25, 50, 0, scan.pts[25] * scan.time_base - Fraction(1, 50))
-    got = _run(src, rng, tmp_path / "r", settings, ladder=VP9)
+    firsts = [scan.pts[25] * scan.time_base, scan.pts[50] * scan.time_base]
+    got = _run(src, rng, tmp_path / "r", settings, ladder=VP9, first_pts=firsts)
     whole = split_video(
         src, tmp_path / "split", seconds=1, mode="aligned", settings=settings, signatures=True
     )
@@ -165,12 +174,14 @@ def test_a_range_that_starts_mid_gop_gives_the_split_segments(
 
 
 def test_a_mis_cut_range_fails(tmp_path: Path, settings: Settings) -> None:
-    src = _clip(tmp_path / "c.mp4", "25", 50, 2, seconds=3)
+    src = _clip(tmp_path / "c.mp4", "25", 25, 2, seconds=3)
     scan = scan_keyframes(src, settings)
-    rng = SplitRange(1, 1, 25, 25, 0, scan.pts[25] * scan.time_base - Fraction(1, 50))
-    late = [scan.pts[26] * scan.time_base]  # the plan says one frame later
-    with pytest.raises(MediaError, match="segment 1 starts at source time"):
-        _run(src, rng, tmp_path / "r", settings, first_pts=late)
+    # a seek that overshoots: it lands on the keyframe after the range's first frame,
+    # so the decode starts one segment late
+    wrong = scan.pts[50] * scan.time_base + Fraction(1, 50)
+    rng = SplitRange(1, 1, 25, 25, 25, wrong)
+    with pytest.raises(MediaError, match=r"segment 1 starts at source time 2\.0"):
+        _run(src, rng, tmp_path / "r", settings, first_pts=[scan.pts[25] * scan.time_base])
     assert not list((tmp_path / "r").glob("**/*.ts"))
 
 
@@ -180,10 +191,12 @@ def test_argv_one_decode_segment_muxer_per_rung(tmp_path: Path) -> None:
     plan = range_segments(rng, Fraction(25), Fraction(1))
     targets = plan_targets(lad, 160, 90, tmp_path, "range")
     argv = build_direct_argv("src.mp4", rng, plan, lad, targets, tmp_path, fps=Fraction(25),
-                             gop=25)  # fmt: skip
+                             gop=25, first_pts=Fraction(4))  # fmt: skip
     assert argv.count("-i") == 1 and argv[argv.index("-ss") + 1] == "3.980000"
+    assert "-noaccurate_seek" in argv[: argv.index("-i")]
     graph = argv[argv.index("-filter_complex") + 1]
-    assert graph.startswith("[0:v:0]trim=end_frame=60,split=3")
+    # the cut: from the frame at source time 4 s (half a frame early), 60 frames
+    assert graph.startswith("[0:v:0]trim=start=0.000000,trim=end_frame=60,split=3")
     assert "setpts=N+100" in graph and "eq(n\\,12)+eq(n\\,37)+eq(n\\,55)" in graph
     assert argv.count("segment") == 2 and argv.count("-force_key_frames") == 2
     assert argv[argv.index("-segment_frames") + 1] == "25,50"

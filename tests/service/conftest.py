@@ -142,8 +142,9 @@ class Harness:
             ]
             index = {"pages": [CID.parse(s.dag_put(entries))], "count": len(entries)}
             source = {"frames": 25 * self.segments, "fps": "25/1", "width": 160, "height": 90}
+            echo = {k: body[k] for k in ("transcode_range_seconds",) if k in body}
             return {"index": s.dag_put(index), "segments": self.segments, "audio": None,
-                    "source": source}  # fmt: skip
+                    "source": source, **echo}  # fmt: skip
         if call.function == "transcode-segment":
             renditions = {
                 rung["name"]: s.add_bytes(

@@ -228,6 +228,7 @@ class JobEngine(JobLifecycle):
         lease_seconds: float | None = None,
         now: float | None = None,
         followups_first: bool = False,
+        settled: Iterable[tuple[str, Sequence[tuple[str, Mapping[str, Any]]]]] = (),
     ) -> tuple[Completion, list[Dispatch]]:
         """:meth:`complete`, the follow-ups it causes and the next leases in one round trip.
 
@@ -242,6 +243,9 @@ class JobEngine(JobLifecycle):
         names under ``"cache"`` (a digest) into :attr:`Dispatch.cached`. A refused
         result (duplicate, stale, job ended) adds, applies and leases nothing. Keep
         ``followups`` small (one callback's worth); use :meth:`add_tasks` for a fan-out.
+        ``settled`` (``(stage, [(task_id, result), ...])``): tasks this result also does
+        (a range transcode's other segments), recorded done at attempt 1 before it, each
+        only if the job has no such task yet.
         """
         now = self.clock() if now is None else now
         deadline = now + (self.config.lease_seconds if lease_seconds is None else lease_seconds)
@@ -265,6 +269,15 @@ class JobEngine(JobLifecycle):
         args.append(json.dumps(groups, separators=(",", ":")))
         args.append(encode_effects(effects))
         args.append("1" if followups_first else "0")
+        done_groups: list[list[Any]] = []
+        for stage, results in settled:
+            check_stage(stage)
+            flat = []
+            for tid, body in results:
+                check_task_id(tid)
+                flat += [tid, encode_json(dict(body), "result")]
+            done_groups.append([stage, flat])
+        args.append(json.dumps(done_groups, separators=(",", ":")))
         reply = decode_reply(
             self.script["complete_step"](keys=[*keys.job_keys(job_id), keys.STATS_KEY], args=args)
         )

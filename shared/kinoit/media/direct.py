@@ -2,10 +2,13 @@
 
 Where :func:`kinoit.media.ranges.can_split_in_ranges` holds (MP4/MOV or Matroska,
 constant rate, one packet per frame), a range [a, b) of segments is transcoded from
-the source itself, with no lossless intermediate: the input seek of
-:func:`~kinoit.media.ranges.build_range_argv` (to the keyframe at or before the
-range, frames before its first dropped) and its frame-exact trim, then ONE decode
-feeds
+the source itself, with no lossless intermediate: an input seek that lands the
+demuxer on the keyframe at or before the range (``rng.seek``: half a frame after that
+keyframe's timestamp; half a frame before the range's first frame, as
+:func:`~kinoit.media.ranges.build_range_argv` seeks, would land on the keyframe
+before it when the range starts on one, and decode a whole GOP for nothing), no
+frame dropped by the seek, then a trim by source time to the planned first frame
+(half a frame of tolerance) and by count to the range's frames; then ONE decode feeds
 
 - every rung of the ladder (the transcode's scaler chain and encoder options), each
   rung one continuous encoder with a forced IDR and a closed GOP at every segment
@@ -28,16 +31,19 @@ import io
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from kinoit.config import Settings
-from kinoit.errors import MediaError
+from kinoit.errors import InvalidParameter, MediaError
 from kinoit.media import ffmpeg
+from kinoit.media.keyframes import KeyframeScan
 from kinoit.media.ladder import Ladder, encoder_args
-from kinoit.media.plan import SegmentPlan
-from kinoit.media.ranges import SplitRange, range_segments
+from kinoit.media.plan import SegmentPlan, plan_segments
+from kinoit.media.probe import ProbeResult
+from kinoit.media.ranges import SplitRange, can_split_in_ranges, plan_ranges, range_segments
 from kinoit.media.signature import (
     Signature,
     read_signature_files,
@@ -78,6 +84,48 @@ def _rate(fps: Fraction) -> str:
     return f"{fps.numerator}/{fps.denominator}"
 
 
+def fraction_text(value: Fraction) -> str:
+    """A Fraction as JSON text (``"num/den"``)."""
+    return f"{value.numerator}/{value.denominator}"
+
+
+def parse_pts(raw: object, count: int) -> tuple[Fraction, ...]:
+    """A range's planned first source timestamps, one per segment; InvalidParameter
+    naming ``range.pts`` otherwise."""
+    if not isinstance(raw, list) or len(raw) != count:
+        raise InvalidParameter("range.pts", f"expected a list of {count} timestamps")
+    try:
+        return tuple(Fraction(str(p)) for p in raw)
+    except (ValueError, ZeroDivisionError):
+        raise InvalidParameter("range.pts", "expected timestamps in seconds") from None
+
+
+def can_transcode_directly(info: ProbeResult, scan: KeyframeScan) -> bool:
+    """Whether the source qualifies (pure): the range seek is frame-exact on it
+    (:func:`~kinoit.media.ranges.can_split_in_ranges`), whatever its GOP layout."""
+    return can_split_in_ranges(info, scan)
+
+
+def direct_ranges(
+    info: ProbeResult, scan: KeyframeScan, seconds: Fraction, range_seconds: Fraction
+) -> list[dict[str, Any]]:
+    """The ranges of a direct transcode (pure): :func:`~kinoit.media.ranges.plan_ranges`
+    of about ``range_seconds`` whole segments, each with ``pts``, the planned source
+    timestamp of every segment's first frame."""
+    plan = plan_segments(info.frames, info.fps, seconds)
+    per_range = max(1, round(range_seconds / seconds))
+    out = []
+    half = Fraction(1, 2) / info.fps
+    for rng in plan_ranges(plan, scan, info.fps, per_range):
+        firsts = [scan.pts[p.start_frame] * scan.time_base for p in range_segments(
+            rng, info.fps, seconds)]  # fmt: skip
+        # the seek lands on the range's keyframe (see the module)
+        seek = scan.pts[rng.key_frame] * scan.time_base + half if rng.start_frame else Fraction(0)
+        body = replace(rng, seek=seek).to_json()
+        out.append({**body, "pts": [fraction_text(p) for p in firsts]})
+    return out
+
+
 def segment_dir(outdir: Path, rung: str) -> Path:
     """Where a rung's segment files go."""
     return outdir / rung
@@ -96,11 +144,14 @@ def _select_expr(frames: Sequence[int]) -> str:
 
 def build_direct_graph(
     rng: SplitRange, plan: Sequence[SegmentPlan], ladder: Ladder,
-    targets: list[RenditionTarget], *, fps: Fraction, thumb_width: int,
+    targets: list[RenditionTarget], *, fps: Fraction, thumb_width: int, first_pts: Fraction,
 ) -> str:  # fmt: skip
-    """trim the range's frames → split three ways: the rungs (the transcode's chain,
-    absolute timestamps), the signature grid, the thumbnails' middle frames."""
-    head = f"[0:v:0]trim=end_frame={rng.frames},split=3[dv][dg][dt]"
+    """trim the range's frames (from the one at source time ``first_pts``) → split three
+    ways: the rungs (the transcode's chain, absolute timestamps), the signature grid,
+    the thumbnails' middle frames."""
+    # after the seek a timestamp is the source's minus rng.seek
+    start = first_pts - rng.seek - Fraction(1, 2) / fps
+    head = f"[0:v:0]trim=start={float(start):.6f},trim=end_frame={rng.frames},split=3[dv][dg][dt]"
     middles = [p.start_frame - rng.start_frame + middle_frame(p.frames) for p in plan]
     thumbs = ",".join(f"{name}={args}" for name, args in thumbnail_filters(thumb_width))
     parts = [
@@ -115,21 +166,25 @@ def build_direct_graph(
 def build_direct_argv(
     src: str | Path, rng: SplitRange, plan: Sequence[SegmentPlan], ladder: Ladder,
     targets: list[RenditionTarget], work: Path, *, fps: Fraction, gop: int,
-    thumb_width: int = DEFAULT_THUMBNAIL_WIDTH, threads: int | None = 1,
+    first_pts: Fraction, thumb_width: int = DEFAULT_THUMBNAIL_WIDTH, threads: int | None = 1,
 ) -> list[str]:  # fmt: skip
     """One ffmpeg for the range (exact argv; tested): per rung a segment muxer writing
     ``<target dir>/<index>.<ts|mkv>`` with its CSV list ``work/<rung>.csv``, the
     signature files (``signature_files(work, 0)``) and ``work/thumbs/<index>.ppm``.
 
-    Always an input seek (``-ss 0`` for a range at the start), so that every output
-    timestamp is the source's minus ``rng.seek``."""
+    Always an input seek (``-ss 0`` for a range at the start) and no frame dropped by
+    it, so that every output timestamp is the source's minus ``rng.seek`` and the
+    trim to ``first_pts`` (the range's first frame's source time) does the cut."""
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "verbose", "-y"]
     if threads is not None:
         argv += ["-threads", str(threads)]
-    argv += ["-seek_timestamp", "1", "-ss", f"{float(rng.seek):.6f}", "-i", str(src)]
+    argv += ["-noaccurate_seek", "-seek_timestamp", "1", "-ss", f"{float(rng.seek):.6f}"]
+    argv += ["-i", str(src)]
     if threads is not None:
         argv += ["-filter_complex_threads", str(threads)]
-    graph = build_direct_graph(rng, plan, ladder, targets, fps=fps, thumb_width=thumb_width)
+    graph = build_direct_graph(
+        rng, plan, ladder, targets, fps=fps, thumb_width=thumb_width, first_pts=first_pts
+    )
     argv += ["-filter_complex", graph]
     cuts = ",".join(str(p.start_frame - rng.start_frame) for p in plan[1:]) or "1000000000"
     for i, target in enumerate(targets):
@@ -185,14 +240,15 @@ def check_first_pts(
 def transcode_range(
     src: str | Path, rng: SplitRange, ladder: Ladder, outdir: str | Path, *,
     fps: Fraction, seconds: Fraction, size: tuple[int, int], settings: Settings,
-    first_pts: Sequence[Fraction] | None = None, threads: int | None = 1,
+    first_pts: Sequence[Fraction], threads: int | None = 1,
     thumb_width: int = DEFAULT_THUMBNAIL_WIDTH,
 ) -> list[DirectSegment]:  # fmt: skip
     """Transcode the segments of ``rng`` (whole segments of ``seconds``) into ``outdir``:
     ``<rung>/<index>.<ts|mkv>``, ``<index>.sig``, ``<index>.jpg``. ``ladder`` is fitted
-    to ``size`` here; ``first_pts`` (each segment's planned first source timestamp)
-    is checked when given. MediaError when a rung or the signature has other frame
-    counts than the plan, or a segment starts at another source frame."""
+    to ``size`` here; ``first_pts``: each segment's planned first source timestamp
+    (the range is cut at the first, every one is checked). MediaError when a rung or
+    the signature has other frame counts than the plan, or a segment starts at another
+    source frame."""
     from PIL import Image
 
     plan = range_segments(rng, fps, seconds)
@@ -210,7 +266,7 @@ def transcode_range(
             (work / "thumbs").mkdir()
             argv = build_direct_argv(
                 src, rng, plan, fitted, targets, work, fps=fps, gop=gop,
-                thumb_width=thumb_width, threads=threads,
+                first_pts=first_pts[0], thumb_width=thumb_width, threads=threads,
             )  # fmt: skip
             done = ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="direct transcode")
             muxed = muxed_frames(done.stderr)
@@ -239,8 +295,7 @@ def transcode_range(
             # the output's timestamps are the source's minus the seek
             source_pts = [p + rng.seek for p in whole.pts]
             firsts = [source_pts[p.start_frame - rng.start_frame] for p in plan]
-            if first_pts is not None:
-                check_first_pts(plan, firsts, first_pts, fps)
+            check_first_pts(plan, firsts, first_pts, fps)
             segments = []
             for p, first in zip(plan, firsts, strict=True):
                 offset = p.start_frame - rng.start_frame

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import requests
@@ -36,13 +37,13 @@ from kinoit.documents import read_split_index
 from kinoit.errors import Conflict, InputError, InvalidParameter, KinoitError, NotFound
 from kinoit.jobs import Dispatch, JobEngine, JobState, ResultCache, TaskState, canonical_json, keys
 from kinoit.jobs.effects import StoreValue
+from kinoit.service.direct import direct_followups, segment_step
 from kinoit.service.dispatch import BoundedMemo, Dispatcher, Post
 from kinoit.service.job_end import JobEnd
 from kinoit.service.merge_tasks import is_rung_task
 from kinoit.service.planning import (
     JOB_CACHE_STAGE,
     FollowUps,
-    checksum_followup,
     failed_task,
     failure_reason,
     fanout,
@@ -53,7 +54,6 @@ from kinoit.service.planning import (
     segment_of,
     split_followups,
     stage_of,
-    stored_result,
 )
 from kinoit.service.ports import Metrics, Notifier
 from kinoit.service.results import check_result
@@ -168,9 +168,11 @@ class Pipeline:
             self.end.complete_job(job_id, manifest, dict(cached.get("outputs") or {}))
             return
         # a long source is planned in ranges of about this many seconds (split_followups)
-        seconds = self.settings.split_range_seconds
-        payload = {"range_seconds": f"{seconds:g}"} if seconds else None
-        self.engine.add_tasks(job_id, "split", [("split", payload)])
+        seconds, direct = self.settings.split_range_seconds, self.settings.transcode_range_seconds
+        payload = {"range_seconds": f"{seconds:g}"} if seconds else {}
+        if direct:  # or transcoded directly, in ranges of about this many seconds
+            payload["transcode_range_seconds"] = f"{direct:g}"
+        self.engine.add_tasks(job_id, "split", [("split", payload or None)])
         self.pump(job_id)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
@@ -322,10 +324,10 @@ class Pipeline:
         """A segment task's result (its follow-ups need no store read): check, add the
         follow-up, record, count, cache and lease the next tasks in one engine call."""
         stage = stage_of(task_id)
-        followups: FollowUps = []
         try:
-            if stage == "transcode":
-                followups = checksum_followup(self.spec(job_id), task_id, result, cache_key=True)
+            # what it records, the checksum a transcode unlocks, the tasks a range settles
+            split = partial(self.engine.task, job_id, "split")
+            stored, followups, settled = segment_step(self.spec(job_id), task_id, result, split)
             # counted and cached only if accepted (the engine applies these effects then)
             seconds = self.dispatch.elapsed(job_id, task_id, forget=False)
             effects = self.metrics.task_finished_effects(stage, "done", seconds)
@@ -337,8 +339,8 @@ class Pipeline:
         # a segment's checksum goes ahead of the rest of the fan-out: verified segments
         # are what the preview plays, from segment 0 on
         completion, leased = self.engine.complete_step(
-            job_id, task_id, attempt, stored_result(stage, result), followups, effects,
-            lease=lease, followups_first=True,
+            job_id, task_id, attempt, stored, followups, effects, lease=lease,
+            followups_first=True, settled=settled,
         )  # fmt: skip
         if not completion.accepted:
             if completion.duplicate:
@@ -420,6 +422,8 @@ class Pipeline:
         followups: FollowUps = []
         if stage == "split" and result.get("ranges"):  # planned: the ranges split it
             followups = split_followups(self.spec(job_id), result)
+        elif stage == "split" and result.get("direct"):  # planned: transcoded from the source
+            followups = direct_followups(self.spec(job_id), result)
         elif stage == "split":
             segments = list(read_split_index(self.store, str(result["index"])))
             if not segments and task_id == "split":

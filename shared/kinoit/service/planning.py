@@ -3,7 +3,9 @@ request each task sends, its result-cache key, the follow-up tasks a result
 unlocks, and the reason text of a failure. No Redis, no store, no HTTP.
 
 Task ids name the work: ``split`` (and, for a long source it plans in ranges,
-``split.<r>`` per range and ``split.audio``), ``transcode.<i>``, ``thumbnail.<i>``,
+``split.<r>`` per range and ``split.audio``), ``transcode.<i>`` (for a direct
+transcode, ``transcode.<a>`` transcodes the range of segments from ``a``; see
+:mod:`kinoit.service.direct_plan`), ``thumbnail.<i>``,
 ``checksum.<i>``, ``transcode.<i>.r2`` / ``checksum.<i>.r2`` after a checksum
 mismatch, ``merge.<rung>`` per rung, ``merge._media`` and the final ``merge``
 (service/merge_tasks.py).
@@ -20,6 +22,7 @@ from kinoit.documents import SegmentRef
 from kinoit.errors import InputError
 from kinoit.jobs import cache_digest
 from kinoit.media.checksum import VERIFIER
+from kinoit.service.direct_plan import direct_body
 from kinoit.service.spec import JobSpec
 
 # Which OpenFaaS function runs each stage.
@@ -103,10 +106,18 @@ def request_for(spec: JobSpec, stage: str, payload: Payload) -> StageRequest:
                         source_facts=dict(payload.get("source") or {}))  # fmt: skip
         elif payload.get("part") is not None:
             params["part"] = body["part"] = str(payload["part"])
-        elif payload.get("range_seconds"):
-            # the first task may plan ranges; its cached result (a plan, or every
-            # segment) serves whatever range length a later job asks for
-            body["range_seconds"] = str(payload["range_seconds"])
+        else:
+            if payload.get("range_seconds"):
+                # the first task may plan ranges; its cached result (a plan, or every
+                # segment) serves whatever range length a later job asks for
+                body["range_seconds"] = str(payload["range_seconds"])
+            if payload.get("transcode_range_seconds"):
+                # a direct plan is another result than segments: its own cache entry
+                body["transcode_range_seconds"] = str(payload["transcode_range_seconds"])
+                params["direct"] = True
+        return StageRequest(body, spec.source, params)
+    if stage == "transcode" and payload.get("range") is not None:  # a direct range
+        body, params = direct_body(spec, payload)
         return StageRequest(body, spec.source, params)
     if stage == "transcode":
         segment = str(payload["segment"])
@@ -157,6 +168,8 @@ def request_for(spec: JobSpec, stage: str, payload: Payload) -> StageRequest:
 def payload_from_result(task_id: str, result: Mapping[str, Any]) -> dict[str, Any]:
     """Rebuild the payload of a finished task from its result (stages echo their
     inputs), enough for :func:`request_for` to give its cache key."""
+    if stage_of(task_id) == "transcode" and result.get("range") is not None:
+        return {"range": result["range"]}  # a direct transcode (its cache key: the range)
     if stage_of(task_id) == "transcode":
         # transcode echoes its inputs, so the cache key needs no index lookup
         return {
@@ -164,7 +177,7 @@ def payload_from_result(task_id: str, result: Mapping[str, Any]) -> dict[str, An
             "start": int(result.get("start_frame", 0)),
             "fps": result.get("fps"),
         }
-    kept = ("segment", "renditions", "plan", "range", "part", "rung")
+    kept = ("segment", "renditions", "plan", "range", "part", "rung", "transcode_range_seconds")
     return {key: result[key] for key in kept if key in result}
 
 
@@ -203,7 +216,7 @@ def split_tasks(split: Mapping[str, Any]) -> list[str]:
 
 def audio_task(split: Mapping[str, Any]) -> str | None:
     """The split task whose result names the audio (None: the source has none)."""
-    if split.get("ranges"):
+    if split.get("ranges") or split.get("direct"):
         return AUDIO_TASK if split.get("audio_part") else None
     return "split"
 
@@ -239,8 +252,11 @@ def checksum_followup(
 def rerun_followup(
     task_id: str, result: Mapping[str, Any], first_transcode: Mapping[str, Any]
 ) -> FollowUps:
-    """The verification re-run of a segment whose first checksum mismatched."""
+    """The verification re-run of a segment whose first checksum mismatched (of a
+    direct transcode's segment: a range of that segment alone)."""
     i = segment_of(task_id)
+    if first_transcode.get("rerun") is not None:  # its range completion planned it
+        return [("transcode", [(f"transcode.{i}{RERUN_SUFFIX}", dict(first_transcode["rerun"]))])]
     payload = {
         "segment": result["segment"],
         "i": i,
@@ -263,6 +279,10 @@ def result_cids(stage: str, result: Mapping[str, Any]) -> list[Any] | None:
     cids = [result.get(k) for k in OUTPUT_KEYS if result.get(k)]
     for key in ("renditions", "mp4"):
         cids += list(dict(result.get(key) or {}).values())
+    if stage == "transcode" and isinstance(result.get("segments"), list):  # a direct range
+        for seg in result["segments"]:
+            cids += [seg.get("signature"), seg.get("thumbnail")]
+            cids += list(dict(seg.get("renditions") or {}).values())
     return cids
 
 

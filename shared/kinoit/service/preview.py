@@ -237,7 +237,7 @@ class Preview:
         index = str(result["index"])
         audio_index: str | None = index
         key = index
-        if result.get("ranges"):
+        if result.get("ranges") or result.get("direct"):
             audio_index = None
             if result.get("audio_part"):
                 audio = self.engine.task(job_id, AUDIO_TASK)
@@ -252,7 +252,9 @@ class Preview:
             return cached
         source = result.get("source") or {}
         fps = Fraction(str(source.get("fps", "25")))
-        if result.get("ranges"):  # every segment but the last has segment_frames frames
+        if result.get("ranges") or result.get(
+            "direct"
+        ):  # every segment but the last has segment_frames frames
             count, k = int(result["segments"]), int(result["segment_frames"])
             frames = [k] * (count - 1) + [int(source["frames"]) - k * (count - 1)]
         else:

@@ -66,6 +66,21 @@ def _check_plan(result: Mapping[str, Any]) -> None:
         raise InvalidParameter("result.pix_fmt", "expected a pixel format name")
 
 
+def _check_range(result: Mapping[str, Any]) -> None:
+    """A direct transcode's result: per segment its renditions, signature, thumbnail."""
+    _cid(result, "source")
+    segments = result.get("segments")
+    if not isinstance(segments, list) or not segments:
+        raise InvalidParameter("result.segments", "expected a list of segments")
+    for seg in segments:
+        if not isinstance(seg, dict):
+            raise InvalidParameter("result.segments", "expected objects")
+        _cid_map(seg, "renditions")
+        _cid(seg, "signature")
+        _cid(seg, "thumbnail")
+        _mapping(seg, "frames")
+
+
 def check_result(stage: str, result: Mapping[str, Any]) -> None:
     """InvalidParameter (field ``result.<name>``) unless ``result`` has the shape the
     pipeline reads for ``stage``."""
@@ -83,6 +98,10 @@ def check_result(stage: str, result: Mapping[str, Any]) -> None:
             raise InvalidParameter("result.source.fps", "expected a positive frame rate")
         if result.get("ranges") is not None:
             _check_plan(result)
+        if result.get("direct") is not None:
+            _check_plan({**result, "ranges": result["direct"]})
+    elif stage == "transcode" and result.get("range") is not None:
+        _check_range(result)
     elif stage == "transcode":
         _cid(result, "segment")
         _cid_map(result, "renditions")

@@ -129,6 +129,7 @@ class _Cell:
 
 def segment_view(record: JobRecord, tasks: Iterable[TaskInfo]) -> dict[str, Any]:
     """The grid, thumbnails and checksum distances of one job from its tasks."""
+    tasks = list(tasks)
     first: dict[tuple[str, int], TaskInfo] = {}
     rerun: dict[tuple[str, int], TaskInfo] = {}
     singles: dict[str, str] = {}
@@ -147,6 +148,9 @@ def segment_view(record: JobRecord, tasks: Iterable[TaskInfo]) -> dict[str, Any]
             continue
         (rerun if is_rerun(info.task_id) else first)[(stage, segment_of(info.task_id))] = info
     count = 1 + max((i for (s, i) in first if s == "transcode"), default=-1)
+    # a direct transcode's range task is transcode.<a>: the split says how many there are
+    split = next((t for t in tasks if t.task_id == "split"), None)
+    count = max(count, int(((split.result if split else None) or {}).get("segments") or 0))
     grid = {stage: [_Cell() for _ in range(count)] for stage in GRID_STAGES}
     for (stage, index), info in first.items():
         if index < count:

@@ -44,6 +44,9 @@ class SplitRequest:
     pix_fmt: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
     audio_part: bool = False
+    # the first task: plan a direct transcode in ranges of about this many seconds
+    # where the source allows it (0: split into segments)
+    direct_seconds: Fraction = Fraction(0)
 
 
 def _seconds(body: dict[str, Any], name: str, default: str, top: int) -> Fraction:
@@ -69,7 +72,8 @@ def parse_request(body: dict[str, Any]) -> SplitRequest:
             raise InvalidParameter("part", f"expected 'audio', got {body['part']!r}")
         return SplitRequest(source, seconds, audio_part=True)
     if body.get("range") is None:
-        return SplitRequest(source, seconds, range_seconds)
+        direct = _seconds(body, "transcode_range_seconds", "0", 24 * 3600)
+        return SplitRequest(source, seconds, range_seconds, direct_seconds=direct)
     from kinoit.media.ranges import SplitRange
 
     rng = SplitRange.from_json(body["range"])
@@ -171,6 +175,10 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
         info, scan = probe_and_scan(src, settings)
         if request.audio_part:
             return _run_audio(store, src, info, request, work, source_bytes, settings)
+        if request.direct_seconds:
+            planned = _plan_direct(store, info, scan, request, source_bytes)
+            if planned is not None:
+                return planned
         ranges = plan_in_ranges(src, info, request, settings, scan)
         if ranges is not None:
             return _planned(store, info, request, ranges, source_bytes)
@@ -210,6 +218,8 @@ def _echo(request: SplitRequest) -> dict[str, Any]:
         return {"range": request.range.to_json()}
     if request.audio_part:
         return {"part": "audio"}
+    if request.direct_seconds:  # a first task asked for a direct plan: its own cache key
+        return {"transcode_range_seconds": str(request.direct_seconds)}
     return {}
 
 
@@ -232,6 +242,42 @@ def _planned(
         "source": source,
         "pix_fmt": info.pix_fmt,
         "ranges": [r.to_json() for r in ranges],
+        **_echo(request),
+    }
+
+
+def _plan_direct(
+    store: Any, info: ProbeResult, scan: KeyframeScan, request: SplitRequest, source_bytes: int
+) -> dict[str, Any] | None:
+    """The first task's result for a direct transcode (:mod:`kinoit.media.direct`): the
+    plan (ranges with their segments' first timestamps) and an index of every segment
+    as frames of the source itself; None when the source does not qualify."""
+    from kinoit.media.direct import can_transcode_directly, direct_ranges
+    from kinoit.media.plan import frames_per_segment
+    from kinoit.media.ranges import RANGE_FORMATS
+
+    if info.vfr or info.format_name not in RANGE_FORMATS or info.frames < 1:
+        return None
+    if not can_transcode_directly(info, scan):
+        return None
+    ranges = direct_ranges(info, scan, request.segment_seconds, request.direct_seconds)
+    size = (info.display_width, info.display_height)
+    source = _facts(info.frames, info.fps, size, source_bytes)
+    k = frames_per_segment(info.fps, request.segment_seconds)
+    refs = [
+        SegmentRef(i, request.source, start, min(start + k, info.frames), None)
+        for i, start in enumerate(range(0, info.frames, k))
+    ]
+    return {
+        "source_cid": request.source,
+        "index": write_split_index(store, refs, source, None),
+        "segments": len(refs),
+        "segment_frames": k,
+        "audio": None,
+        "audio_part": bool(info.audio),
+        "source": source,
+        "pix_fmt": info.pix_fmt,
+        "direct": ranges,
         **_echo(request),
     }
 

@@ -5,7 +5,7 @@
 -- KEYS: 8 job keys, stats. ARGV: task_id, attempt, result-json, maxlen, deadline, limit,
 -- cache key prefix, follow-ups JSON [[stage, [task_id, payload-json, ...]], ...], effects
 -- JSON (kinoit.jobs.effects; two arguments rather than dozens: cheaper to send), "1" to
--- queue the follow-ups first.
+-- queue the follow-ups first, settled tasks JSON [[stage, [task_id, result-json, ...]], ...].
 -- Returns the JSON of the complete reply; when accepted with three more fields: ``leased``
 -- (lines "task|stage|attempt"), ``payloads`` of those tasks (false for none) and
 -- ``cached``: for each payload naming a result-cache digest under "cache" that entry
@@ -17,6 +17,19 @@ local first = ARGV[10] == '1'
 for _, group in ipairs(cjson.decode(ARGV[8])) do
   local pairs_ = group[2]
   if #pairs_ > 0 then add_tasks(KEYS, group[1], pairs_, 1, #pairs_, first) end
+end
+-- tasks settled by this result (a range transcode's other segments): recorded done at
+-- attempt 1, each once, before the result itself, so "all done" counts them
+for _, group in ipairs(cjson.decode(ARGV[11] or '[]')) do
+  local sstg, pairs_ = group[1], group[2]
+  for i = 1, #pairs_, 2 do
+    if redis.call('HSETNX', KEYS[3], pairs_[i], enc('D', 1, sstg, pairs_[i + 1])) == 1 then
+      cnt(KEYS[2], sstg, 'total', 1)
+      cnt(KEYS[2], sstg, 'done', 1)
+      redis.call('XADD', KEYS[8], '*', 'type', 'task.done', 'task', pairs_[i], 'stage', sstg,
+                 'attempt', 1)
+    end
+  end
 end
 local reply = record(KEYS, tid, attempt, ARGV[3], ARGV[4], s, a, stg)
 apply_effects(cjson.decode(ARGV[9]))

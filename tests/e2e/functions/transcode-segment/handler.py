@@ -2,8 +2,10 @@
 rendition of the segment that starts at source frame ``$CORRUPT_START_FRAME`` is
 replaced by a really wrong one for the checksum gate to catch: its negative
 picture, or with ``$CORRUPT_KIND`` one of kinoit.media.corrupt's kinds made from
-the rendition's own frames (``frozen``, ``heavy noise``...). Other segments, and
-every segment when the variable is unset, pass through unchanged.
+the rendition's own frames (``frozen``, ``heavy noise``...); in a direct transcode's
+range, that segment's renditions. With ``$CORRUPT_ONCE`` (a file path), only while
+that file does not exist. Other segments, and every segment when the variable is
+unset, pass through unchanged.
 
 Served by the e2e tests' ``kinoit dev`` through KINOIT_FUNCTIONS_DIR
 (tests/e2e/conftest.py ``functions_with``); never part of an image.
@@ -25,6 +27,8 @@ from kinoit.store import open_store
 
 CORRUPT_START_FRAME = "CORRUPT_START_FRAME"
 CORRUPT_KIND = "CORRUPT_KIND"
+# a file: corrupt only while it does not exist (then it is created), so the re-run is good
+CORRUPT_ONCE = "CORRUPT_ONCE"
 
 
 def corrupt(kind: str, source: Path, dest: Path, frames: int, settings: Settings) -> None:
@@ -52,24 +56,32 @@ class CorruptingTranscode:
     parse_request = staticmethod(transcode.parse_request)
 
     @staticmethod
-    def run(request: transcode.TranscodeRequest, settings: Settings) -> dict[str, Any]:
+    def run(
+        request: transcode.TranscodeRequest | transcode.RangeRequest, settings: Settings
+    ) -> dict[str, Any]:
         result = transcode.run(request, settings)
         target = os.environ.get(CORRUPT_START_FRAME, "")
-        if not target or int(target) != request.start_frame:
+        # a direct transcode's range: the segment of the range that starts there
+        parts = result.get("segments", [result])
+        hit = [part for part in parts if target and int(target) == part["start_frame"]]
+        once = os.environ.get(CORRUPT_ONCE, "")
+        if not hit or (once and Path(once).exists()):
             return result
+        if once:
+            Path(once).touch()
         extensions = {r.name: r.container for r in parse_ladder(request.ladder).rungs}
         store = open_store(settings)
         with tempfile.TemporaryDirectory(prefix="corrupt-") as tmp:
             work = Path(tmp)
-            for rung, cid in result["renditions"].items():
+            for rung, cid in hit[0]["renditions"].items():
                 original = store.get_file(cid, work / f"{rung}.{extensions[rung]}")
                 wrong = work / f"wrong-{rung}.{extensions[rung]}"
                 kind = os.environ.get(CORRUPT_KIND, "")
                 if kind:
-                    corrupt(kind, original, wrong, int(result["frames"][rung]), settings)
+                    corrupt(kind, original, wrong, int(hit[0]["frames"][rung]), settings)
                 else:
                     negate(original, wrong, settings)
-                result["renditions"][rung] = store.add(wrong, pin=False)
+                hit[0]["renditions"][rung] = store.add(wrong, pin=False)
         return result
 
 
