@@ -137,6 +137,8 @@ class Settings:
     http_retries: int = DEFAULT_HTTP_RETRIES
     allow_private_callbacks: bool = False
     dispatch_window: int = DEFAULT_DISPATCH_WINDOW
+    # True when KINOIT_DISPATCH_WINDOW was given (a `kinoit run` then keeps it as it is)
+    dispatch_window_set: bool = False
     # stage calls the deployment runs at once (0: not configured)
     workers: int = 0
     tick_seconds: float = DEFAULT_TICK_SECONDS
@@ -169,7 +171,7 @@ def default_settings() -> Settings:
     return load_settings({})
 
 
-def _default_window(workers: int) -> int:
+def default_dispatch_window(workers: int) -> int:
     """The dispatch window when KINOIT_DISPATCH_WINDOW is not set: what the configured
     workers can run (:data:`DISPATCH_TASKS_PER_WORKER` each), else the fixed default."""
     return DISPATCH_TASKS_PER_WORKER * workers if workers else DEFAULT_DISPATCH_WINDOW
@@ -205,7 +207,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         http_retries=_env_int(env, "KINOIT_HTTP_RETRIES", DEFAULT_HTTP_RETRIES, 0),
         allow_private_callbacks=_env_bool(env, "KINOIT_ALLOW_PRIVATE_CALLBACKS", False),
-        dispatch_window=_env_int(env, "KINOIT_DISPATCH_WINDOW", _default_window(workers), 1),
+        dispatch_window=_env_int(
+            env, "KINOIT_DISPATCH_WINDOW", default_dispatch_window(workers), 1
+        ),
+        dispatch_window_set="KINOIT_DISPATCH_WINDOW" in env,
         workers=workers,
         tick_seconds=_env_float(env, "KINOIT_TICK_SECONDS", DEFAULT_TICK_SECONDS, 0.0),
         split_range_seconds=_env_float(

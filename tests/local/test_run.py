@@ -15,6 +15,7 @@ from kinoit.local.run import (
     check_out_dir,
     export_outputs,
     format_progress,
+    progress_fraction,
     resolve_source,
     run_dispatch_window,
     safe_relative,
@@ -95,6 +96,32 @@ def test_progress_bar_counts_the_tasks_still_to_come_and_never_goes_back() -> No
     # 7 done of 1 split + 4 transcodes + 4 thumbnails + 4 checksums + 1 merge = 14
     assert bars[1] == round(20 * 7 / 14)
     assert _bar(format_progress({**snapshots[-1], "state": "completed"}, 1.0)) == 20
+
+
+def test_progress_bar_holds_when_the_merge_tasks_are_added() -> None:
+    def job(merge: tuple[int, int]) -> Any:
+        stages = {
+            "split": {"done": 1, "total": 1},
+            "transcode": {"done": 4, "total": 4},
+            "thumbnail": {"done": 4, "total": 4},
+            "checksum": {"done": 4, "total": 4},
+        }
+        if merge[1]:
+            stages["merge"] = {"done": merge[0], "total": merge[1]}
+        done, total = 13 + merge[0], 13 + merge[1]
+        return {"state": "running", "stages": stages, "tasks": {"done": done, "total": total}}
+
+    # a merge task per rung (3) and the media part, then the final one
+    snapshots = [job((0, 0)), job((0, 4)), job((3, 4)), job((4, 5))]
+    shares = [progress_fraction(j) for j in snapshots]
+    assert shares[1] < shares[0]  # the share done dips as the merge tasks are added
+    shown, bars = 0.0, []
+    for j in snapshots:
+        bars.append(_bar(format_progress(j, 1.0, shown)))
+        shown = max(shown, progress_fraction(j))
+    assert bars == sorted(bars) and bars[0] == round(20 * 13 / 14) and bars[-1] < 20
+    # the ETA follows the share shown, not the dip
+    assert format_progress(snapshots[1], 13.0, shares[0]).endswith("ETA 1s")
 
 
 @pytest.mark.redis
@@ -266,15 +293,15 @@ def test_progress_events_wake_on_a_new_event_and_time_out_without_one(
         assert time.monotonic() - started >= 0.15
 
 
-def test_kinoit_run_sizes_its_dispatch_window_to_its_workers(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from kinoit.config import load_settings
+def test_kinoit_run_sizes_its_dispatch_window_to_its_workers() -> None:
+    from kinoit.config import DISPATCH_TASKS_PER_WORKER, load_settings
 
-    monkeypatch.delenv("KINOIT_DISPATCH_WINDOW", raising=False)
     settings = load_settings({})
-    assert run_dispatch_window(2, settings) == 8  # four tasks in flight per worker
-    assert run_dispatch_window(1, settings) == 4
-    assert run_dispatch_window(32, settings) == settings.dispatch_window  # never more
-    monkeypatch.setenv("KINOIT_DISPATCH_WINDOW", "3")
-    assert run_dispatch_window(2, settings) is None  # the user's own window stands
+    # the window a deployment of that many workers gets (KINOIT_WORKERS)
+    for workers in (1, 2, 32):
+        expected = load_settings({"KINOIT_WORKERS": str(workers)}).dispatch_window
+        assert run_dispatch_window(workers, settings) == expected
+        assert expected == DISPATCH_TASKS_PER_WORKER * workers
+    own = load_settings({"KINOIT_DISPATCH_WINDOW": "3"})
+    assert own.dispatch_window_set and not settings.dispatch_window_set
+    assert run_dispatch_window(2, own) is None  # the user's own window stands

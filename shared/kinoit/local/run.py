@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from kinoit.config import Settings
+from kinoit.config import Settings, default_dispatch_window
 from kinoit.errors import InvalidParameter, KinoitError, NotFound, StateUnavailable
 from kinoit.manifest import dumps_dag_json, expand_segments
 from kinoit.names import check_name
@@ -34,12 +34,6 @@ PLAIN_PROGRESS_SECONDS = 2.0
 # Characters of the progress bar (tasks done over tasks known so far).
 BAR_WIDTH = 20
 STAGE_ORDER = ("split", "transcode", "thumbnail", "checksum", "merge")
-# `kinoit run` knows its workers: this many tasks in flight per worker keeps each one
-# busy, and no task waits in the queue behind more than a few others. With the
-# default window (16) and 2 workers on a loaded machine, queued tasks outwaited
-# their lease and ran twice (phone source, 32 s: 9 of 41 transcodes, 5 of 37
-# thumbnails; docs/benchmarks.md, "Pipeline cost").
-TASKS_PER_WORKER = 4
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
@@ -72,8 +66,21 @@ def resolve_source(store: Any, source: str) -> str:
     return cid
 
 
-def format_progress(job: Mapping[str, Any], elapsed: float) -> str:
-    """One status line: per-stage done/total, and an ETA from the tasks done so far (pure)."""
+def progress_fraction(job: Mapping[str, Any]) -> float:
+    """The share of the job's tasks done, of those it will have run as far as is known
+    now (pure; 1 once it completed)."""
+    tasks = job.get("tasks") or {}
+    done, total = int(tasks.get("done", 0)), max(expected_tasks(job), int(tasks.get("total", 0)))
+    if job.get("state") == "completed":
+        return 1.0
+    return min(1.0, done / total) if total else 0.0
+
+
+def format_progress(job: Mapping[str, Any], elapsed: float, shown: float = 0.0) -> str:
+    """One status line: per-stage done/total, and an ETA from the share done so far
+    (pure). ``shown``: the share an earlier line showed; the bar never goes below it,
+    though tasks the fan-out adds later (a merge task per rung, the final one) can
+    lower the share done."""
     stages = job.get("stages") or {}
     parts = []
     for name in STAGE_ORDER:
@@ -81,14 +88,11 @@ def format_progress(job: Mapping[str, Any], elapsed: float) -> str:
         if counts:
             retry = f" ({counts['retrying']} retrying)" if counts.get("retrying") else ""
             parts.append(f"{name} {counts['done']}/{counts['total']}{retry}")
-    tasks = job.get("tasks") or {}
-    done, total = int(tasks.get("done", 0)), max(expected_tasks(job), int(tasks.get("total", 0)))
-    if job.get("state") == "completed":
-        done = total
+    share = max(shown, progress_fraction(job))
     eta = ""
-    if 0 < done < total:
-        eta = f" | ETA {elapsed * (total - done) / done:.0f}s"
-    filled = round(BAR_WIDTH * done / total) if total else 0
+    if 0 < share < 1:
+        eta = f" | ETA {elapsed * (1 - share) / share:.0f}s"
+    filled = round(BAR_WIDTH * share)
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
     label = job.get("state", "?")
     return f"[{bar}] {label} {elapsed:5.1f}s  " + (" | ".join(parts) or "waiting") + eta
@@ -100,7 +104,9 @@ def expected_tasks(job: Mapping[str, Any]) -> int:
     Tasks are added as the fan-out unfolds (checksums after their transcodes, merge
     last), so the count so far would make the bar go backwards: once split has
     listed the segments, every transcode (re-runs included) brings one checksum
-    and the job one merge."""
+    and the job at least one merge task (one per rung, one for the audio and the
+    storyboard and a final one, added once every segment is verified: the share done
+    dips then, which :func:`format_progress`'s ``shown`` keeps off the bar)."""
     stages = job.get("stages") or {}
 
     def total(name: str) -> int:
@@ -362,12 +368,15 @@ class ProgressEvents:
 
 
 def run_dispatch_window(workers: int, settings: Settings) -> int | None:
-    """The dispatch window of a ``kinoit run`` on ``workers`` workers: TASKS_PER_WORKER
-    each, never more than the configured window; None (the configured window as it
-    is) when KINOIT_DISPATCH_WINDOW is set in the environment: the user's choice."""
-    if "KINOIT_DISPATCH_WINDOW" in os.environ:
+    """The dispatch window of a ``kinoit run`` on ``workers`` workers: the window a
+    deployment of that many workers gets (:func:`kinoit.config.default_dispatch_window`),
+    or None (the configured window as it is) when KINOIT_DISPATCH_WINDOW was set: the
+    user's choice. A window far above the workers lets queued tasks outwait their lease
+    and run twice (phone source, 32 s, window 16 on 2 workers: 9 of 41 transcodes;
+    docs/benchmarks.md, "Pipeline cost")."""
+    if settings.dispatch_window_set:
         return None
-    return max(1, min(settings.dispatch_window, TASKS_PER_WORKER * workers))
+    return default_dispatch_window(workers)
 
 
 def run_job(
@@ -405,12 +414,13 @@ def run_job(
         client = OrchestrateClient(stack.gateway_url, stack.api_token())
         job_id = str(client.submit(body)["job_id"])
         stream.write(f"kinoit run: job {job_id} (source {cid})\n")
-        started = time.monotonic()
+        started, shown = time.monotonic(), 0.0
         with ProgressEvents(stack.redis_url, job_id) as events:
             while True:
                 asked = time.monotonic()
                 job = client.job(job_id)
-                view.update(format_progress(job, time.monotonic() - started))
+                view.update(format_progress(job, time.monotonic() - started, shown))
+                shown = max(shown, progress_fraction(job))
                 if job["state"] in TERMINAL:
                     break
                 if timeout is not None and time.monotonic() - started > timeout:
