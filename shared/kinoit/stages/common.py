@@ -5,6 +5,7 @@ always removed is :mod:`kinoit.stages.scratch`)."""
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -15,6 +16,26 @@ from kinoit import failpoints
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
 from kinoit.stages.scratch import scratch_dir
+
+
+def require_count(body: Mapping[str, Any], key: str, where: str, limit: int = 2**53) -> int:
+    """An integer field in [0, limit) (InvalidParameter naming ``where.key``)."""
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
+        raise InvalidParameter(f"{where}.{key}", "expected an integer >= 0")
+    return value
+
+
+def require_rate(body: Mapping[str, Any], key: str, where: str) -> float:
+    """A bit rate field: a finite, non-negative decimal string."""
+    text = body.get(key)
+    try:
+        value = float(text) if isinstance(text, str) and len(text) < 40 else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise InvalidParameter(f"{where}.{key}", "expected bits per second as a decimal string")
+    return value
 
 
 def require_cid(body: Mapping[str, Any], field: str) -> str:

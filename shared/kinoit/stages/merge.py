@@ -27,7 +27,7 @@ from kinoit.config import Settings
 from kinoit.documents import read_pages
 from kinoit.errors import InvalidParameter, KinoitError
 from kinoit.names import check_name
-from kinoit.stages.common import fetch, require_cid
+from kinoit.stages.common import fetch, require_cid, require_count
 from kinoit.stages.scratch import scratch_dir
 
 if TYPE_CHECKING:
@@ -99,17 +99,13 @@ def _is_cid(value: Any) -> bool:
     return True
 
 
-def _plan_int(entry: Mapping[str, Any], key: str, where: str) -> int:
-    value = entry.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**40:
-        raise InvalidParameter(f"plan.{where}.{key}", "expected an integer >= 0")
-    return value
-
-
 def _check_entry(entry: Mapping[str, Any], where: str, names: set[str]) -> list[str]:
     """One segment entry's checks; its rung names, sorted."""
-    _plan_int(entry, "index", where)
-    if _plan_int(entry, "end_frame", where) <= _plan_int(entry, "start_frame", where):
+    at = f"plan.{where}"
+    require_count(entry, "index", at, 2**40)
+    if require_count(entry, "end_frame", at, 2**40) <= require_count(
+        entry, "start_frame", at, 2**40
+    ):
         raise InvalidParameter(f"plan.{where}.end_frame", "must be after start_frame")
     renditions = entry.get("renditions")
     if not isinstance(renditions, dict) or not renditions:

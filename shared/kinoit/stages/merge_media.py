@@ -21,7 +21,6 @@ directories: less of the merge runs after the last rung.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from kinoit import failpoints
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
 from kinoit.media.playlists import AudioRendition, AudioTrack
-from kinoit.stages.common import fetch, require_cid
+from kinoit.stages.common import fetch, require_cid, require_count, require_rate
 from kinoit.stages.merge import DIRECTORY_TYPE, MergeRequest, add_files, read_plan
 from kinoit.stages.scratch import scratch_dir
 
@@ -55,28 +54,10 @@ class MediaPart:
     storyboard_vtt: tuple[str, int] | None
 
 
-def _count(raw: Mapping[str, Any], key: str) -> int:
-    value = raw.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
-        raise InvalidParameter(f"media.{key}", "expected an integer >= 0")
-    return value
-
-
 def _linked(raw: Mapping[str, Any], key: str, size: str) -> tuple[str, int] | None:
     if raw.get(key) is None:
         return None
-    return require_cid(raw, key), _count(raw, size)
-
-
-def _rate(raw: Mapping[str, Any], key: str, where: str) -> float:
-    text = raw.get(key)
-    try:
-        value = float(text) if isinstance(text, str) and len(text) < 40 else math.nan
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise InvalidParameter(f"{where}.{key}", "expected bits per second as a decimal string")
-    return value
+    return require_cid(raw, key), require_count(raw, size, "media")
 
 
 def _rendition(raw: Any, where: str) -> AudioRendition:
@@ -92,7 +73,8 @@ def _rendition(raw: Any, where: str) -> AudioRendition:
     codec, language, uri = (str(t) for t in texts)
     track = AudioTrack(index=int(str(index)), codec=codec, channels=int(str(channels)),
                        language=language)  # fmt: skip
-    return AudioRendition(track, uri, _rate(raw, "peak", where), _rate(raw, "average", where))
+    peak, average = require_rate(raw, "peak", where), require_rate(raw, "average", where)
+    return AudioRendition(track, uri, peak, average)
 
 
 def parse_media(raw: Any) -> MediaPart:

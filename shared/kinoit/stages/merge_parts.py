@@ -21,8 +21,6 @@ bytes. Its result, and every file and CID, are those of the one-task merge
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,7 +31,7 @@ from kinoit.config import Settings
 from kinoit.errors import InvalidParameter
 from kinoit.media.playlists import StreamFacts
 from kinoit.names import check_name
-from kinoit.stages.common import fetch, require_cid
+from kinoit.stages.common import fetch, require_cid, require_count, require_rate
 from kinoit.stages.merge import (
     DIRECTORY_TYPE,
     MergeRequest,
@@ -62,24 +60,6 @@ class RungPart:
     peak: float
     average: float
     facts: StreamFacts
-
-
-def _size(part: Mapping[str, Any], key: str, where: str) -> int:
-    value = part.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
-        raise InvalidParameter(f"{where}.{key}", "expected an integer >= 0")
-    return value
-
-
-def _rate(part: Mapping[str, Any], key: str, where: str) -> float:
-    raw = part.get(key)
-    try:
-        value = float(raw) if isinstance(raw, str) and len(raw) < 40 else math.nan
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise InvalidParameter(f"{where}.{key}", "expected bits per second as a decimal string")
-    return value
 
 
 def _facts(raw: Any, where: str) -> StreamFacts:
@@ -113,10 +93,10 @@ def parse_part(rung: str, part: Any) -> RungPart:
     if not isinstance(mp4, dict) or set(mp4) != {rung}:
         raise InvalidParameter(f"{where}.mp4", f"expected {{{rung!r}: CID}}")
     return RungPart(
-        mp4=require_cid(mp4, rung), mp4_bytes=_size(part, "mp4_bytes", where),
+        mp4=require_cid(mp4, rung), mp4_bytes=require_count(part, "mp4_bytes", where),
         hls=require_cid(part, "hls"), hls_dir=require_cid(part, "hls_dir"),
-        hls_dir_size=_size(part, "hls_dir_size", where),
-        peak=_rate(part, "peak", where), average=_rate(part, "average", where),
+        hls_dir_size=require_count(part, "hls_dir_size", where),
+        peak=require_rate(part, "peak", where), average=require_rate(part, "average", where),
         facts=_facts(part.get("facts"), where),
     )  # fmt: skip
 
