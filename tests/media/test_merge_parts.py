@@ -21,15 +21,10 @@ from kinoit.store.cid import CID
 from kinoit.store.directory import index_of, resolve, stat
 from PIL import Image
 
+from tests.media.test_merge import LADDER
+
 RUNGS = ("48p", "90p", "vp9")
 CID_TEXT = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
-LADDER = {
-    "rungs": [
-        {"name": "90p", "codec": "h264", "height": 90, "crf": 26, "preset": "ultrafast"},
-        {"name": "48p", "codec": "h264", "height": 48, "crf": 30, "preset": "ultrafast"},
-        {"name": "vp9", "codec": "vp9", "height": 48, "crf": 45, "preset": 8},
-    ]
-}
 
 
 @pytest.fixture(scope="module")
