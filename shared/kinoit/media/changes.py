@@ -18,8 +18,12 @@ a frozen stretch has no changes, the frame test judges it) - the pooled
 correlation of d_ren(i) with d_src(map(i)) over the changes it covers is
 compared with the correlation "as is", d_ren(i) with d_src(i), over the same
 changes; each leaves out the one change that favours the hypothesis most, so a
-single frame an encoder smeared across a cut re-times nothing. The score
-``change_retimed`` is the largest gain; a legitimate rendition's best
+single frame an encoder smeared across a cut re-times nothing. Each gain is
+weighed by the share of the source's change amplitude the rendition carries over
+those changes (at most 1): where a rendition keeps next to no change (a pan come
+to rest, its grain smoothed away), what is left is encoder structure - B-frames
+echoing the next reference - whose correlation means nothing. The score
+``change_retimed`` is the largest weighted gain; a legitimate rendition's best
 hypothesis gains next to nothing.
 
 It costs no product of its own: every inner product of two changes is four
@@ -108,10 +112,13 @@ def change_fit(c: Floats, cand: Floats, ref: Floats, pixels: int) -> float:
     keep[np.arange(len(rows)), np.argmax(favour, axis=1)] = False
     floor = ENERGY_FLOOR * pixels
     cand_energy = np.where(keep, cand[rows], 0.0).sum(axis=1) + floor
-    as_is = np.where(keep, own, 0.0).sum(axis=1) / np.sqrt(
-        cand_energy * (np.where(keep, ref[rows], 0.0).sum(axis=1) + floor)
-    )
+    ref_energy = np.where(keep, ref[rows], 0.0).sum(axis=1) + floor
+    as_is = np.where(keep, own, 0.0).sum(axis=1) / np.sqrt(cand_energy * ref_energy)
     retimed = np.where(keep, theirs, 0.0).sum(axis=1) / np.sqrt(
         cand_energy * (np.where(keep, ref[cols], 0.0).sum(axis=1) + floor)
     )
-    return float(np.max(retimed - as_is))
+    # a correlation of changes the rendition hardly has is noise (an encoder's B-frames
+    # echo the next reference into a still stretch): weigh it by the share of the
+    # source's change amplitude the rendition carries over those changes
+    carried = np.minimum(1.0, np.sqrt(cand_energy / ref_energy))
+    return float(np.max((retimed - as_is) * carried))

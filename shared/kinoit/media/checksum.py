@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 ALGORITHM: Final = "dct32-block32"
 # Names the whole verdict (tests and thresholds): a cached result of another is not reused.
-VERIFIER: Final = "kinoit-verify-6"
+VERIFIER: Final = "kinoit-verify-7"
 
 Verdict = Literal["match", "mismatch"]
 
@@ -95,7 +95,7 @@ class Thresholds:
     retimed: float = 1.05  # a shifted or reversed source fits this much better than as-is
     retimed_gain: float = MIN_RETIMED_GAIN  # ... and by this much (levels squared)
     # the frame-to-frame changes correlate better with a re-timed source's by this much
-    change_retimed: float = 0.14
+    change_retimed: float = 0.13
     timing_frames: float = 0.5  # largest timestamp error, in frames
 
 
@@ -112,7 +112,7 @@ THRESHOLDS: Final[dict[str, Thresholds]] = {
     "small": Thresholds(
         hash_max=36, hash_mean=18.7, psnr_luma=19.5, psnr_chroma=26.9, relative_error=2.24,
         relative_error_max=4.31, detail_max=1.15, detail_min=0.0, misplaced=0.72, retimed=2.06,
-        flat_detail_max=1.35, chroma_error=1.41, change_retimed=0.14,
+        flat_detail_max=1.35, chroma_error=1.41, change_retimed=0.13,
     ),
     "large": Thresholds(
         hash_max=27, hash_mean=12.0, psnr_luma=28.5, psnr_chroma=33.5, relative_error=1.47,
