@@ -311,3 +311,19 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             root / f"short{n}.mp4", seconds=1, width=96 + 16 * n, height=64, audio=True
         )
     return out
+
+
+@pytest.fixture(scope="module")
+def long_gop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 s with sound, B-frames and keyframes off the 1-s boundaries (a keyframe every
+    47 frames): a source that is transcoded directly, or split lossless in ranges."""
+    path = tmp_path_factory.mktemp("long-gop") / "long-gop.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=160x90:rate=25,noise=alls=8:allf=t",
+         "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000", "-t", "6",
+         "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "47",
+         "-c:a", "aac", "-shortest", str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return path

@@ -20,21 +20,6 @@ from tests.e2e.test_failures import _kill_worker_running, run_to_failure
 pytestmark = [pytest.mark.redis, pytest.mark.ffmpeg]
 
 
-@pytest.fixture(scope="module")
-def long_gop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """6 s with sound, B-frames and keyframes off the 1-s boundaries."""
-    path = tmp_path_factory.mktemp("direct") / "long-gop.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
-         "-i", "testsrc2=size=160x90:rate=25,noise=alls=8:allf=t",
-         "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000", "-t", "6",
-         "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "47",
-         "-c:a", "aac", "-shortest", str(path)],
-        check=True, timeout=120,
-    )  # fmt: skip
-    return path
-
-
 def _video_pts(path: Path) -> list[float]:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",

@@ -5,7 +5,6 @@ transcode, which takes such sources by default, off: KINOIT_TRANSCODE_RANGE_SECO
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,21 +16,6 @@ from tests.e2e.conftest import JOB_TIMEOUT, Dev, Receiver
 from tests.e2e.test_failures import _kill_worker_running, run_to_failure
 
 pytestmark = [pytest.mark.redis, pytest.mark.ffmpeg]
-
-
-@pytest.fixture(scope="module")
-def long_gop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """6 s with sound, B-frames and keyframes off the 1-s boundaries (a lossless split)."""
-    path = tmp_path_factory.mktemp("ranges") / "long-gop.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
-         "-i", "testsrc2=size=160x90:rate=25,noise=alls=8:allf=t",
-         "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000", "-t", "6",
-         "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "47",
-         "-c:a", "aac", "-shortest", str(path)],
-        check=True, timeout=120,
-    )  # fmt: skip
-    return path
 
 
 @pytest.fixture(scope="module")
