@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,30 @@ def test_a_stack_given_a_dispatch_window_hands_it_to_its_orchestrate(tmp_path: P
     assert env["KINOIT_DISPATCH_WINDOW"] == "8"
     assert load_settings(env).dispatch_window == 8
     assert "KINOIT_DISPATCH_WINDOW" not in DevStack(settings=settings).environment(tmp_path)
+
+
+def _tick_thread(stack: object) -> threading.Thread:
+    return next(t for t in stack._threads if t.name == "kinoit-tick")  # type: ignore[attr-defined]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("tick_seconds", ["2", "0"])
+def test_the_stack_ticks_orchestrate_until_orchestrate_ticks_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tick_seconds: str
+) -> None:
+    from kinoit.local.dev import TICK_INTERVAL_SECONDS, DevStack
+
+    monkeypatch.setenv("KINOIT_TICK_SECONDS", tick_seconds)
+    settings = load_settings({"KINOIT_HOME": str(tmp_path / "h")})
+    with DevStack(settings=settings, workers=0, port=0) as stack:
+        tick = _tick_thread(stack)
+        tick.join(timeout=10 * TICK_INTERVAL_SECONDS)
+        if tick_seconds == "0":  # nothing else ticks: the stack keeps doing it
+            assert tick.is_alive()
+        else:  # one tick built orchestrate in this process, which now ticks on its own
+            assert not tick.is_alive()
+            from kinoit.service import get_service
+
+            background = {t.name for t in threading.enumerate()}
+            assert "kinoit-orchestrate-tick" in background
+            assert get_service().settings.tick_seconds == 2

@@ -34,11 +34,13 @@ from kinoit.local.app import create_gateway_app
 from kinoit.local.functions import find_functions_dir
 from kinoit.local.redis_server import PrivateRedis, ensure_private_redis
 from kinoit.local.worker import ASYNC_QUEUE, VERIFY_QUEUE
+from kinoit.service.client import loopback_session
 from kinoit.stages.signing import STAGE_SECRET_FILE
 
 API_TOKEN_FILE = "kinoit-api-token"
 WEBHOOK_SECRET_FILE = "kinoit-webhook-secret"
-# The cron-connector would call /tick about this often; locally we do it ourselves.
+# The cron-connector would call /tick about this often; locally we do it ourselves,
+# until the first tick has built an orchestrate that ticks on its own.
 TICK_INTERVAL_SECONDS = 1.0
 # How often dead workers are noticed and replaced.
 SUPERVISE_INTERVAL_SECONDS = 0.5
@@ -209,11 +211,20 @@ class DevStack:
 
     def _tick(self) -> None:
         url = f"{self.gateway_url}/function/orchestrate/tick"
-        with requests.Session() as session:  # one kept connection, not one per tick
+        with loopback_session() as session:  # one kept connection, not one per tick
             while not self._stop.wait(TICK_INTERVAL_SECONDS):
                 with contextlib.suppress(requests.RequestException, OSError):
                     headers = {"Authorization": f"Bearer {self.api_token()}"}
-                    session.post(url, headers=headers, timeout=30)
+                    if session.post(url, headers=headers, timeout=30).ok and self.self_ticking:
+                        return
+
+    @property
+    def self_ticking(self) -> bool:
+        """Whether orchestrate, which this gateway runs in this process, ticks on its own
+        (``KINOIT_TICK_SECONDS`` > 0) once a first call has built it: then the cron's
+        tick would only do the same work again (docs/benchmarks.md, "Python around
+        the stages")."""
+        return self.settings.tick_seconds > 0
 
     def stop(self) -> None:
         """Stop the tick, the gateway, the workers and a private redis we started."""

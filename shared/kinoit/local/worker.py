@@ -23,6 +23,7 @@ import requests
 from kinoit.config import load_settings
 from kinoit.local.event import Context, FunctionResponse, format_response, make_event
 from kinoit.local.functions import find_functions_dir, load_handler
+from kinoit.service.client import is_loopback_url, session_for
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +81,17 @@ def callback_headers(
     return headers
 
 
-_callbacks: requests.Session | None = None
+_callbacks: dict[bool, requests.Session] = {}
 
 
-def _session() -> requests.Session:
-    """This process's HTTP session for callbacks: the connection to the gateway is kept
-    between calls (an RQ worker runs one call at a time)."""
-    global _callbacks
-    if _callbacks is None:
-        _callbacks = requests.Session()
-    return _callbacks
+def _session(url: str) -> requests.Session:
+    """This process's HTTP session for callbacks to ``url``: the connection to the
+    gateway is kept between calls (an RQ worker runs one call at a time), and no proxy
+    is looked up for a loopback one."""
+    loopback = is_loopback_url(url)
+    if loopback not in _callbacks:
+        _callbacks[loopback] = session_for(url)
+    return _callbacks[loopback]
 
 
 def perform_async_call(call: dict[str, Any]) -> int:
@@ -103,7 +105,9 @@ def perform_async_call(call: dict[str, Any]) -> int:
         headers = callback_headers(name, str(call["call_id"]), response, duration)
         for attempt in range(CALLBACK_ATTEMPTS):
             try:
-                _session().post(str(callback_url), data=response.body, headers=headers, timeout=30)
+                _session(str(callback_url)).post(
+                    str(callback_url), data=response.body, headers=headers, timeout=30
+                )
                 break
             except requests.RequestException as exc:
                 log.warning("callback to %s failed (%s), attempt %d", callback_url, exc, attempt)

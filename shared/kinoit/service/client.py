@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -14,12 +17,45 @@ from kinoit.errors import InputError, KinoitError, NotFound, StateUnavailable, U
 CLIENT_TIMEOUT_SECONDS = 30.0
 
 
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine: localhost or a loopback address (pure)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_session() -> requests.Session:
+    """A session for calls to this machine: no proxy is looked up. A proxy variable
+    cannot apply to a loopback call, and requests reads them all again on every
+    request: 40% of a kept-alive loopback call's CPU, client and server together
+    (1.55 against 2.16 ms; 2.68 with a new connection per call: docs/benchmarks.md)."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def session_for(url: str) -> requests.Session:
+    """A kept-alive session for calls to ``url``: :func:`loopback_session` on this
+    machine, one that honours the proxy variables elsewhere."""
+    return loopback_session() if is_loopback_url(url) else requests.Session()
+
+
 @dataclass(frozen=True)
 class OrchestrateClient:
-    """Calls ``{gateway}/function/orchestrate`` with the bearer token."""
+    """Calls ``{gateway}/function/orchestrate`` with the bearer token, over one kept
+    connection."""
 
     gateway_url: str
     token: str
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """The kept session (:func:`session_for` the gateway)."""
+        return session_for(self.gateway_url)
 
     @property
     def base(self) -> str:
@@ -28,7 +64,7 @@ class OrchestrateClient:
 
     def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         try:
-            response = requests.request(
+            response = self.session.request(
                 method,
                 self.base + ("" if path == "/" else path),
                 json=body,
