@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -32,6 +31,7 @@ from kinoit.config import Settings, load_settings
 from kinoit.errors import InvalidParameter, KinoitError
 from kinoit.local.app import create_gateway_app
 from kinoit.local.functions import find_functions_dir
+from kinoit.local.pool import STOP_GRACE_SECONDS
 from kinoit.local.redis_server import PrivateRedis, ensure_private_redis
 from kinoit.local.worker import ASYNC_QUEUE, VERIFY_QUEUE
 from kinoit.service.client import loopback_session
@@ -151,8 +151,8 @@ class DevStack:
         os.environ.update(self.environment(functions_dir))
         self.settings = load_settings()
         (settings.home / "logs").mkdir(parents=True, exist_ok=True)
-        for index in range(self.workers):
-            self._procs.append(self._spawn_worker(index))
+        if self.workers > 0:
+            self._procs.append(self._spawn_workers(functions_dir))
         self._thread(self._server.serve_forever, "gateway")
         self._thread(self._supervise, "supervise")
         self._thread(self._tick, "tick")
@@ -184,22 +184,22 @@ class DevStack:
         thread.start()
         self._threads.append(thread)
 
-    def _spawn_worker(self, index: int) -> subprocess.Popen[bytes]:
-        log = (self.settings.home / "logs" / f"worker-{index}.log").open("ab")
+    def _spawn_workers(self, functions_dir: Path) -> subprocess.Popen[bytes]:
+        """The worker pool (:mod:`kinoit.local.pool`): one process that imports the
+        workers' code once and forks them."""
+        logs = self.settings.home / "logs"
+        log = (logs / "workers.log").open("ab")
         self._logs.append(log)
-        name = f"kinoit-dev-{index}-{uuid.uuid4().hex[:8]}"
-        return subprocess.Popen(
-            [sys.executable, "-m", "kinoit.local.worker", self.redis_url, "--name", name],
-            env=dict(os.environ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        argv = [sys.executable, "-m", "kinoit.local.pool", self.redis_url]
+        argv += ["--workers", str(self.workers), "--prefix", "kinoit-dev"]
+        argv += ["--log-dir", str(logs), "--functions-dir", str(functions_dir)]
+        return subprocess.Popen(argv, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
 
     def _supervise(self) -> None:
         while not self._stop.wait(SUPERVISE_INTERVAL_SECONDS):
-            for index, proc in enumerate(self._procs):
+            for index, proc in enumerate(self._procs):  # the pool replaces its workers
                 if proc.poll() is not None and not self._stop.is_set():
-                    self._procs[index] = self._spawn_worker(index)
+                    self._procs[index] = self._spawn_workers(find_functions_dir(self.settings))
             if self._redis is not None and not self._stop.is_set():
                 try:
                     if self._redis.revive(self.settings.home):
@@ -238,8 +238,9 @@ class DevStack:
             self._server = None
         for proc in self._procs:
             proc.terminate()
-        # A worker finishes its current call before it stops; do not wait for long ones.
-        deadline = time.monotonic() + 3
+        # A worker finishes its current call before it stops; the pool kills it after
+        # its grace, and a worker dies with the pool.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS + 1
         for proc in self._procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))

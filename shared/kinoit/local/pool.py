@@ -1,0 +1,174 @@
+"""Local workers forked from one parent that has imported their code once.
+
+A worker process spends about 0.65 CPU s importing its code (RQ, redis, requests,
+NumPy, PyAV, Pillow and the stages; measured on this project's 2-core machine)
+before it takes its first call: ``kinoit run --workers 16`` paid that sixteen
+times. ``python -m kinoit.local.pool REDIS_URL --workers N`` imports it all once,
+then forks the N workers (:func:`kinoit.local.worker.run_worker`), which share the
+imported pages copy-on-write. The parent stays single-threaded and holds no
+connection, so a fork copies nothing half-done; it replaces a worker that dies,
+and on SIGTERM (or SIGINT) passes SIGTERM on (RQ finishes the call in hand), waits
+:data:`STOP_GRACE_SECONDS`, then kills what is left. A worker dies with the parent
+(``PR_SET_PDEATHSIG``), so killing the pool never leaves a worker behind. Each
+worker writes ``worker-<index>.log`` in ``--log-dir``; every process it forks is
+waited for, so its CPU shows in the parent's ``RUSAGE_CHILDREN``.
+
+On OpenFaaS none of this applies: each function replica is its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+# What a worker would otherwise import on its first calls (the stages import most of
+# it lazily, so that a CLI command loads only what it uses).
+PRELOAD = (
+    "kinoit.local.worker",
+    "numpy",
+    "av",
+    "av.filter",
+    "PIL.Image",
+    "kinoit.store",
+    "kinoit.media.checksum",
+    "kinoit.media.direct",
+    "kinoit.media.merge",
+    "kinoit.media.ranges",
+    "kinoit.media.split",
+    "kinoit.media.thumbnail",
+    "kinoit.media.transcode",
+    "kinoit.stages.merge_media",
+    "kinoit.stages.merge_parts",
+)
+# A worker finishing the call in hand gets this long after SIGTERM.
+STOP_GRACE_SECONDS = 3.0
+# How often the parent looks for a worker that exited.
+REAP_SECONDS = 0.1
+# Linux's prctl option that signals a child when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def preload(functions_dir: Path | None) -> None:
+    """Import :data:`PRELOAD` and every function handler but orchestrate's (which the
+    gateway runs): what forked workers then share."""
+    for name in PRELOAD:
+        importlib.import_module(name)
+    if functions_dir is None:
+        return
+    from kinoit.local.functions import handler_path, load_handler
+
+    for folder in sorted(functions_dir.iterdir()):
+        if folder.name.startswith("orchestrate"):
+            continue
+        with contextlib.suppress(Exception):  # a broken handler fails its own calls
+            if handler_path(functions_dir, folder.name).is_file():
+                load_handler(functions_dir, folder.name)
+
+
+def _die_with_parent(parent: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class Pool:
+    """The parent: forks, replaces and stops the workers."""
+
+    def __init__(self, redis_url: str, workers: int, prefix: str, log_dir: Path) -> None:
+        self.redis_url = redis_url
+        self.workers = workers
+        self.prefix = prefix
+        self.log_dir = log_dir
+        self.children: dict[int, int] = {}  # pid -> worker index
+        self.stopping = False
+
+    def spawn(self, index: int) -> None:
+        """Fork worker ``index``."""
+        parent = os.getpid()
+        pid = os.fork()
+        if pid:
+            self.children[pid] = index
+            return
+        code = 0
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT):  # RQ installs its own
+                signal.signal(sig, signal.SIG_DFL)
+            _die_with_parent(parent)
+            path = self.log_dir / f"worker-{index}.log"
+            log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            from kinoit.local.worker import run_worker
+
+            logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(message)s")
+            run_worker(self.redis_url, name=f"{self.prefix}-{index}-{uuid.uuid4().hex[:8]}")
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            logging.getLogger(__name__).exception("worker %d crashed", index)
+            code = 1
+        finally:
+            os._exit(code)  # never return into the parent's loop
+
+    def stop(self, *_: object) -> None:
+        """SIGTERM handler: pass it on; :meth:`run` then reaps and kills stragglers."""
+        self.stopping = True
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def run(self) -> None:
+        """Fork every worker, replace any that dies, until SIGTERM and all are reaped."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)  # Ctrl-C in `kinoit dev`'s terminal
+        for index in range(self.workers):
+            self.spawn(index)
+        deadline: float | None = None
+        while self.children:
+            if self.stopping and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:  # nobody exited: a blocking wait would not see the deadline
+                if deadline is not None and time.monotonic() > deadline:
+                    for child in self.children:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(child, signal.SIGKILL)
+                    deadline = float("inf")  # killed: now reap them
+                time.sleep(REAP_SECONDS)
+                continue
+            index = self.children.pop(pid, -1)
+            if index >= 0 and not self.stopping:
+                self.spawn(index)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m kinoit.local.pool REDIS_URL --workers N [--prefix P] [--log-dir D]``."""
+    parser = argparse.ArgumentParser(prog="kinoit-worker-pool")
+    parser.add_argument("redis_url")
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--prefix", default="kinoit-dev")
+    parser.add_argument("--log-dir", type=Path, default=Path("."))
+    parser.add_argument("--functions-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    preload(args.functions_dir)
+    sys.stdout.flush()
+    Pool(args.redis_url, args.workers, args.prefix, args.log_dir).run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,91 @@
+"""The local worker pool: workers forked from one preloaded parent, replaced when they
+die, stopped with it (real processes, a real redis-server)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from kinoit.local.pool import STOP_GRACE_SECONDS
+
+pytestmark = pytest.mark.redis
+
+
+def _workers(url: str) -> dict[int, str]:
+    from rq import Worker
+
+    connection = redis.Redis.from_url(url)
+    try:
+        return {int(w.pid): str(w.name) for w in Worker.all(connection=connection)}
+    finally:
+        connection.close()
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead too: its parent has not reaped it yet
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _children(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+@pytest.fixture
+def pool(redis_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kinoit.local.pool", redis_url, "--workers", "2",
+         "--prefix", "test-pool", "--log-dir", str(tmp_path / "logs")],
+    )  # fmt: skip
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_the_pool_forks_its_workers_and_replaces_one_that_dies(
+    pool: subprocess.Popen[bytes], redis_url: str, tmp_path: Path
+) -> None:
+    _wait("two workers", lambda: len(_workers(redis_url)) == 2)
+    workers = _workers(redis_url)
+    assert set(workers) == _children(pool.pid)  # forked by the pool itself
+    assert all(name.startswith("test-pool-") for name in workers.values())
+    assert {p.name for p in (tmp_path / "logs").iterdir()} == {"worker-0.log", "worker-1.log"}
+
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    _wait("a replacement", lambda: len(_children(pool.pid) - {victim}) == 2)
+    fresh = _children(pool.pid) - set(workers)
+    assert len(fresh) == 1 and victim not in _children(pool.pid)
+
+    pool.send_signal(signal.SIGTERM)  # idle workers stop at once
+    assert pool.wait(timeout=STOP_GRACE_SECONDS + 5) == 0
+    assert not any(_alive(p) for p in {*workers, *fresh})
+
+
+def test_a_worker_dies_with_a_killed_pool(pool: subprocess.Popen[bytes], redis_url: str) -> None:
+    _wait("two workers", lambda: len(_children(pool.pid)) == 2)
+    children = _children(pool.pid)
+    pool.kill()
+    pool.wait(timeout=10)
+    _wait("the workers gone", lambda: not any(_alive(p) for p in children), timeout=10)
