@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from kinoit.config import Settings
-from kinoit.media.keyframes import scan_keyframes
+from kinoit.media.keyframes import probe_and_scan, scan_keyframes
 from kinoit.media.plan import frames_per_segment
 from kinoit.media.probe import probe
 from kinoit.media.split import split_video
@@ -144,3 +144,66 @@ def test_seek_then_resample_gives_the_lossless_splits_segments(
         got = _recipe_md5s(src, info.fps, seek, start, ask, slots[0])
         assert got == split_frames[start:end], (first, key, chosen)
     assert mid_gop >= 3
+
+
+# x264 at crf 0 is lossless: a rendition's decoded frames are then the frames fed to
+# the encoder, whatever the rate control of a continuous or a per-segment encode
+LOSSLESS = {"rungs": [{"name": "90p", "codec": "h264", "height": 90, "crf": 0,
+                       "preset": "ultrafast"}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "ext", "expr", "rate"),
+    [
+        ("late-tenth", "mp4", SOURCES[0][2], 30),
+        ("jitter-mkv", "mkv", SOURCES[2][2], 25),
+    ],
+)
+def test_the_direct_transcode_of_a_vfr_source_gives_the_per_segment_paths_frames(
+    tmp_path: Path, settings: Settings, name: str, ext: str, expr: str, rate: int
+) -> None:
+    from kinoit.media import direct_vfr
+    from kinoit.media.direct import can_transcode_directly, direct_ranges, transcode_range
+    from kinoit.media.ladder import load_ladder
+    from kinoit.media.ranges import SplitRange
+    from kinoit.media.signature import Signature
+    from kinoit.media.transcode import transcode_segment
+
+    src = _vfr_clip(tmp_path / f"{name}.{ext}", expr, rate)
+    info, scan = probe_and_scan(src, settings)
+    assert info.vfr and can_transcode_directly(info, scan)
+    # the old path: the whole-source lossless split, a transcode per segment
+    whole = split_video(
+        src, tmp_path / "split", seconds=1, mode="lossless", settings=settings, signatures=True
+    )
+    assert direct_vfr.resampled_frames(src, info, scan, settings) == whole.frames
+    old: list[str] = []
+    for seg in whole.segments:
+        files = transcode_segment(
+            seg.path, LOSSLESS, tmp_path / "old" / str(seg.index), fps=info.fps,
+            start_frame=seg.start_frame, settings=settings,
+        )  # fmt: skip
+        old += decoded_frame_md5s(files["90p"].path)
+    assert len(old) == whole.frames
+    # the direct path: ranges of two segments read from the source
+    ranges = direct_ranges(info, scan, Fraction(1), Fraction(2), total=whole.frames)
+    assert len(ranges) >= 2 and all(r["vfr"] for r in ranges)
+    new: list[str] = []
+    made = []
+    for number, body in enumerate(ranges):
+        rng = SplitRange.from_json(body)
+        made += transcode_range(
+            src, rng, load_ladder(LOSSLESS), tmp_path / "new" / str(number), fps=info.fps,
+            seconds=Fraction(1), size=(info.width, info.height), settings=settings,
+            first_pts=[Fraction(p) for p in body["pts"]],
+        )  # fmt: skip
+    assert [(s.index, s.start_frame, s.frames) for s in made] == [
+        (s.index, s.start_frame, s.frames) for s in whole.segments
+    ]
+    for seg, theirs in zip(made, whole.segments, strict=True):
+        new += decoded_frame_md5s(seg.renditions["90p"].path)
+        assert seg.first_pts == Fraction(seg.start_frame) / info.fps
+        assert theirs.signature is not None
+        ours = Signature.from_bytes(seg.signature.read_bytes())
+        assert ours.planes == Signature.from_bytes(theirs.signature.read_bytes()).planes
+    assert new == old

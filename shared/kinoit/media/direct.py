@@ -20,6 +20,11 @@ frame dropped by the seek, then a trim by source time to the planned first frame
   presentation time, so a mis-cut range shows in its first timestamp;
 - the thumbnail of every segment (its middle frame, 320 px, Pillow writes it).
 
+A variable-frame-rate source that :func:`kinoit.media.direct_vfr.qualifies` is read
+the same way on its own timeline, resampled to its average rate as the whole-source
+lossless split resamples it (``rng.vfr``; see :mod:`kinoit.media.direct_vfr`): its
+"source timestamps" are then the output slots' times.
+
 The argv builders are pure; :func:`transcode_range` runs one range and checks its
 frame counts and first timestamps against the plan.
 """
@@ -38,7 +43,7 @@ from typing import Any
 
 from kinoit.config import Settings
 from kinoit.errors import InvalidParameter, MediaError
-from kinoit.media import ffmpeg
+from kinoit.media import direct_vfr, ffmpeg
 from kinoit.media.keyframes import KeyframeScan
 from kinoit.media.ladder import Ladder, encoder_args
 from kinoit.media.plan import SegmentPlan, plan_segments
@@ -102,18 +107,25 @@ def parse_pts(raw: object, count: int) -> tuple[Fraction, ...]:
 
 def can_transcode_directly(info: ProbeResult, scan: KeyframeScan) -> bool:
     """Whether the source qualifies (pure): the range seek is frame-exact on it
-    (:func:`~kinoit.media.ranges.can_split_in_ranges`), whatever its GOP layout."""
-    return can_split_in_ranges(info, scan)
+    (:func:`~kinoit.media.ranges.can_split_in_ranges`), whatever its GOP layout, or it
+    is a variable-rate source :func:`kinoit.media.direct_vfr.qualifies` accepts."""
+    return can_split_in_ranges(info, scan) or direct_vfr.qualifies(info, scan)
 
 
 def direct_ranges(
-    info: ProbeResult, scan: KeyframeScan, seconds: Fraction, range_seconds: Fraction
-) -> list[dict[str, Any]]:
+    info: ProbeResult, scan: KeyframeScan, seconds: Fraction, range_seconds: Fraction,
+    total: int | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     """The ranges of a direct transcode (pure): :func:`~kinoit.media.ranges.plan_ranges`
     of about ``range_seconds`` whole segments, each with ``pts``, the planned source
-    timestamp of every segment's first frame."""
-    plan = plan_segments(info.frames, info.fps, seconds)
+    timestamp of every segment's first frame. A VFR source needs ``total``, its frames
+    resampled (:func:`~kinoit.media.direct_vfr.resampled_frames`)."""
     per_range = max(1, round(range_seconds / seconds))
+    if info.vfr:
+        if total is None:
+            raise ValueError("direct_ranges: a variable-rate source needs its resampled total")
+        return direct_vfr.vfr_ranges(info, scan, total, seconds, per_range)
+    plan = plan_segments(info.frames, info.fps, seconds)
     out = []
     half = Fraction(1, 2) / info.fps
     for rng in plan_ranges(plan, scan, info.fps, per_range):
@@ -149,9 +161,13 @@ def build_direct_graph(
     """trim the range's frames (from the one at source time ``first_pts``) → split three
     ways: the rungs (the transcode's chain, absolute timestamps), the signature grid,
     the thumbnails' middle frames."""
-    # after the seek a timestamp is the source's minus rng.seek
-    start = first_pts - rng.seek - Fraction(1, 2) / fps
-    head = f"[0:v:0]trim=start={float(start):.6f},trim=end_frame={rng.frames},split=3[dv][dg][dt]"
+    if rng.vfr:  # resampled on the source's timeline, cut by slot
+        head = f"{direct_vfr.graph_head(rng, fps)},split=3[dv][dg][dt]"
+    else:
+        # after the seek a timestamp is the source's minus rng.seek
+        start = first_pts - rng.seek - Fraction(1, 2) / fps
+        head = f"[0:v:0]trim=start={float(start):.6f},trim=end_frame={rng.frames}"
+        head += ",split=3[dv][dg][dt]"
     middles = [p.start_frame - rng.start_frame + middle_frame(p.frames) for p in plan]
     thumbs = ",".join(f"{name}={args}" for name, args in thumbnail_filters(thumb_width))
     parts = [
@@ -174,11 +190,16 @@ def build_direct_argv(
 
     Always an input seek (``-ss 0`` for a range at the start) and no frame dropped by
     it, so that every output timestamp is the source's minus ``rng.seek`` and the
-    trim to ``first_pts`` (the range's first frame's source time) does the cut."""
+    trim to ``first_pts`` (the range's first frame's source time) does the cut; a VFR
+    range keeps the source's timestamps (:func:`~kinoit.media.direct_vfr.seek_args`)
+    and cuts by output slot."""
     argv = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "verbose", "-y"]
     if threads is not None:
         argv += ["-threads", str(threads)]
-    argv += ["-noaccurate_seek", "-seek_timestamp", "1", "-ss", f"{float(rng.seek):.6f}"]
+    if rng.vfr:
+        argv += direct_vfr.seek_args(rng.seek)
+    else:
+        argv += ["-noaccurate_seek", "-seek_timestamp", "1", "-ss", f"{float(rng.seek):.6f}"]
     argv += ["-i", str(src)]
     if threads is not None:
         argv += ["-filter_complex_threads", str(threads)]
@@ -292,8 +313,12 @@ def transcode_range(
                 raise MediaError(
                     f"direct transcode: {whole.frames} frames decoded, expected {rng.frames}", argv
                 )
-            # the output's timestamps are the source's minus the seek
-            source_pts = [p + rng.seek for p in whole.pts]
+            # the output's timestamps are the source's minus the seek (a VFR range's:
+            # its slots' times, the seek kept out by -copyts)
+            if rng.vfr:
+                source_pts = direct_vfr.slot_times(whole.pts, fps)
+            else:
+                source_pts = [p + rng.seek for p in whole.pts]
             firsts = [source_pts[p.start_frame - rng.start_frame] for p in plan]
             check_first_pts(plan, firsts, first_pts, fps)
             segments = []

@@ -26,7 +26,7 @@ def build_keyframes_argv(src: str | Path) -> list[str]:
     """ffprobe: pts and flags of every video packet (for copy mode's keyframe map)."""
     return [
         ffmpeg.FFPROBE, "-v", "error", "-select_streams", "v:0",
-        "-show_entries", "packet=pts,flags:stream=time_base,start_time",
+        "-show_entries", "packet=pts,flags:stream=time_base,start_time:format=start_time",
         "-of", "json", "-i", str(src),
     ]  # fmt: skip
 
@@ -79,6 +79,9 @@ class KeyframeScan:
     time_base: Fraction
     # every packet's pts in decode (file) order; empty when not known
     decode_pts: tuple[int, ...] = ()
+    # the file's start time (seconds; what ffmpeg subtracts from every timestamp);
+    # None when not known
+    start_time: Fraction | None = None
 
     @property
     def longest_gop(self) -> int:
@@ -92,10 +95,23 @@ def scan_keyframes(src: Path, settings: Settings) -> KeyframeScan:
     out = ffmpeg.run(build_keyframes_argv(src), settings.ffmpeg_timeout_seconds, what="split")
     doc = json.loads(out.stdout or b"{}")
     stream = (doc.get("streams") or [{}])[0]
-    return _scan(doc.get("packets", []), Fraction(str(stream.get("time_base", "1/1"))))
+    time_base = Fraction(str(stream.get("time_base", "1/1")))
+    return _scan(doc.get("packets", []), time_base, _start_time(doc))
 
 
-def _scan(packets_json: Iterable[Mapping[str, Any]], time_base: Fraction) -> KeyframeScan:
+def _start_time(doc: Mapping[str, Any]) -> Fraction | None:
+    """The format's start time in ffprobe's JSON (pure); None when absent or unreadable."""
+    raw = (doc.get("format") or {}).get("start_time")
+    try:
+        return Fraction(str(raw)) if raw is not None else None
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _scan(
+    packets_json: Iterable[Mapping[str, Any]], time_base: Fraction,
+    start_time: Fraction | None = None,
+) -> KeyframeScan:  # fmt: skip
     packets = [
         (int(p["pts"]), "K" in str(p.get("flags", "")))
         for p in packets_json
@@ -106,6 +122,7 @@ def _scan(packets_json: Iterable[Mapping[str, Any]], time_base: Fraction) -> Key
         keyframe_indices(packets),
         time_base,
         tuple(p for p, _ in packets),
+        start_time,
     )
 
 
@@ -115,7 +132,7 @@ def scan_from_probe(doc: Mapping[str, Any]) -> KeyframeScan:
     stream = video_stream(doc) or {}
     index = stream.get("index")
     packets = [p for p in doc.get("packets") or [] if p.get("stream_index") == index]
-    return _scan(packets, Fraction(str(stream.get("time_base") or "1/1")))
+    return _scan(packets, Fraction(str(stream.get("time_base") or "1/1")), _start_time(doc))
 
 
 def probe_and_scan(src: Path, settings: Settings) -> tuple[ProbeResult, KeyframeScan]:

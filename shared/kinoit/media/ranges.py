@@ -49,7 +49,12 @@ class SplitRange:
     """Segments ``first``..``last`` (inclusive): source frames [start_frame,
     start_frame + frames), decoded from the keyframe ``key_frame`` (a presentation
     index at or before ``start_frame``) by seeking to ``seek`` (seconds, the source's
-    own timestamps: half a frame before ``start_frame``'s)."""
+    own timestamps: half a frame before ``start_frame``'s).
+
+    ``vfr``: a direct transcode of a variable-rate source (:mod:`kinoit.media.direct_vfr`):
+    the frames are then output frames of the source resampled to its average rate, and
+    ``key_frame`` the source's keyframe (a presentation index of the source, which may
+    be past ``start_frame``) at or before the source frame the first one shows."""
 
     first: int
     last: int
@@ -57,10 +62,13 @@ class SplitRange:
     frames: int
     key_frame: int
     seek: Fraction
+    vfr: bool = False
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {name: getattr(self, name) for name in RANGE_FIELDS}
         body["seek"] = f"{self.seek.numerator}/{self.seek.denominator}"
+        if self.vfr:  # only then: a constant-rate range's JSON (its cache key) is unchanged
+            body["vfr"] = True
         return body
 
     @classmethod
@@ -75,7 +83,10 @@ class SplitRange:
                 raise InvalidParameter(f"range.{name}", "expected an integer >= 0")
             values.append(value)
         first, last, start, frames, key = values
-        if last < first or frames < 1 or key > start:
+        vfr = body.get("vfr", False)
+        if not isinstance(vfr, bool):
+            raise InvalidParameter("range.vfr", "expected true or false")
+        if last < first or frames < 1 or (key > start and not vfr):
             raise InvalidParameter(
                 "range", "expected first <= last, frames > 0, key_frame <= start_frame"
             )
@@ -83,7 +94,7 @@ class SplitRange:
             seek = Fraction(str(body.get("seek")))
         except (ValueError, ZeroDivisionError):
             raise InvalidParameter("range.seek", "expected a number of seconds") from None
-        return cls(first, last, start, frames, key, seek)
+        return cls(first, last, start, frames, key, seek, vfr)
 
 
 def can_split_in_ranges(info: ProbeResult, scan: KeyframeScan) -> bool:
