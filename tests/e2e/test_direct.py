@@ -127,3 +127,77 @@ def test_a_killed_range_transcode_is_retried_and_the_outputs_are_unchanged(
     assert job["state"] == "completed", job.get("error")
     assert job["stages"]["transcode"]["retries"] >= 1
     assert job["outputs"]["directory"] == reference["outputs"]["directory"]
+
+
+# x264 at crf 0 is lossless: a rung's decoded frames are the frames it was fed
+LOSSLESS = {"name": "lossless", "rungs": [
+    {"name": "90p", "codec": "h264", "height": 90, "crf": 0, "preset": "ultrafast"},
+    {"name": "48p", "codec": "h264", "height": 48, "crf": 0, "preset": "ultrafast"},
+]}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def vfr_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 s with sound, variable rate (every tenth frame half a frame late, 90 kHz),
+    B-frames and a keyframe every 47 frames: planned directly, resampled to 28.7 fps."""
+    path = tmp_path_factory.mktemp("vfr") / "vfr.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=160x90:rate=30,noise=alls=8:allf=t",
+         "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000", "-t", "6",
+         "-vf", "settb=1/90000,setpts=(N+0.5*floor(N/10))/30/TB", "-map", "0:v", "-map", "1:a",
+         "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "47", "-keyint_min", "47",
+         "-sc_threshold", "0", "-fps_mode", "vfr", "-video_track_timescale", "90000",
+         "-c:a", "aac", "-shortest", str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return path
+
+
+def _frame_md5s(path: Path) -> list[str]:
+    out = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+         "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "framemd5", "-"],
+        capture_output=True, check=True, timeout=60,
+    ).stdout.decode()  # fmt: skip
+    return [line.rsplit(",", 1)[1].strip() for line in out.splitlines() if line[:1] != "#"]
+
+
+def test_a_vfr_job_through_the_direct_path_has_the_lossless_splits_frames(
+    dev_factory: Callable[..., Dev], vfr_source: Path, tmp_path: Path
+) -> None:
+    outs = {}
+    for name, env in [("old", {"KINOIT_TRANSCODE_RANGE_SECONDS": "0",
+                                "KINOIT_SPLIT_RANGE_SECONDS": "0"}),
+                      ("direct", {"KINOIT_TRANSCODE_RANGE_SECONDS": "2"})]:  # fmt: skip
+        dev = dev_factory(**env)
+        job = dev.wait_state(dev.submit(dev.add(vfr_source), ladder=LOSSLESS),
+                             {"completed", "failed"})  # fmt: skip
+        assert job["state"] == "completed", job.get("error")
+        stages = job["stages"]
+        segments = stages["thumbnail"]["total"]
+        assert segments == 6 and stages["checksum"]["done"] == segments
+        # the old path: one split of every segment; the direct one: the plan and the
+        # audio, three range tasks standing for the six transcodes and thumbnails
+        assert stages["split"]["done"] == (1 if name == "old" else 2)
+        assert stages["transcode"]["done"] == stages["transcode"]["total"] == segments
+        export_outputs(dev.store(), job["manifest"], tmp_path / name)
+        outs[name] = tmp_path / name
+    mp4s = sorted(p.relative_to(outs["old"]) for p in outs["old"].rglob("*.mp4"))
+    assert mp4s == sorted(p.relative_to(outs["direct"]) for p in outs["direct"].rglob("*.mp4"))
+    for name in mp4s:
+        old, direct = outs["old"] / name, outs["direct"] / name
+        frames = _frame_md5s(direct)
+        assert len(frames) == 172  # 6 s resampled to 172/6 fps
+        assert frames == _frame_md5s(old), name
+        assert _video_pts(direct) == pytest.approx(_video_pts(old), abs=1e-6)
+        # the audio, cut to the resampled video's length on both paths
+        assert _audio_md5(direct) == _audio_md5(old), name
+
+
+def _audio_md5(path: Path) -> str:
+    return subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+         "-map", "0:a:0", "-f", "md5", "-"],
+        capture_output=True, check=True, timeout=60,
+    ).stdout.decode().strip()  # fmt: skip

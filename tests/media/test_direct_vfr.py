@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from kinoit.config import Settings
+from kinoit.errors import InvalidParameter
 from kinoit.media.keyframes import probe_and_scan, scan_keyframes
 from kinoit.media.plan import frames_per_segment
 from kinoit.media.probe import probe
@@ -207,3 +208,32 @@ def test_the_direct_transcode_of_a_vfr_source_gives_the_per_segment_paths_frames
         ours = Signature.from_bytes(seg.signature.read_bytes())
         assert ours.planes == Signature.from_bytes(theirs.signature.read_bytes()).planes
     assert new == old
+
+
+def test_a_vfr_ranges_argv_keeps_the_sources_timeline_and_cuts_by_slot(tmp_path: Path) -> None:
+    from kinoit.media.direct import build_direct_argv
+    from kinoit.media.ladder import load_ladder
+    from kinoit.media.ranges import SplitRange, range_segments
+    from kinoit.media.transcode import plan_targets
+
+    lad = load_ladder(LOSSLESS).for_source(160, 90)
+    fps = Fraction(143, 5)
+    # the keyframe (source frame 60) comes after the range's first output frame (58)
+    body = {"first": 2, "last": 3, "start_frame": 58, "frames": 52, "key_frame": 60,
+            "seek": "60667/30000", "vfr": True}  # fmt: skip
+    rng = SplitRange.from_json(body)
+    assert rng.vfr and rng.to_json() == body
+    with pytest.raises(InvalidParameter, match="key_frame"):
+        SplitRange.from_json({**body, "vfr": False})
+    plan = range_segments(rng, fps, Fraction(1))
+    targets = plan_targets(lad, 160, 90, tmp_path, "range")
+    argv = build_direct_argv("src.mp4", rng, plan, lad, targets, tmp_path, fps=fps, gop=29,
+                             first_pts=Fraction(58) / fps)  # fmt: skip
+    before = argv[: argv.index("-i")]
+    assert {"-copyts", "-start_at_zero", "-noaccurate_seek"} <= set(before)
+    assert before[before.index("-ss") + 1] == "2.022233"
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert graph.startswith("[0:v:0]fps=143/5,trim=start_pts=58:end_pts=110,split=3")
+    assert "setpts=N+58" in graph and argv[argv.index("-segment_frames") + 1] == "29"
+    # a constant-rate range's JSON is unchanged
+    assert "vfr" not in SplitRange(0, 1, 0, 50, 0, Fraction(0)).to_json()

@@ -144,3 +144,39 @@ def test_a_per_segment_transcode_step_is_as_before() -> None:
     own, followups, settled = segment_step(spec(), "transcode.0", result, lambda: None)
     assert own == {k: v for k, v in result.items() if k != "segment"} and settled == []
     assert [t for g in followups for t, _ in g[1]] == ["checksum.0"]
+
+
+def test_a_vfr_segment_is_rerun_from_its_ranges_keyframe() -> None:
+    # a VFR plan: output frames of the source resampled to 143/5 fps; the second range's
+    # first slot shows a source frame after keyframe 60 (past its own number, 58)
+    fps = Fraction(143, 5)
+    vfr = [
+        {"first": 0, "last": 1, "start_frame": 0, "frames": 58, "key_frame": 0, "seek": "0/1",
+         "vfr": True, "pts": ["0/1", str(29 / fps)]},
+        {"first": 2, "last": 3, "start_frame": 58, "frames": 52, "key_frame": 60,
+         "seek": "60667/30000", "vfr": True, "pts": [str(58 / fps), str(87 / fps)]},
+    ]  # fmt: skip
+    plan = {**PLAN, "direct": vfr, "segment_frames": 29,
+            "source": {**FACTS, "frames": 110, "fps": "143/5"}}  # fmt: skip
+    payload = rerun_range(plan, 3)
+    rng = payload["range"]
+    assert (rng["start_frame"], rng["frames"], rng["key_frame"]) == (87, 23, 60)
+    assert rng["vfr"] is True and rng["seek"] == "60667/30000"
+    assert rng["pts"] == [str(87 / fps)]
+    request = parse_request(request_for(spec(), "transcode", payload).body)
+    assert isinstance(request, RangeRequest) and request.range.vfr
+    # a constant-rate range may not name a keyframe after its first frame; a VFR one may
+    cfr = {"range": {**vfr[1], "vfr": False}, "fps": "143/5", "size": [160, 90]}
+    with pytest.raises(InvalidParameter, match="key_frame <= start_frame"):
+        parse_request(request_for(spec(), "transcode", cfr).body)
+    # the range's segment check compares slot times (half a frame of tolerance)
+    good = range_result(vfr[1])
+    for seg in good["segments"]:
+        seg["start_frame"] = 29 * seg["index"]
+        seg["frames"] = {"90p": 29 if seg["index"] == 2 else 23}
+    range_completion(spec(), "transcode.2", good, plan)
+    late = range_result(vfr[1], pts=[str(59 / fps), str(87 / fps)])
+    for seg, ok in zip(late["segments"], good["segments"], strict=True):
+        seg["start_frame"], seg["frames"] = ok["start_frame"], ok["frames"]
+    with pytest.raises(MediaError, match="segment 2 starts at source time"):
+        range_completion(spec(), "transcode.2", late, plan)

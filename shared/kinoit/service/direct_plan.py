@@ -110,18 +110,22 @@ def segment_result(
 
 def rerun_range(split: Mapping[str, Any], index: int) -> dict[str, Any]:
     """The payload of segment ``index``'s re-run: a range of that segment alone, seeking
-    half a frame before its planned first timestamp."""
+    half a frame before its planned first timestamp (a VFR range's segment: seeking as
+    its range does, to the keyframe at or before every frame of the range)."""
     start, frames, pts = planned_segment(split, int(index))
     fps = Fraction(str(split["source"]["fps"]))
-    key = next(
-        int(r["key_frame"]) for r in split["direct"] if int(r["first"]) <= index <= int(r["last"])
-    )
+    whole = next(r for r in split["direct"] if int(r["first"]) <= index <= int(r["last"]))
+    key = int(whole["key_frame"])
     seek = max(Fraction(0), pts - Fraction(1, 2) / fps) if start else Fraction(0)
+    if whole.get("vfr"):  # its timestamps are slots: the seek is the range's own
+        seek = Fraction(str(whole["seek"]))
     rng = {
         "first": index, "last": index, "start_frame": start, "frames": frames,
         "key_frame": key, "seek": f"{seek.numerator}/{seek.denominator}",
         "pts": [f"{pts.numerator}/{pts.denominator}"],
     }  # fmt: skip
+    if whole.get("vfr"):
+        rng["vfr"] = True
     source = split["source"]
     return {"range": rng, "fps": str(source["fps"]),
             "size": [int(source["width"]), int(source["height"])]}  # fmt: skip

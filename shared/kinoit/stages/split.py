@@ -174,9 +174,9 @@ def run(request: SplitRequest, settings: Settings) -> dict[str, Any]:
         # one read of the source: its facts and every keyframe (the plan's two ffprobes)
         info, scan = probe_and_scan(src, settings)
         if request.audio_part:
-            return _run_audio(store, src, info, request, work, source_bytes, settings)
+            return _run_audio(store, src, info, scan, request, work, source_bytes, settings)
         if request.direct_seconds:
-            planned = _plan_direct(store, info, scan, request, source_bytes)
+            planned = _plan_direct(store, src, info, scan, request, source_bytes, settings)
             if planned is not None:
                 return planned
         ranges = plan_in_ranges(src, info, request, settings, scan)
@@ -247,26 +247,29 @@ def _planned(
 
 
 def _plan_direct(
-    store: Any, info: ProbeResult, scan: KeyframeScan, request: SplitRequest, source_bytes: int
-) -> dict[str, Any] | None:
+    store: Any, src: Path, info: ProbeResult, scan: KeyframeScan, request: SplitRequest,
+    source_bytes: int, settings: Settings,
+) -> dict[str, Any] | None:  # fmt: skip
     """The first task's result for a direct transcode (:mod:`kinoit.media.direct`): the
     plan (ranges with their segments' first timestamps) and an index of every segment
-    as frames of the source itself; None when the source does not qualify."""
+    as frames of the source itself (of a VFR source: resampled to its average rate, as
+    the lossless split gives them); None when the source does not qualify."""
     from kinoit.media.direct import can_transcode_directly, direct_ranges
     from kinoit.media.plan import frames_per_segment
     from kinoit.media.ranges import RANGE_FORMATS
 
-    if info.vfr or info.format_name not in RANGE_FORMATS or info.frames < 1:
+    if info.format_name not in RANGE_FORMATS or info.frames < 1:
         return None
     if not can_transcode_directly(info, scan):
         return None
-    ranges = direct_ranges(info, scan, request.segment_seconds, request.direct_seconds)
+    frames = _direct_frames(src, info, scan, settings)
+    ranges = direct_ranges(info, scan, request.segment_seconds, request.direct_seconds, frames)
     size = (info.display_width, info.display_height)
-    source = _facts(info.frames, info.fps, size, source_bytes)
+    source = _facts(frames, info.fps, size, source_bytes)
     k = frames_per_segment(info.fps, request.segment_seconds)
     refs = [
-        SegmentRef(i, request.source, start, min(start + k, info.frames), None)
-        for i, start in enumerate(range(0, info.frames, k))
+        SegmentRef(i, request.source, start, min(start + k, frames), None)
+        for i, start in enumerate(range(0, frames, k))
     ]
     return {
         "source_cid": request.source,
@@ -280,6 +283,16 @@ def _plan_direct(
         "direct": ranges,
         **_echo(request),
     }
+
+
+def _direct_frames(src: Path, info: ProbeResult, scan: KeyframeScan, settings: Settings) -> int:
+    """The frames a direct transcode makes of the source: its own, or a VFR source's
+    resampled to its average rate (:func:`kinoit.media.direct_vfr.resampled_frames`)."""
+    if not info.vfr:
+        return info.frames
+    from kinoit.media.direct_vfr import resampled_frames
+
+    return resampled_frames(src, info, scan, settings)
 
 
 def _run_range(
@@ -307,25 +320,27 @@ def _run_range(
 
 
 def _run_audio(
-    store: Any, src: Path, info: ProbeResult, request: SplitRequest, work: Path,
-    source_bytes: int, settings: Settings,
+    store: Any, src: Path, info: ProbeResult, scan: KeyframeScan, request: SplitRequest,
+    work: Path, source_bytes: int, settings: Settings,
 ) -> dict[str, Any]:  # fmt: skip
-    """The audio task of a split in ranges: the audio once, from the whole source, and
-    its preview cut, in an index without segments."""
+    """The audio task of a split in ranges or a direct plan: the audio once, from the
+    whole source, as long as the video's frames, and its preview cut, in an index
+    without segments."""
     from kinoit.media.plan import plan_segments
     from kinoit.media.ranges import write_audio
 
     work.joinpath("audio").mkdir()
-    path = write_audio(src, work / "audio" / "audio.m4a", info, info.frames, settings)
+    total = _direct_frames(src, info, scan, settings)
+    path = write_audio(src, work / "audio" / "audio.m4a", info, total, settings)
     audio = store.add(path, pin=False) if path is not None else None
-    frames = [p.frames for p in plan_segments(info.frames, info.fps, request.segment_seconds)]
+    frames = [p.frames for p in plan_segments(total, info.fps, request.segment_seconds)]
     audio_hls = (
         preview_audio(store, path, info.fps, frames, work / "audio-hls", settings)
         if path is not None
         else None
     )
     size = (info.display_width, info.display_height)
-    source = _facts(info.frames, info.fps, size, source_bytes)
+    source = _facts(total, info.fps, size, source_bytes)
     return {
         "source_cid": request.source,
         "index": write_split_index(store, [], source, audio, audio_hls),
