@@ -58,11 +58,12 @@ DEFAULT_TICK_SECONDS = 2.0
 # many seconds of whole segments, each decoding from the keyframe before its range
 # (docs/benchmarks.md, "Scaling projection"); 0 splits every source in one task.
 DEFAULT_SPLIT_RANGE_SECONDS = 60.0
-# A source the direct transcode can seek exactly (MP4/MOV or Matroska, constant rate)
-# is transcoded from the source itself, one task per range of about this many seconds
-# of whole segments: one decode per range gives every rung, the reference signatures
-# and the thumbnails (docs/benchmarks.md, "Pipeline cost"); 0 keeps the split into
-# segments and the per-segment transcode for every source.
+# A source the direct transcode can seek exactly (MP4/MOV or Matroska, constant rate,
+# or variable rate from timestamp 0: kinoit.media.direct_vfr) is transcoded from the
+# source itself, one task per range of about this many seconds of whole segments: one
+# decode per range gives every rung, the reference signatures and the thumbnails
+# (docs/benchmarks.md, "Pipeline cost"); 0 keeps the split into segments and the
+# per-segment transcode for every source.
 DEFAULT_TRANSCODE_RANGE_SECONDS = 6.0
 
 

@@ -79,6 +79,9 @@ def test_a_vfr_mp4_is_planned_directly_with_the_lossless_splits_frames(
     body = {"source": result["source_cid"], "segment_seconds": "1", "part": "audio"}
     audio = split_stage.run(split_stage.parse_request(body), stage_settings)
     assert audio["audio"] and dict(audio["source"])["frames"] == total  # type: ignore[call-overload]
+    # as the orchestrator asks it: with the plan's count, the same audio
+    told = split_stage.run(split_stage.parse_request({**body, "frames": total}), stage_settings)
+    assert told["audio"] == audio["audio"]
 
 
 def test_a_vfr_mp4_that_does_not_start_at_zero_keeps_the_lossless_split(

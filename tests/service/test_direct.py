@@ -180,3 +180,15 @@ def test_a_vfr_segment_is_rerun_from_its_ranges_keyframe() -> None:
         seg["start_frame"], seg["frames"] = ok["start_frame"], ok["frames"]
     with pytest.raises(MediaError, match="segment 2 starts at source time"):
         range_completion(spec(), "transcode.2", late, plan)
+
+
+def test_a_vfr_plans_audio_task_is_told_the_resampled_frames() -> None:
+    vfr = [{**r, "vfr": True} for r in DIRECT]
+    plan = {**PLAN, "direct": vfr, "source": {**FACTS, "frames": 97}}
+    (_, [(_, audio)]), _ = direct_followups(spec(), plan)
+    body = request_for(spec(), "split", audio).body
+    assert body["part"] == "audio" and body["frames"] == 97
+    # the count is the source's: the same cache key as a constant-rate plan's audio task
+    (_, [(_, cfr)]), _ = direct_followups(spec(), PLAN)
+    assert "frames" not in request_for(spec(), "split", cfr).body
+    assert audio["cache"] == cfr["cache"]

@@ -33,7 +33,11 @@ def direct_followups(spec: JobSpec, split: Mapping[str, Any]) -> FollowUps:
     first: the preview waits for it, and for a long source it is the longest task)."""
     tasks: FollowUps = []
     if split.get("audio_part"):
-        tasks.append(("split", [(AUDIO_TASK, with_cache_key(spec, "split", {"part": "audio"}))]))
+        audio: dict[str, Any] = {"part": "audio"}
+        if any(r.get("vfr") for r in split["direct"]):
+            # the resampled frames, counted by the plan: the audio task need not again
+            audio["frames"] = int(split["source"]["frames"])
+        tasks.append(("split", [(AUDIO_TASK, with_cache_key(spec, "split", audio))]))
     ranges: list[tuple[str, Payload | None]] = [
         (tid, with_cache_key(spec, "transcode", p)) for tid, p in range_payloads(split)
     ]

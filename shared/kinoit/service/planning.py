@@ -106,6 +106,8 @@ def request_for(spec: JobSpec, stage: str, payload: Payload) -> StageRequest:
                         source_facts=dict(payload.get("source") or {}))  # fmt: skip
         elif payload.get("part") is not None:
             params["part"] = body["part"] = str(payload["part"])
+            if payload.get("frames"):  # a VFR direct plan's frames: the audio's length
+                body["frames"] = int(payload["frames"])  # (the source's: not in the key)
         else:
             if payload.get("range_seconds"):
                 # the first task may plan ranges; its cached result (a plan, or every

@@ -44,6 +44,8 @@ class SplitRequest:
     pix_fmt: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
     audio_part: bool = False
+    # the audio task of a VFR direct plan: the video's frames, resampled (0: count them)
+    audio_frames: int = 0
     # the first task: plan a direct transcode in ranges of about this many seconds
     # where the source allows it (0: split into segments)
     direct_seconds: Fraction = Fraction(0)
@@ -70,7 +72,10 @@ def parse_request(body: dict[str, Any]) -> SplitRequest:
     if body.get("part") is not None:
         if body["part"] != "audio":
             raise InvalidParameter("part", f"expected 'audio', got {body['part']!r}")
-        return SplitRequest(source, seconds, audio_part=True)
+        frames = body.get("frames", 0)
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
+            raise InvalidParameter("frames", "expected an integer >= 0")
+        return SplitRequest(source, seconds, audio_part=True, audio_frames=frames)
     if body.get("range") is None:
         direct = _seconds(body, "transcode_range_seconds", "0", 24 * 3600)
         return SplitRequest(source, seconds, range_seconds, direct_seconds=direct)
@@ -330,7 +335,7 @@ def _run_audio(
     from kinoit.media.ranges import write_audio
 
     work.joinpath("audio").mkdir()
-    total = _direct_frames(src, info, scan, settings)
+    total = request.audio_frames or _direct_frames(src, info, scan, settings)
     path = write_audio(src, work / "audio" / "audio.m4a", info, total, settings)
     audio = store.add(path, pin=False) if path is not None else None
     frames = [p.frames for p in plan_segments(total, info.fps, request.segment_seconds)]
