@@ -96,10 +96,13 @@ def slot_times(times: Sequence[Fraction], rate: Fraction) -> list[Fraction]:
 
 def build_total_argv(src: str | Path, rate: Fraction, seek: Fraction) -> list[str]:
     """ffmpeg: the recipe from the keyframe at ``seek`` to the end, every output frame's
-    timestamp listed (framecrc of the frames' references: nothing is copied)."""
+    timestamp listed (framecrc of the frames' references: nothing is copied). Only
+    the timestamps count: one decoder thread, no loop filter (0.76 CPU s instead of
+    0.87 for the 163 frames of the 720p bench source's last GOP)."""
     return [
         ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error",
-        *seek_args(seek), "-i", str(src), "-map", "0:v:0", "-vf", f"fps={slot_text(rate)}",
+        "-threads", "1", "-skip_loop_filter", "all", *seek_args(seek), "-i", str(src),
+        "-map", "0:v:0", "-vf", f"fps={slot_text(rate)}",
         "-fps_mode", "passthrough", "-an", "-sn", "-dn", "-c:v", "wrapped_avframe",
         "-f", "framecrc", "-",
     ]  # fmt: skip
