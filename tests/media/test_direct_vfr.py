@@ -208,6 +208,24 @@ def test_the_direct_transcode_of_a_vfr_source_gives_the_per_segment_paths_frames
         ours = Signature.from_bytes(seg.signature.read_bytes())
         assert ours.planes == Signature.from_bytes(theirs.signature.read_bytes()).planes
     assert new == old
+    # a segment's re-run (kinoit.service.direct_plan.rerun_range): the last segment of
+    # the second range alone, from that range's keyframe
+    from kinoit.service.direct_plan import rerun_range
+
+    last = int(ranges[1]["last"])
+    split_doc = {"direct": ranges, "segment_frames": whole.segments[1].start_frame,
+                 "source": {"frames": whole.frames, "fps": str(info.fps), "width": 160,
+                            "height": 90}}  # fmt: skip
+    body = rerun_range(split_doc, last)["range"]
+    again = transcode_range(
+        src, SplitRange.from_json(body), load_ladder(LOSSLESS), tmp_path / "rerun",
+        fps=info.fps, seconds=Fraction(1), size=(info.width, info.height), settings=settings,
+        first_pts=[Fraction(p) for p in body["pts"]],
+    )  # fmt: skip
+    assert [(s.index, s.frames) for s in again] == [(last, whole.segments[last].frames)]
+    seg = whole.segments[last]
+    begin = seg.start_frame
+    assert decoded_frame_md5s(again[0].renditions["90p"].path) == old[begin : begin + seg.frames]
 
 
 def test_a_vfr_ranges_argv_keeps_the_sources_timeline_and_cuts_by_slot(tmp_path: Path) -> None:
