@@ -89,3 +89,30 @@ def test_a_worker_dies_with_a_killed_pool(pool: subprocess.Popen[bytes], redis_u
     pool.kill()
     pool.wait(timeout=10)
     _wait("the workers gone", lambda: not any(_alive(p) for p in children), timeout=10)
+
+
+def test_the_pool_stops_when_the_process_that_started_it_dies(
+    redis_url: str, tmp_path: Path
+) -> None:
+    starter = subprocess.Popen(
+        [sys.executable, "-c",
+         "import subprocess, sys, time\n"
+         f"p = subprocess.Popen([sys.executable, '-m', 'kinoit.local.pool', {redis_url!r},"
+         f" '--workers', '1', '--log-dir', {str(tmp_path)!r}])\n"
+         "print(p.pid, flush=True)\n"
+         "time.sleep(120)\n"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert starter.stdout is not None
+        pool = int(starter.stdout.readline())
+        _wait("a worker", lambda: len(_children(pool)) == 1)
+        worker = next(iter(_children(pool)))
+        starter.kill()  # no stop(), no atexit: as a crashed `kinoit run` would end
+        starter.wait(timeout=10)
+        _wait("the pool gone", lambda: not _alive(pool), timeout=STOP_GRACE_SECONDS + 10)
+        _wait("its worker gone", lambda: not _alive(worker), timeout=10)
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+            starter.wait(timeout=10)

@@ -9,7 +9,8 @@ imported pages copy-on-write. The parent stays single-threaded and holds no
 connection, so a fork copies nothing half-done; it replaces a worker that dies,
 and on SIGTERM (or SIGINT) passes SIGTERM on (RQ finishes the call in hand), waits
 :data:`STOP_GRACE_SECONDS`, then kills what is left. A worker dies with the parent
-(``PR_SET_PDEATHSIG``), so killing the pool never leaves a worker behind. Each
+(``PR_SET_PDEATHSIG``), so killing the pool never leaves a worker behind, and the
+pool stops when the process that started it dies. Each
 worker writes ``worker-<index>.log`` in ``--log-dir``; every process it forks is
 waited for, so its CPU shows in the parent's ``RUSAGE_CHILDREN``.
 
@@ -30,6 +31,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 # What a worker would otherwise import on its first calls (the stages import most of
 # it lazily, so that a CLI command loads only what it uses).
@@ -52,8 +54,8 @@ PRELOAD = (
 )
 # A worker finishing the call in hand gets this long after SIGTERM.
 STOP_GRACE_SECONDS = 3.0
-# How often the parent looks for a worker that exited.
-REAP_SECONDS = 0.1
+# What the parent waits for: a worker's exit, or the signal to stop.
+WATCHED = frozenset({signal.SIGCHLD, signal.SIGTERM, signal.SIGINT})
 # Linux's prctl option that signals a child when its parent dies.
 PR_SET_PDEATHSIG = 1
 
@@ -75,9 +77,11 @@ def preload(functions_dir: Path | None) -> None:
                 load_handler(functions_dir, folder.name)
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int, sig: int) -> None:
+    """Have the kernel send ``sig`` to this process when ``parent`` dies (Linux); exit
+    at once if it already has."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -102,9 +106,8 @@ class Pool:
             return
         code = 0
         try:
-            for sig in (signal.SIGTERM, signal.SIGINT):  # RQ installs its own
-                signal.signal(sig, signal.SIG_DFL)
-            _die_with_parent(parent)
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())  # the parent blocks them
+            die_with_parent(parent, signal.SIGKILL)
             path = self.log_dir / f"worker-{index}.log"
             log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(log, 1)
@@ -121,39 +124,54 @@ class Pool:
         finally:
             os._exit(code)  # never return into the parent's loop
 
-    def stop(self, *_: object) -> None:
-        """SIGTERM handler: pass it on; :meth:`run` then reaps and kills stragglers."""
+    def stop(self) -> None:
+        """Pass SIGTERM on to every worker; :meth:`run` then reaps and kills stragglers."""
         self.stopping = True
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    def run(self) -> None:
-        """Fork every worker, replace any that dies, until SIGTERM and all are reaped."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)  # Ctrl-C in `kinoit dev`'s terminal
-        for index in range(self.workers):
-            self.spawn(index)
-        deadline: float | None = None
+    def reap(self) -> None:
+        """Collect every worker that exited; replace it unless stopping."""
         while self.children:
-            if self.stopping and deadline is None:
-                deadline = time.monotonic() + STOP_GRACE_SECONDS
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                break
-            if pid == 0:  # nobody exited: a blocking wait would not see the deadline
-                if deadline is not None and time.monotonic() > deadline:
-                    for child in self.children:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(child, signal.SIGKILL)
-                    deadline = float("inf")  # killed: now reap them
-                time.sleep(REAP_SECONDS)
-                continue
+                self.children.clear()
+                return
+            if pid == 0:
+                return
             index = self.children.pop(pid, -1)
             if index >= 0 and not self.stopping:
                 self.spawn(index)
+
+    def run(self) -> None:
+        """Fork every worker, replace any that dies, until SIGTERM (or SIGINT: Ctrl-C
+        in `kinoit dev`'s terminal) and all are reaped. The parent sleeps in the kernel
+        until a worker exits or a stop signal comes (the signals are blocked and
+        waited for), so an idle pool costs no CPU."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
+        for index in range(self.workers):
+            self.spawn(index)
+        deadline: float | None = None
+        while True:
+            self.reap()
+            if not self.children:
+                return
+            if deadline is None:
+                info: Any = signal.sigwaitinfo(WATCHED)
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    for child in self.children:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(child, signal.SIGKILL)
+                    left = STOP_GRACE_SECONDS  # killed: reap them
+                info = signal.sigtimedwait(WATCHED, left)
+            if info is not None and info.si_signo != signal.SIGCHLD and not self.stopping:
+                self.stop()
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -165,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--log-dir", type=Path, default=Path("."))
     parser.add_argument("--functions-dir", type=Path, default=None)
     args = parser.parse_args(argv)
+    # A stack that dies without stopping us (killed, os._exit) stops us all the same:
+    # SIGTERM, so the workers get their grace.
+    die_with_parent(os.getppid(), signal.SIGTERM)
     preload(args.functions_dir)
     sys.stdout.flush()
     Pool(args.redis_url, args.workers, args.prefix, args.log_dir).run()
