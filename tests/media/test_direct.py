@@ -30,7 +30,8 @@ from PIL import Image
 LADDER = {
     "rungs": [
         {"name": "90p", "codec": "h264", "height": 90, "crf": 26, "preset": "ultrafast"},
-        {"name": "48p", "codec": "h264", "height": 48, "crf": 30, "preset": "ultrafast"},
+        # x264's B-frames (ultrafast has none): their delay makes the first DTS negative
+        {"name": "48p", "codec": "h264", "height": 48, "crf": 30, "preset": "veryfast"},
     ]
 }
 VP9 = {"rungs": [{"name": "vp9", "codec": "vp9", "height": 48, "crf": 40, "preset": 8}]}

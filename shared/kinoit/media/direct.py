@@ -217,8 +217,13 @@ def build_direct_argv(
         argv += ["-r", _rate(fps), "-fps_mode", "passthrough", "-an", "-sn", "-dn"]
         argv += ["-map_metadata", "-1"]
         if rung.container == "ts":
-            # as the per-segment transcode: the first segment's DTS may be negative
+            # As the per-segment transcode: the first segment's DTS may be negative (the
+            # B-frame delay). The segment muxer does not pass its own option on to the
+            # muxer of each file, which would otherwise shift the first file's packets
+            # later by that delay (2 frames with x264's B-frames) and make the merged
+            # timeline overlap at its first cut: said here, to each file's muxer too.
             argv += ["-avoid_negative_ts", "disabled"]
+            argv += ["-segment_format_options", "avoid_negative_ts=disabled"]
         argv += [
             "-f", "segment", "-segment_format", "mpegts" if rung.container == "ts" else "matroska",
             "-segment_frames", cuts, "-segment_start_number", str(rng.first),
