@@ -22,11 +22,13 @@ to the one-task merge's (the same outputs directory, every file the same bytes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -49,9 +51,11 @@ from kinoit.stages.merge_parts import PART_FIELDS
 from kinoit.store import open_store
 
 
-def renditions(work: Path, seconds: float, settings: Settings) -> tuple[Any, Path, Any]:
+def renditions(
+    work: Path, seconds: float, settings: Settings, preset: str = "ultrafast"
+) -> tuple[Any, Path, Any]:
     """The source, its one-task split and every segment's renditions and thumbnail
-    (kept between runs under ``work``)."""
+    (kept between runs under ``work``); ``preset`` "ladder" keeps the ladder's own."""
     src = make_source(SOURCES["1080p"], seconds, work)
     info = probe(src, settings=settings)
     if (work / "whole" / "segments.json").exists():
@@ -60,9 +64,10 @@ def renditions(work: Path, seconds: float, settings: Settings) -> tuple[Any, Pat
         whole = split_video(src, work / "whole", seconds=1, mode="aligned", settings=settings,
                             signatures=True, info=info)  # fmt: skip
     ladder = load_ladder("default").to_json()
-    for rung in ladder["rungs"]:
-        rung["preset"] = "ultrafast"
-    rendered = work / "renditions"
+    if preset != "ladder":
+        for rung in ladder["rungs"]:
+            rung["preset"] = preset
+    rendered = work / ("renditions" if preset == "ultrafast" else f"renditions-{preset}")
     if not (rendered / "done").exists():
         for seg in whole.segments:
             transcode_segment(
@@ -71,7 +76,8 @@ def renditions(work: Path, seconds: float, settings: Settings) -> tuple[Any, Pat
             )  # fmt: skip
             thumb = work / "thumbs" / f"{seg.path.stem}.jpg"
             thumb.parent.mkdir(exist_ok=True)
-            make_thumbnail(seg.path, thumb, settings=settings)
+            if not thumb.exists():
+                make_thumbnail(seg.path, thumb, settings=settings)
         (rendered / "done").write_text("")
     return info, rendered, whole
 
@@ -122,16 +128,100 @@ def timed(body: dict[str, Any], settings: Settings) -> tuple[dict[str, Any], dic
     return json.loads(json.dumps(result)), cost
 
 
+class Steps:
+    """Exclusive CPU and wall seconds of each named step of a task: a step's nested
+    steps are subtracted from it, so the steps add up to the task."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, list[float]] = {}
+        self._stack: list[list[float]] = []
+
+    def wrap(self, name: Callable[..., str] | str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed_step(*args: Any, **kwargs: Any) -> Any:
+            label = name(*args, **kwargs) if callable(name) else name
+            cpu, wall = cpu_now(), time.monotonic()
+            self._stack.append([0.0, 0.0])
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                inner = self._stack.pop()
+                cpu, wall = cpu_now() - cpu, time.monotonic() - wall
+                total = self.totals.setdefault(label, [0.0, 0.0, 0])
+                total[0] += cpu - inner[0]
+                total[1] += wall - inner[1]
+                total[2] += 1
+                if self._stack:
+                    self._stack[-1][0] += cpu
+                    self._stack[-1][1] += wall
+
+        return timed_step
+
+
+@contextlib.contextmanager
+def stepped(steps: Steps) -> Iterator[None]:
+    """The merge rung task's parts wrapped in ``steps`` while the block runs."""
+    from kinoit.media import ffmpeg
+    from kinoit.media import merge as media_merge
+    from kinoit.stages import merge_parts
+    from kinoit.store import directory, embedded
+
+    targets: list[tuple[Any, str, Callable[..., str] | str]] = [
+        (merge_parts, "read_plan", "read plan"),
+        (merge_parts, "fetch", "fetch from the store (per file)"),
+        (media_merge, "probe_facts", "probe facts"),
+        (ffmpeg, "run", lambda *a, **k: f"ffmpeg: {k.get('what', '')} (and threads feeding it)"),
+        (media_merge, "count_packets", "count packets (PyAV demux)"),
+        (media_merge, "merge_rung", "merge_rung (rest)"),
+        (embedded.EmbeddedStore, "add", lambda _s, src, **k: "store add: "
+         + ("mp4" if str(getattr(src, "name", src)).endswith(".mp4") else "other")),
+        (media_merge, "link_or_copy", "hls: link segment"),
+        (media_merge, "package_rung_hls", "hls: package (rest)"),
+        (merge_parts, "fetched_files", "stat fetched files"),
+        (merge_parts, "add_files", "add hls files (rest)"),
+        (merge_parts, "store_directory", "hls listing (dag_put)"),
+        (directory, "put_tree_entry", "hls directory (UnixFS)"),
+    ]  # fmt: skip
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in targets]
+    try:
+        for owner, attr, name in targets:
+            setattr(owner, attr, steps.wrap(name, getattr(owner, attr)))
+        yield
+    finally:
+        for owner, attr, original in saved:
+            setattr(owner, attr, original)
+
+
+def step_breakdown(plan: str, rung: str, settings: Settings, video: float) -> dict[str, Any]:
+    """One rung task's run, its CPU and wall split by step."""
+    steps = Steps()
+    with stepped(steps):
+        _, cost = timed({"plan": plan, "rung": rung}, settings)
+    ranked = sorted(steps.totals.items(), key=lambda kv: -kv[1][0])
+    parts = {k: {"cpu_s": round(c, 3), "wall_s": round(w, 3), "calls": int(n),
+                 "cpu_per_video_s": round(c / video, 5)} for k, (c, w, n) in ranked}  # fmt: skip
+    rest_cpu = cost["cpu_s"] - sum(c for c, _, _ in steps.totals.values())
+    rest_wall = cost["wall_s"] - sum(w for _, w, _ in steps.totals.values())
+    parts["the rest (Python in run_rung)"] = {"cpu_s": round(rest_cpu, 3),
+                                              "wall_s": round(rest_wall, 3)}  # fmt: skip
+    return {"task": cost, "steps": parts}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="source length (60)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/scale/bench-merge"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=2, help="passes, alternating the order")
+    parser.add_argument("--preset", default="ultrafast",
+                        help="the renditions' x264 preset; 'ladder': the ladder's own")  # fmt: skip
+    parser.add_argument("--steps", metavar="RUNG", default=None,
+                        help="only RUNG's task (every segment) by step, REPEAT times")  # fmt: skip
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     base = load_settings()
-    info, rendered, whole = renditions(args.work, args.seconds, base)
+    info, rendered, whole = renditions(args.work, args.seconds, base, args.preset)
+    if args.steps:
+        return steps_only(args, info, rendered, whole)
     ladder = load_ladder("default").to_json()
     out: dict[str, Any] = {"video_seconds": float(Fraction(info.frames) / info.fps)}
     rungs = sorted(p.name for p in rendered.iterdir() if p.is_dir())
@@ -177,6 +267,32 @@ def main() -> int:
             }
         out[f"pass {rep}: slopes"] = slopes
         print(f"pass {rep}: slopes", json.dumps(slopes, indent=1), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+def steps_only(args: argparse.Namespace, info: Any, rendered: Path, whole: Any) -> int:
+    """``--steps RUNG``: that rung's task on every segment, by step, ``--repeat`` times,
+    each in a fresh store (the MP4's blocks are new to it, as in a job), after one
+    untimed task on 2 segments (imports, first opens)."""
+    ladder = load_ladder("default").to_json()
+    video = float(Fraction(sum(s.frames for s in whole.segments)) / info.fps)
+    sizes = sum(p.stat().st_size for p in (rendered / args.steps).iterdir())
+    out: dict[str, Any] = {"video_seconds": video, "rendition_bytes": sizes}
+    for rep in range(-1, args.repeat):
+        home = args.work / "home-steps"
+        shutil.rmtree(home, ignore_errors=True)
+        settings = load_settings(
+            {"KINOIT_HOME": str(home), "KINOIT_SCRATCH_DIR": str(home / "scratch")}
+        )
+        count = 2 if rep < 0 else len(whole.segments)
+        plan = plan_of(open_store(settings), args.work, rendered, whole, count, info, ladder)
+        if rep < 0:
+            timed({"plan": plan, "rung": args.steps}, settings)
+            continue
+        out[f"pass {rep}"] = step_breakdown(plan, args.steps, settings, video)
+        print(f"pass {rep}:", json.dumps(out[f"pass {rep}"], indent=1), flush=True)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0

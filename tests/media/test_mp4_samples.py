@@ -1,0 +1,88 @@
+"""An MP4's video samples counted from its sample table (mp4_samples) against a demux of
+every packet, on MP4s real ffmpeg wrote (faststart or not, with and without audio,
+B-frames); a file cut short or a table pointing past the data fails."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from kinoit.errors import MediaError
+from kinoit.media.frames import open_media
+from kinoit.media.merge import verify_output
+from kinoit.media.mp4_samples import video_sample_count
+
+
+def demuxed(path: Path) -> int:
+    with open_media(path, "test") as container:
+        video = container.streams.video[0]
+        return sum(1 for packet in container.demux(video) if packet.size)
+
+
+def make_mp4(out: Path, *, faststart: bool = True, audio: bool = True, frames: int = 61) -> Path:
+    argv = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+            f"testsrc2=size=96x64:rate=25,trim=end_frame={frames}"]  # fmt: skip
+    if audio:
+        argv += ["-f", "lavfi", "-i", "sine=frequency=330:duration=2.44"]
+    argv += ["-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "12"]
+    argv += ["-c:a", "aac"] if audio else []
+    argv += ["-movflags", "+faststart"] if faststart else []
+    subprocess.run([*argv, str(out)], check=True, capture_output=True, timeout=120)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("faststart", "audio"), [(True, True), (False, True), (True, False)],
+    ids=["faststart with audio", "moov at the end", "video only"],
+)  # fmt: skip
+def test_the_sample_table_counts_what_a_demux_counts(
+    tmp_path: Path, faststart: bool, audio: bool
+) -> None:
+    path = make_mp4(tmp_path / "a.mp4", faststart=faststart, audio=audio)
+    assert video_sample_count(path) == demuxed(path) == 61
+    assert verify_output(path, expected_frames=61, decode=False).frames == 61
+    with pytest.raises(MediaError, match="the source has 60"):
+        verify_output(path, expected_frames=60, decode=False)
+
+
+def test_a_file_cut_short_fails(tmp_path: Path) -> None:
+    path = make_mp4(tmp_path / "a.mp4")
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) - 3000])  # the last samples' bytes are gone
+    with pytest.raises(MediaError, match=r"runs past the end|outside the mdat"):
+        video_sample_count(cut)
+
+
+def test_a_chunk_offset_past_the_data_fails(tmp_path: Path) -> None:
+    path = make_mp4(tmp_path / "a.mp4", audio=False)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"stco")
+    (count,) = struct.unpack_from(">I", data, at + 8)
+    last = at + 12 + 4 * (count - 1)
+    struct.pack_into(">I", data, last, len(data) - 10)  # the last chunk now starts near EOF
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(MediaError, match="outside the mdat"):
+        video_sample_count(bad)
+
+
+def test_a_sample_count_the_chunks_do_not_hold_fails(tmp_path: Path) -> None:
+    path = make_mp4(tmp_path / "a.mp4", audio=False)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"stsz")
+    (count,) = struct.unpack_from(">I", data, at + 12)
+    struct.pack_into(">I", data, at + 12, count - 1)  # stsz lists one sample fewer
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(MediaError, match=r"more samples than stsz|stsz lists"):
+        video_sample_count(bad)
+
+
+def test_a_file_that_is_not_mp4_fails(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x10ftypisom" + b"\x00" * 4 + b"no moov here")
+    with pytest.raises(MediaError):
+        video_sample_count(junk)
