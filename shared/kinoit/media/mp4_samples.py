@@ -140,7 +140,7 @@ def _checked_samples(
     stsz = stbl[b"stsz"]
     if len(stsz) < 12:
         raise MediaError(f"{where}: a truncated stsz")
-    uniform, count = struct.unpack_from(">II", stsz, 4)
+    uniform, count = (int(v) for v in struct.unpack_from(">II", stsz, 4))
     if uniform:
         sizes: array[int] | None = None
     else:
