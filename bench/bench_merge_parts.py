@@ -120,9 +120,15 @@ def plan_of(
     ))  # fmt: skip
 
 
+# --sync: flush the page cache's dirty pages before each timed task.
+SYNC_FIRST = False
+
+
 def timed(body: dict[str, Any], settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     """The merge stage's ``run`` of one request: its result and its cost."""
     request = merge.parse_request(json.loads(json.dumps(body)))
+    if SYNC_FIRST:
+        os.sync()  # no dirty pages of the last task left to write back during this one
     cpu, wall = cpu_now(), time.monotonic()
     result = merge.run(request, settings)
     cost = {
@@ -230,7 +236,11 @@ def main() -> int:
                         help="the renditions' x264 preset; 'ladder': the ladder's own")  # fmt: skip
     parser.add_argument("--steps", metavar="RUNG", default=None,
                         help="only RUNG's task (every segment) by step, REPEAT times")  # fmt: skip
+    parser.add_argument("--sync", action="store_true",
+                        help="sync before each timed task (no write-back of the last)")  # fmt: skip
     args = parser.parse_args()
+    global SYNC_FIRST
+    SYNC_FIRST = args.sync
     args.work.mkdir(parents=True, exist_ok=True)
     base = load_settings()
     info, rendered, whole = renditions(args.work, args.seconds, base, args.preset)
