@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import struct
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from kinoit.errors import MediaError
 from kinoit.media.frames import open_media
 from kinoit.media.merge import verify_output
-from kinoit.media.mp4_samples import video_sample_count
+from kinoit.media.mp4_samples import check_timeline, video_presentation_times, video_sample_count
 
 
 def demuxed(path: Path) -> int:
@@ -86,3 +87,49 @@ def test_a_file_that_is_not_mp4_fails(tmp_path: Path) -> None:
     junk.write_bytes(b"\x00\x00\x00\x10ftypisom" + b"\x00" * 4 + b"no moov here")
     with pytest.raises(MediaError):
         video_sample_count(junk)
+
+
+def _segments_then_mp4(tmp_path: Path, rate: str, *, per_file_option: bool) -> Path:
+    """Three 1-s MPEG-TS segments of one x264 encode with B-frames, cut by ffmpeg's
+    segment muxer with timestamps kept, joined byte-wise and remuxed to MP4 as merge
+    does; without ``per_file_option`` the first file's muxer shifts its negative DTS
+    (the direct transcode's bug before 2026-12-02)."""
+    seg = ["-avoid_negative_ts", "disabled"]
+    if per_file_option:
+        seg += ["-segment_format_options", "avoid_negative_ts=disabled"]
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=96x64:rate={rate}",
+         "-t", "3", "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "1000",
+         "-force_key_frames", "expr:gte(t,n_forced)", *seg, "-f", "segment",
+         "-segment_format", "mpegts", "-segment_time", "1", "-reset_timestamps", "0",
+         str(tmp_path / "%02d.ts")],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    parts = sorted(tmp_path.glob("*.ts"))
+    assert len(parts) == 3
+    out = tmp_path / "joined.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", "concat:" + "|".join(map(str, parts)),
+         "-c", "copy", str(out)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("rate", ["25", "30000/1001", "24000/1001"])
+def test_merged_segments_on_one_timeline_pass_the_timeline_check(tmp_path: Path, rate: str) -> None:
+    path = _segments_then_mp4(tmp_path, rate, per_file_option=True)
+    frames = demuxed(path)
+    timescale, times = video_presentation_times(path)
+    assert len(times) == frames and timescale > 0
+    check_timeline(path, Fraction(rate))
+    assert verify_output(path, expected_frames=frames, decode=False, fps=Fraction(rate))
+
+
+def test_merged_segments_that_overlap_fail_the_timeline_check(tmp_path: Path) -> None:
+    path = _segments_then_mp4(tmp_path, "25", per_file_option=False)
+    frames = demuxed(path)
+    # the frame count is right: only the timeline shows that two frames overlap
+    assert verify_output(path, expected_frames=frames, decode=False).frames == frames
+    with pytest.raises(MediaError, match="do not line up"):
+        verify_output(path, expected_frames=frames, decode=False, fps=Fraction(25))

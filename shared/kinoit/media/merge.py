@@ -155,8 +155,11 @@ def verify_output(
     expected_frames: int | None = None,
     decode: bool = True,
     settings: Settings | None = None,
+    fps: Fraction | None = None,
 ) -> Verification:
-    """Decode every frame of ``path``; raise MediaError on a decode error or a wrong count.
+    """Decode every frame of ``path``; raise MediaError on a decode error or a wrong count,
+    and with ``fps``, for an MP4, unless its frames lie one every 1/fps s
+    (:func:`kinoit.media.mp4_samples.check_timeline`).
 
     ``decode=False`` counts the video packets (one per frame for every codec kinoit
     writes) by demuxing only, in this process: for outputs whose every frame was
@@ -183,6 +186,10 @@ def verify_output(
         raise MediaError(
             f"verify: {path} has {check.frames} frames, the source has {expected_frames}"
         )
+    if fps is not None and Path(path).suffix == ".mp4":
+        from kinoit.media.mp4_samples import check_timeline
+
+        check_timeline(path, fps)
     return check
 
 
@@ -241,7 +248,9 @@ def merge_rung(
                 _video_input(paths, list_file), audio, out, hevc=codec == "hevc"
             )
             ffmpeg.run(argv, settings.ffmpeg_timeout_seconds, what="merge")
-        check = verify_output(out, expected_frames=expected, decode=decode_check, settings=settings)
+        check = verify_output(
+            out, expected_frames=expected, decode=decode_check, settings=settings, fps=fps
+        )
         video_duration = float(Fraction(expected) / fps)
         if check.audio_duration is not None and abs(check.audio_duration - video_duration) > float(
             1 / fps

@@ -15,6 +15,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 from kinoit.errors import MediaError
@@ -113,7 +114,7 @@ def _stbl(trak: memoryview, where: str) -> dict[bytes, memoryview]:
         for kind, payload in _boxes(data, where):
             if kind in _CONTAINERS:
                 walk(payload)
-            elif kind in (b"stsz", b"stsc", b"stco", b"co64"):
+            elif kind in (b"stsz", b"stsc", b"stco", b"co64", b"stts", b"ctts", b"mdhd"):
                 found[kind] = payload
 
     walk(trak)
@@ -174,3 +175,61 @@ def _checked_samples(
     if sample != count:
         raise MediaError(f"{where}: chunks hold {sample} samples, stsz lists {count}")
     return count
+
+
+def video_presentation_times(path: str | Path) -> tuple[int, list[int]]:
+    """The track timescale and every video sample's presentation time in it, in
+    decode order, from the time table (``stts``) and the composition offsets
+    (``ctts``) of the first video track."""
+    path = Path(path)
+    moov, _ = _top_level(path)
+    where = str(path)
+    for kind, trak in _boxes(memoryview(moov), where):
+        if kind == b"trak" and _handler(trak, where) == b"vide":
+            stbl = _stbl(trak, where)
+            break
+    else:
+        raise MediaError(f"verify: {path} has no video stream")
+    mdhd = stbl.get(b"mdhd")
+    if mdhd is None or len(mdhd) < 24:
+        raise MediaError(f"{where}: the video track has no media header")
+    (timescale,) = struct.unpack_from(">I", mdhd, 20 if mdhd[0] == 1 else 12)
+    if b"stts" not in stbl or not timescale:
+        raise MediaError(f"{where}: the video track has no time table")
+    deltas = _table(stbl[b"stts"], "I", 8, where)
+    times, t = [], 0
+    for i in range(0, len(deltas), 2):
+        for _ in range(deltas[i]):
+            times.append(t)
+            t += deltas[i + 1]
+    if b"ctts" in stbl:
+        offsets = _table(stbl[b"ctts"], "I", 8, where)
+        signed = stbl[b"ctts"][0] == 1
+        n = 0
+        for i in range(0, len(offsets), 2):
+            shift = offsets[i + 1] - (1 << 32 if signed and offsets[i + 1] >> 31 else 0)
+            for _ in range(offsets[i]):
+                if n >= len(times):
+                    raise MediaError(f"{where}: ctts lists more samples than stts")
+                times[n] += shift
+                n += 1
+    return int(timescale), times
+
+
+def check_timeline(path: str | Path, fps: Fraction) -> None:
+    """MediaError unless the video frames of the MP4 ``path``, in presentation order,
+    are one every 1/``fps`` s, each within a quarter frame of its place (a timescale
+    that cannot hold 1/fps exactly rounds): no two at one time, none missing between.
+
+    The checksum judges each segment's frames and their timing within the segment;
+    how the segments line up once merged is only seen here."""
+    timescale, times = video_presentation_times(path)
+    times.sort()
+    step = Fraction(timescale) / fps
+    for n, t in enumerate(times):
+        if abs(t - times[0] - n * step) > step / 4:
+            at = float(Fraction(t - times[0], timescale))
+            raise MediaError(
+                f"verify: {path}: frame {n} (in presentation order) is at {at:.3f}s, "
+                f"not {float(n / fps):.3f}s: the merged segments do not line up"
+            )
