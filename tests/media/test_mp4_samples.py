@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 import subprocess
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -57,27 +58,33 @@ def test_a_file_cut_short_fails(tmp_path: Path) -> None:
         video_sample_count(cut)
 
 
-def test_a_chunk_offset_past_the_data_fails(tmp_path: Path) -> None:
-    path = make_mp4(tmp_path / "a.mp4", audio=False)
+def _patched(path: Path, box: bytes, field: Callable[[bytearray, int], tuple[int, int]]) -> Path:
+    """A copy of the MP4 ``path`` with one 32-bit field of its first ``box`` rewritten:
+    ``field(data, box_at)`` gives (offset, value)."""
     data = bytearray(path.read_bytes())
-    at = data.index(b"stco")
-    (count,) = struct.unpack_from(">I", data, at + 8)
-    last = at + 12 + 4 * (count - 1)
-    struct.pack_into(">I", data, last, len(data) - 10)  # the last chunk now starts near EOF
-    bad = tmp_path / "bad.mp4"
+    offset, value = field(data, data.index(box))
+    struct.pack_into(">I", data, offset, value)
+    bad = path.with_name("bad.mp4")
     bad.write_bytes(bytes(data))
+    return bad
+
+
+def test_a_chunk_offset_past_the_data_fails(tmp_path: Path) -> None:
+    def last_chunk_near_eof(data: bytearray, at: int) -> tuple[int, int]:
+        (count,) = struct.unpack_from(">I", data, at + 8)
+        return at + 12 + 4 * (count - 1), len(data) - 10
+
+    bad = _patched(make_mp4(tmp_path / "a.mp4", audio=False), b"stco", last_chunk_near_eof)
     with pytest.raises(MediaError, match="outside the mdat"):
         video_sample_count(bad)
 
 
 def test_a_sample_count_the_chunks_do_not_hold_fails(tmp_path: Path) -> None:
-    path = make_mp4(tmp_path / "a.mp4", audio=False)
-    data = bytearray(path.read_bytes())
-    at = data.index(b"stsz")
-    (count,) = struct.unpack_from(">I", data, at + 12)
-    struct.pack_into(">I", data, at + 12, count - 1)  # stsz lists one sample fewer
-    bad = tmp_path / "bad.mp4"
-    bad.write_bytes(bytes(data))
+    def one_sample_fewer(data: bytearray, at: int) -> tuple[int, int]:
+        (count,) = struct.unpack_from(">I", data, at + 12)
+        return at + 12, count - 1
+
+    bad = _patched(make_mp4(tmp_path / "a.mp4", audio=False), b"stsz", one_sample_fewer)
     with pytest.raises(MediaError, match=r"more samples than stsz|stsz lists"):
         video_sample_count(bad)
 
