@@ -36,10 +36,12 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
     if not (ASSETS_DIR / "index.html").is_file():
         pytest.skip("the web page is not built: run scripts/build-ui (scripts/install does)")
     # pieces of one 256 KiB leaf: the clip goes up in two; one-segment ranges of the
-    # direct transcode, so the grid fills segment by segment while the job runs
+    # direct transcode, so the grid fills segment by segment while the job runs; each
+    # checksum held 2 s, longer than the page's 1-s poll, so that the page shows cells
+    # before they are done however fast the rest of the job runs (it once did not)
     stack = start_dev(
         tmp_path_factory.mktemp("ui-dev"), KINOIT_MAX_BODY_BYTES=str(256 * 1024),
-        KINOIT_TRANSCODE_RANGE_SECONDS="1",
+        KINOIT_TRANSCODE_RANGE_SECONDS="1", KINOIT_FAILPOINTS="stage.checksum=sleep(2)",
     )  # fmt: skip
     try:
         yield stack
