@@ -112,9 +112,9 @@ class Pool:
             log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(log, 1)
             os.dup2(log, 2)
-            from kinoit.local.worker import run_worker
+            from kinoit.local.worker import configure_logging, run_worker
 
-            logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(message)s")
+            configure_logging()
             run_worker(self.redis_url, name=f"{self.prefix}-{index}-{uuid.uuid4().hex[:8]}")
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1

@@ -134,6 +134,11 @@ def run_worker(redis_url: str, queue: str = ASYNC_QUEUE, name: str | None = None
     worker.work(with_scheduler=False, logging_level="WARNING")
 
 
+def configure_logging() -> None:
+    """A worker process's log lines: warnings and up, stamped, on standard error."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(message)s")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m kinoit.local.worker REDIS_URL [--queue Q] [--name N]``."""
     parser = argparse.ArgumentParser(prog="kinoit-worker")
@@ -141,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--queue", default=ASYNC_QUEUE)
     parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(message)s")
+    configure_logging()
     run_worker(args.redis_url, args.queue, args.name)
 
 

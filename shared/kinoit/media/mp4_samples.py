@@ -124,12 +124,18 @@ def _stbl(trak: memoryview, where: str) -> dict[bytes, memoryview]:
 def video_sample_count(path: str | Path) -> int:
     """The number of samples of the first video track of the MP4 ``path``, each one's
     bytes checked to lie inside the file's ``mdat`` (MediaError otherwise)."""
-    path = Path(path)
-    moov, (mdat_start, mdat_end) = _top_level(path)
+    stbl, (mdat_start, mdat_end) = _video_stbl(Path(path))
+    return _checked_samples(stbl, mdat_start, mdat_end, str(path))
+
+
+def _video_stbl(path: Path) -> tuple[dict[bytes, memoryview], tuple[int, int]]:
+    """The tables of the first video track's ``stbl`` (and its ``mdhd``), and the
+    (start, end) of the ``mdat`` payload."""
+    moov, mdat = _top_level(path)
     where = str(path)
     for kind, trak in _boxes(memoryview(moov), where):
         if kind == b"trak" and _handler(trak, where) == b"vide":
-            return _checked_samples(_stbl(trak, where), mdat_start, mdat_end, where)
+            return _stbl(trak, where), mdat
     raise MediaError(f"verify: {path} has no video stream")
 
 
@@ -181,15 +187,8 @@ def video_presentation_times(path: str | Path) -> tuple[int, list[int]]:
     """The track timescale and every video sample's presentation time in it, in
     decode order, from the time table (``stts``) and the composition offsets
     (``ctts``) of the first video track."""
-    path = Path(path)
-    moov, _ = _top_level(path)
+    stbl, _ = _video_stbl(Path(path))
     where = str(path)
-    for kind, trak in _boxes(memoryview(moov), where):
-        if kind == b"trak" and _handler(trak, where) == b"vide":
-            stbl = _stbl(trak, where)
-            break
-    else:
-        raise MediaError(f"verify: {path} has no video stream")
     mdhd = stbl.get(b"mdhd")
     if mdhd is None or len(mdhd) < 24:
         raise MediaError(f"{where}: the video track has no media header")
