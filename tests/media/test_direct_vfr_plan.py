@@ -67,13 +67,16 @@ def test_a_vfr_mp4_is_planned_directly_with_the_lossless_splits_frames(
     total = _resampled_count(src, str(source["fps"]))
     assert Fraction(str(source["fps"])) != 30 and source["frames"] == total
     ranges = list(result["direct"])  # type: ignore[call-overload]
-    assert all(r["vfr"] for r in ranges) and len(ranges) == 3
+    # keyframes at source frames 0, 40 and 80: the second range starts at segment 3
+    # (output frame 84), closer after keyframe 80 than its nominal segment 2 is after 40
+    assert all(r["vfr"] for r in ranges) and len(ranges) == 2
+    assert (ranges[1]["first"], ranges[1]["key_frame"]) == (3, 80)
     parsed = [SplitRange.from_json(r) for r in ranges]
     assert parsed[0].start_frame == 0 and parsed[-1].start_frame + parsed[-1].frames == total
     assert all(a.start_frame + a.frames == b.start_frame for a, b in itertools.pairwise(parsed))
     k = int(result["segment_frames"])  # type: ignore[call-overload]
     assert [Fraction(p) for p in ranges[1]["pts"]] == [
-        Fraction(i * k) / Fraction(str(source["fps"])) for i in (2, 3)
+        Fraction(i * k) / Fraction(str(source["fps"])) for i in (3, 4)
     ]
     # the audio task: the audio as long as the resampled video
     body = {"source": result["source_cid"], "segment_seconds": "1", "part": "audio"}

@@ -61,6 +61,30 @@ def test_boundaries_move_to_just_after_a_keyframe_within_a_quarter_range() -> No
     assert ranges[1].seek == Fraction(250 * 512, 12800) - half
 
 
+def _wasted(ranges: list[SplitRange]) -> int:
+    """Frames the ranges decode and throw away before their first (pure)."""
+    return sum(r.start_frame - r.key_frame for r in ranges)
+
+
+def test_with_x264s_default_gop_the_ranges_start_on_keyframes() -> None:
+    # 25 fps, a keyframe every 250 frames (10 s), ranges of about 6 s: no 6-s window
+    # holds a keyframe every time, so the ranges grow to the next one instead
+    plan = plan_segments(25 * 40, Fraction(25), 1)
+    keys = [0, 250, 500, 750]
+    ranges = plan_ranges(plan, _scan(1000, keys), Fraction(25), 6)
+    assert [r.first for r in ranges] == [0, 10, 20, 30]
+    assert _wasted(ranges) == 0
+    # a keyframe within half a range of the nominal boundary is taken as before
+    keys = [0, 200, 325, 650]  # segments 8, 13 (a keyframe 0 frames before), 26
+    ranges = plan_ranges(plan, _scan(1000, keys), Fraction(25), 6)
+    assert [r.first for r in ranges][:3] == [0, 8, 13]
+    # with no keyframe after the first at all, the boundaries stay nominal, and the
+    # last 10 segments (under two ranges) stay one range rather than decode 900 frames
+    # more for a range of their last 4
+    ranges = plan_ranges(plan, _scan(1000, [0]), Fraction(25), 6)
+    assert [r.first for r in ranges] == [0, 6, 12, 18, 24, 30]
+
+
 def test_a_short_last_range_joins_the_one_before() -> None:
     plan = plan_segments(25 * 17, Fraction(25), 1)
     ranges = plan_ranges(plan, _scan(425, [0]), Fraction(25), 8)

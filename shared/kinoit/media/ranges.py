@@ -115,24 +115,38 @@ def plan_ranges(
 ) -> list[SplitRange]:
     """Ranges of about ``range_segments`` whole segments (pure).
 
-    Each boundary after the first is moved, up to a quarter of a range either way, to
-    the segment whose start follows a keyframe in that window most closely, so that a range decodes
-    and throws away as few frames before its start as the source allows (ties: the
-    nearest to the nominal place). A last range of at most that quarter joins the one
-    before it. One range when ``range_segments`` < 1 or the plan is not longer."""
+    Each boundary after the first may move up to half a range either way, to the
+    segment that starts closest after a keyframe of its own (one after the previous
+    boundary), so that a range decodes and throws away as few frames before its start
+    as the source allows: with x264's default GOP of 250 a keyframe is up to 10 s
+    away, and decoding to it costs about a tenth of transcoding those frames. Ties go
+    to the nominal place. A window with no keyframe of its own ends the range instead
+    just after the next keyframe, up to twice the nominal length (or at the end of the
+    plan, if that is as near); with neither, at the nominal place. A last range of at
+    most a quarter range joins the one before it. One range when ``range_segments`` <
+    1 or the plan is not longer."""
     n = len(plan)
     starts = [0]
     if range_segments >= 1 and n > range_segments:
-        window = range_segments // 4
+        window = range_segments // 2
         nominal = range_segments
         while nominal < n:
             lo, hi = max(starts[-1] + 1, nominal - window), min(n - 1, nominal + window)
-            floor = plan[lo].start_frame
+            floor = plan[starts[-1]].start_frame + 1
             best = min(range(lo, hi + 1), key=lambda s: (_waste(scan.keys, plan[s], floor),
                                                           abs(s - nominal)))  # fmt: skip
+            if _waste(scan.keys, plan[best], floor) == float("inf"):
+                # no keyframe of its own in the window: a longer range (up to twice
+                # the nominal) that starts just after the next keyframe, if any
+                later = range(hi + 1, min(n - 1, starts[-1] + 2 * range_segments) + 1)
+                on_key = [s for s in later if _waste(scan.keys, plan[s], floor) < float("inf")]
+                if on_key:
+                    best = min(on_key, key=lambda s: (_waste(scan.keys, plan[s], floor), s))
+                elif n - starts[-1] <= 2 * range_segments:
+                    break  # the rest is one range: nothing thrown away
             starts.append(best)
             nominal = best + range_segments
-        if len(starts) > 1 and n - starts[-1] <= window:
+        if len(starts) > 1 and n - starts[-1] <= range_segments // 4:
             starts.pop()
     half = Fraction(1, 2) / fps
     ranges = []
@@ -148,7 +162,8 @@ def plan_ranges(
 
 def _waste(keys: Sequence[int], seg: SegmentPlan, floor: int) -> float:
     """Frames decoded and thrown away before ``seg`` when a range starts there; the
-    same (infinite) for every segment whose keyframe lies before ``floor``."""
+    same (infinite) for every segment whose keyframe lies before ``floor`` (the
+    previous range's own keyframe or an earlier one)."""
     key = _key_before(keys, seg.start_frame)
     return seg.start_frame - key if key >= floor else float("inf")
 
