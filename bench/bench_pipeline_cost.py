@@ -11,7 +11,11 @@ For each source this runs, in the same process and one after the other:
    what the 1-second GOP costs apart from what distribution costs;
 2. `kinoit run SOURCE --out DIR --workers N` in a child process, with a fresh
    KINOIT_HOME (so it starts its own private redis-server) and no KINOIT_*
-   variable inherited.
+   variable inherited;
+3. the baseline once more. The ratio is against the mean of the baseline's two
+   runs, which bracket kinoit's: on a machine whose speed drifts (the shared
+   2-core VM's did by up to 10% between runs minutes apart) the drift then moves
+   both sides alike. Both runs are reported.
 
 CPU is getrusage(RUSAGE_CHILDREN) of this process around each: every process
 the command starts and waits for counts, its workers' ffmpeg/ffprobe runs and
@@ -403,13 +407,19 @@ def bench_source(kind: SourceKind, seconds: float, workers: int, work: Path) -> 
     shutil.rmtree(out, ignore_errors=True)
     kin = run_kinoit(src, out, home, workers)
     check_outputs(out, segments, rungs)
+    # the same one ffmpeg once more: the baseline is the mean of the runs before and
+    # after kinoit's, so that a machine whose speed drifts during the three runs moves
+    # both sides alike
+    after = measure(baseline_argv(src, base_out, info, k))
+    check_outputs(base_out, segments, rungs)
     rows = attribute(kin.cpu, kin.records)
     return {
         "source": kind.name, "file": src.name, "size": f"{info.width}x{info.height}",
         "fps": f"{info.fps.numerator}/{info.fps.denominator}", "vfr": info.vfr,
         "frames": info.frames, "seconds": float(Fraction(info.frames) / info.fps),
         "segments": segments, "rungs": rungs, "workers": workers,
-        "baseline": {"cpu": base.cpu, "wall": base.wall},
+        "baseline": {"cpu": (base.cpu + after.cpu) / 2, "wall": (base.wall + after.wall) / 2},
+        "baseline_runs": [{"cpu": m.cpu, "wall": m.wall} for m in (base, after)],
         "baseline_segment_gop": {"cpu": same_gop.cpu, "wall": same_gop.wall},
         "kinoit": {"cpu": kin.cpu, "wall": kin.wall}, "rows": rows,
         "ffmpeg": {k: list(v) for k, v in ffmpeg_breakdown(kin.records).items()},
@@ -436,7 +446,23 @@ def report(result: dict[str, Any]) -> str:
         table(
             ["", "CPU s", "wall s", "CPU ratio", "wall ratio"],
             [
-                ["one ffmpeg", f"{base['cpu']:.1f}", f"{base['wall']:.1f}", "1.00", "1.00"],
+                [
+                    "one ffmpeg (mean of the two runs below)",
+                    f"{base['cpu']:.1f}",
+                    f"{base['wall']:.1f}",
+                    "1.00",
+                    "1.00",
+                ],
+                *[
+                    [
+                        f"one ffmpeg, {when} kinoit run",
+                        f"{m['cpu']:.1f}",
+                        f"{m['wall']:.1f}",
+                        f"{m['cpu'] / base['cpu']:.2f}",
+                        f"{m['wall'] / base['wall']:.2f}",
+                    ]
+                    for when, m in zip(("before", "after"), result["baseline_runs"], strict=True)
+                ],
                 [
                     "one ffmpeg, kinoit's 1-segment closed GOP",
                     f"{gop['cpu']:.1f}",
