@@ -90,9 +90,47 @@ def test_a_vfr_mp4_is_planned_directly_with_the_lossless_splits_frames(
 def test_a_vfr_mp4_that_does_not_start_at_zero_keeps_the_lossless_split(
     tmp_path: Path, stage_settings: Settings
 ) -> None:
-    # (no sound: with sound starting before the video the lossless split itself fails)
     src = _vfr_mp4(tmp_path / "late.mp4", "-output_ts_offset", "0.5", audio=False)
     result = _first_task(src, stage_settings)
     assert "direct" not in result
     source = dict(result["source"])  # type: ignore[call-overload]
     assert result["segments"] == 5 and source["frames"] == _resampled_count(src, str(source["fps"]))
+
+
+def test_a_vfr_mp4_whose_sound_starts_before_its_video_is_split_from_the_files_start(
+    tmp_path: Path, stage_settings: Settings
+) -> None:
+    # AAC's priming puts the sound 22 ms before the video (0.478 s and 0.5 s): the file
+    # starts with the sound. The resampled video starts there too (its first frame
+    # shown from slot 0), so the segments are whole and in step with the audio; it
+    # used to fail with "segments are not 28 frames each: [29, 28, 28, 28, 2]".
+    src = _vfr_mp4(tmp_path / "early-sound.mp4", "-output_ts_offset", "0.5")
+    streams = _start_times(src)
+    assert streams["audio"] < streams["video"]
+    result = _first_task(src, stage_settings)
+    assert "direct" not in result
+    source = dict(result["source"])  # type: ignore[call-overload]
+    fps = Fraction(str(source["fps"]))
+    assert result["segments"] == 5 and result["audio"]
+    # every frame from the file's start to the video's end, one per 1/fps
+    seconds = _video_end(src) - streams["audio"]
+    assert abs(Fraction(int(source["frames"])) / fps - Fraction(seconds)) < 1 / fps
+
+
+def _start_times(path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,start_time",
+         "-of", "csv=p=0", str(path)],
+        capture_output=True, check=True, timeout=30, text=True,
+    ).stdout  # fmt: skip
+    return {kind: float(start) for kind, start in (line.split(",") for line in out.split())}
+
+
+def _video_end(path: Path) -> float:
+    """The end of the video's last frame (its timestamp plus its duration), seconds."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "packet=pts_time,duration_time", "-of", "csv=p=0", str(path)],
+        capture_output=True, check=True, timeout=30, text=True,
+    ).stdout  # fmt: skip
+    return max(float(pts) + float(dur) for pts, dur in (line.split(",") for line in out.split()))

@@ -185,7 +185,9 @@ def build_decode_split_argv(
     With ``signature``, the same decode also writes every frame on the verifier's grid
     (:mod:`kinoit.media.signature`) to that file, so no checksum decodes a segment again."""
     argv = [ffmpeg.FFMPEG, *ffmpeg.QUIET, "-y", "-i", str(src)]
-    resample = f"fps={_rate(fps)}" if vfr else ""
+    # slots from the file's start (ffmpeg's time 0), as the audio is cut: where the
+    # sound starts first (AAC priming), the first frame is shown from slot 0 on
+    resample = f"fps={_rate(fps)}:start_time=0" if vfr else ""
     if signature is not None:
         head = f"[0:v:0]{resample + ',' if resample else ''}split=2[v][g]"
         argv += ["-filter_complex", f"{head};[g]{grid_filter()}[sig]", "-map", "[v]"]
