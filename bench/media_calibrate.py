@@ -28,7 +28,7 @@ videos, and scored; thresholds are chosen on the calibration corpus alone, then
 both corpora are reported.
 
     .venv/bin/python bench/media_calibrate.py [--write] [--jobs 2] [--fresh] [--resign]
-        [--build-only]
+        [--build-only] [--shipped]
 """
 
 from __future__ import annotations
@@ -588,6 +588,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--build-only", action="store_true", help="build the missing cases, score nothing"
     )
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help="judge with the verifier's own thresholds (kinoit.media.checksum.THRESHOLDS), "
+        "not the ones this corpus's calibration half gives (those are still printed)",
+    )
     args = parser.parse_args(argv)
     if args.fresh and WORK.exists():
         subprocess.run(["rm", "-rf", str(WORK)], check=True)
@@ -603,10 +609,11 @@ def main(argv: list[str] | None = None) -> int:
     scored = time.process_time() - scored
     print(f"scoring: {scored:.1f} CPU s for {len(rows)} comparisons "
           f"({scored / max(1, len(rows)) * 1000:.1f} ms each)", file=sys.stderr)  # fmt: skip
-    table = calibrate(rows)
+    derived = calibrate(rows)
+    table = dict(THRESHOLDS) if args.shipped else derived
     body = report(rows, table)
     print(body)
-    print(json.dumps({k: asdict(v) for k, v in table.items()}, indent=1))
+    print(json.dumps({k: asdict(v) for k, v in derived.items()}, indent=1))
     print(f"{len(cases)} cases in {time.monotonic() - started:.0f} s", file=sys.stderr)
     if args.write:
         doc = ROOT / "docs" / "checksum-calibration.md"
@@ -616,6 +623,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{SMALL_RUNG_HEIGHT}): " + ", ".join(f"{k} {v}" for k, v in asdict(t).items())
             for cls, t in table.items()
         )
+        if args.shipped:  # what this build's calibration half gives, for comparison
+            moved = "\n".join(
+                f"- `{cls}`: "
+                + ", ".join(f"{k} {v}" for k, v in asdict(t).items() if v != asdict(table[cls])[k])
+                for cls, t in derived.items()
+            )
+            thresholds = (
+                "The verifier's own (`kinoit.media.checksum.THRESHOLDS`), which judge every "
+                f"table below:\n\n{thresholds}\n\nWhat the same rule gives on this build's "
+                f"calibration half (not used):\n\n{moved}"
+            )
         doc.write_text(
             text
             + "<!-- generated -->\n\n## Thresholds chosen\n\n"
