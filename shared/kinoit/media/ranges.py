@@ -119,7 +119,8 @@ def plan_ranges(
     segment that starts closest after a keyframe of its own (one after the previous
     boundary), so that a range decodes and throws away as few frames before its start
     as the source allows: with x264's default GOP of 250 a keyframe is up to 10 s
-    away, and decoding to it costs about a tenth of transcoding those frames. Ties go
+    away, and decoding a frame costs a tenth to a fifth of transcoding it into the
+    ladder (docs/benchmarks.md, "Where a range starts"). Ties go
     to the nominal place. A window with no keyframe of its own ends the range instead
     just after the next keyframe, up to twice the nominal length (or at the end of the
     plan, if that is as near); with neither, at the nominal place. A last range of at
