@@ -2,7 +2,9 @@
 re-timing of a near-still shot fails it while every codec's worst-CRF encode of
 the same shot passes; and its pure parts (the products identity, the fit)."""
 
+import math
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,11 +74,14 @@ def test_a_one_frame_retiming_of_a_near_still_shot_fails_the_change_test(
     result = compare_signatures(ref, cand)
     assert result.verdict == "mismatch", result.scores
     assert result.scores["change_retimed"] > t.change_retimed, result.scores
-    # the frame comparison alone passes it (encoding noise hides a sub-pixel sway);
-    # the verdict names the change test
-    assert result.scores["retimed"] <= t.retimed and result.scores["misplaced"] <= t.misplaced
     assert result.failed == "time"
-    assert "frame-to-frame changes" in result.reason
+    # the change test catches it on its own: with the frame comparison switched off the
+    # verdict is the same and names the change test (since kinoit-verify-8 the frame
+    # comparison catches the 144p shifts of this shot too, 1.72-1.77 over 1.5; the
+    # duplicated and the dropped frame, 1.48 and 1.49, it still passes)
+    alone = compare_signatures(ref, cand, replace(t, retimed=math.inf, misplaced=math.inf))
+    assert alone.failed == "time", alone.scores
+    assert "frame-to-frame changes" in alone.reason
 
 
 def test_every_codec_passes_the_change_test_at_its_worst_crf(
