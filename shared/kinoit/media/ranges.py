@@ -134,15 +134,16 @@ def plan_ranges(
         while nominal < n:
             lo, hi = max(starts[-1] + 1, nominal - window), min(n - 1, nominal + window)
             floor = plan[starts[-1]].start_frame + 1
-            best = min(range(lo, hi + 1), key=lambda s: (_waste(scan.keys, plan[s], floor),
-                                                          abs(s - nominal)))  # fmt: skip
-            if _waste(scan.keys, plan[best], floor) == float("inf"):
+            last = min(n - 1, starts[-1] + 2 * range_segments)  # the next range's furthest start
+            waste = {s: _waste(scan.keys, plan[s], floor) for s in range(lo, max(hi, last) + 1)}
+            best = min(range(lo, hi + 1), key=lambda s: (waste[s], abs(s - nominal)))
+            if waste[best] == float("inf"):
                 # no keyframe of its own in the window: a longer range (up to twice
                 # the nominal) that starts just after the next keyframe, if any
-                later = range(hi + 1, min(n - 1, starts[-1] + 2 * range_segments) + 1)
-                on_key = [s for s in later if _waste(scan.keys, plan[s], floor) < float("inf")]
+                later = range(hi + 1, last + 1)
+                on_key = [s for s in later if waste[s] < float("inf")]
                 if on_key:
-                    best = min(on_key, key=lambda s: (_waste(scan.keys, plan[s], floor), s))
+                    best = min(on_key, key=lambda s: (waste[s], s))
                 elif n - starts[-1] <= 2 * range_segments:
                     break  # the rest is one range: nothing thrown away
             starts.append(best)
