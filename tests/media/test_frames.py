@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from kinoit.errors import MediaError, NotAVideo
 from kinoit.media.checksum import video_signature
-from kinoit.media.frames import chain_text, iter_frames
+from kinoit.media.frames import chain_text, iter_frames, open_media
 from kinoit.media.signature import GRID_H, GRID_W, IN_PROCESS_GRID, LUMA_BYTES
 
 
@@ -100,3 +100,15 @@ def test_a_name_like_a_protocol_is_read_as_that_file(
     assert (
         video_signature("concat:v.mp4", settings).planes == video_signature(video, settings).planes
     )
+
+
+def test_when_every_frame_is_decoded_next_the_stream_probe_decodes_none(tmp_path: Path) -> None:
+    video = encode(tmp_path / "probe.mp4", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-bf", "3")
+    with open_media(video, "probe") as probed:
+        assert probed.streams.video[0].codec_context.format.name == "yuv420p"
+    with open_media(video, "decode", probe_decode=False) as unprobed:
+        context = unprobed.streams.video[0].codec_context
+        assert context.format is None  # nothing decoded to learn it
+        assert (context.width, context.height) == (320, 180)
+    frames = list(iter_frames(video, [("format", "gray")], timeout=60))
+    assert len(frames) == 30 and frames[0].image.shape == (180, 320)
