@@ -59,9 +59,10 @@ def chain_text(filters: Filters) -> str:
 # What the probe's decoders are told when the frames are decoded next anyway: decode
 # nothing. FFmpeg's stream probe (avformat_find_stream_info, which PyAV always runs)
 # otherwise decodes a file's first frames to learn its pixel format and decoding delay,
-# which the real decoder then decodes again: 7.5 of the 8 ms it takes to open a 1-second
-# 720p rendition, 1.6 of 1.8 at 360p (docs/benchmarks.md). The decoder that follows
-# reads the pixel format from the stream itself, so the frames are the same bytes.
+# which the real decoder then decodes again: opening a 1-second 720p rendition costs
+# 7.5-8 ms of CPU with it and 0.5 without, 1.8 and 0.3 at 360p (docs/benchmarks.md).
+# The decoder that follows reads the pixel format from the stream itself, so the frames
+# are the same bytes.
 NO_PROBE_DECODE: Final = {"skip_frame": "all"}
 
 
