@@ -116,3 +116,74 @@ def test_the_pool_stops_when_the_process_that_started_it_dies(
         if starter.poll() is None:
             starter.kill()
             starter.wait(timeout=10)
+
+
+# A `kinoit run` in one process: the stack forks its pool while it has one thread, and
+# the supervisor's restart (from its thread) starts a new interpreter instead.
+_STACK_SCRIPT = """
+import json, os, sys, time
+from kinoit.config import load_settings
+from kinoit.local.dev import DevStack
+from kinoit.local.pool import ForkedPool
+
+home, redis_url = sys.argv[1], sys.argv[2]
+settings = load_settings({"KINOIT_HOME": home, "KINOIT_REDIS_URL": redis_url})
+with DevStack(settings=settings, workers=1, port=0) as stack:
+    pool = stack._procs[0]
+    socket = os.fstat(stack._server.fileno()).st_ino
+    print(json.dumps({
+        "forked": isinstance(pool, ForkedPool), "pool": pool.pid, "socket": socket,
+        "cmdline": open(f"/proc/{pool.pid}/cmdline").read() == open("/proc/self/cmdline").read(),
+    }), flush=True)
+    sys.stdin.readline()  # the test has looked at the pool and killed it
+    deadline = time.monotonic() + 30
+    while stack._procs[0] is pool and time.monotonic() < deadline:
+        time.sleep(0.1)
+    print(json.dumps({"restarted": type(stack._procs[0]).__name__, "pid": stack._procs[0].pid}),
+          flush=True)
+    sys.stdin.readline()
+print(json.dumps({"stopped": True}), flush=True)
+"""
+
+
+def test_a_stack_forks_its_pool_from_its_one_thread_and_a_restart_starts_an_interpreter(
+    redis_url: str, tmp_path: Path
+) -> None:
+    import json
+
+    stack = subprocess.Popen(
+        [sys.executable, "-c", _STACK_SCRIPT, str(tmp_path / "home"), redis_url],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert stack.stdin is not None and stack.stdout is not None
+    try:
+        first = json.loads(stack.stdout.readline())
+        assert first["forked"] and first["cmdline"]  # the same program: no new interpreter
+        pool = int(first["pool"])
+        assert _children(stack.pid) >= {pool}
+        _wait("a worker of the forked pool", lambda: len(_children(pool)) == 1)
+        worker = next(iter(_children(pool)))
+        _wait("the worker registered", lambda: worker in _workers(redis_url))
+        # the gateway's listening socket stays the stack's alone
+        held = {os.readlink(f) for f in Path(f"/proc/{pool}/fd").iterdir()}
+        assert f"socket:[{first['socket']}]" not in held
+
+        os.kill(pool, signal.SIGKILL)
+        _wait("the killed pool's worker gone", lambda: not _alive(worker), timeout=10)
+        stack.stdin.write("\n")
+        stack.stdin.flush()
+        second = json.loads(stack.stdout.readline())
+        assert second["restarted"] == "Popen"  # the supervisor's thread may not fork
+        restarted = int(second["pid"])
+        assert "kinoit.local.pool" in Path(f"/proc/{restarted}/cmdline").read_text()
+        _wait("a worker of the restarted pool", lambda: len(_children(restarted)) == 1)
+
+        stack.stdin.write("\n")
+        stack.stdin.flush()
+        assert json.loads(stack.stdout.readline()) == {"stopped": True}
+        assert stack.wait(timeout=STOP_GRACE_SECONDS + 10) == 0
+        assert not _alive(restarted) and not _alive(pool)
+    finally:
+        if stack.poll() is None:
+            stack.kill()
+            stack.wait(timeout=10)

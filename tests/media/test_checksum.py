@@ -190,6 +190,20 @@ def test_vectorised_hash_equals_imagehash_phash_and_block_means() -> None:
         assert list(bits) == list(expected)
 
 
+def test_the_hash_grid_is_the_exact_block_means_of_the_signature_grid() -> None:
+    from kinoit.media.scores import _to_hash_grid
+    from kinoit.media.signature import GRID_H, GRID_W
+
+    rng = np.random.default_rng(3)
+    luma = rng.integers(0, 256, (9, GRID_H, GRID_W)).astype(np.float32)
+    luma[0] = 255.0  # the largest sums
+    fy, fx = GRID_H // 32, GRID_W // 32
+    expected = luma.astype(np.float64).reshape(9, 32, fy, 32, fx).mean(axis=(2, 4))
+    ours = _to_hash_grid(luma)
+    assert ours.shape == (9, 32, 32) and ours.dtype == np.float32
+    assert np.array_equal(ours, expected.astype(np.float32))
+
+
 def test_hex_and_bits_round_trip_and_hamming() -> None:
     bits = np.random.default_rng(1).integers(0, 2, (5, 64)).astype(np.uint8)
     hexes = bits_to_hex(bits)

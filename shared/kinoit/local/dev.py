@@ -31,7 +31,7 @@ from kinoit.config import Settings, load_settings
 from kinoit.errors import InvalidParameter, KinoitError
 from kinoit.local.app import create_gateway_app
 from kinoit.local.functions import find_functions_dir
-from kinoit.local.pool import STOP_GRACE_SECONDS
+from kinoit.local.pool import STOP_GRACE_SECONDS, ForkedPool, can_fork, fork_pool
 from kinoit.local.redis_server import PrivateRedis, ensure_private_redis
 from kinoit.local.worker import ASYNC_QUEUE, VERIFY_QUEUE
 from kinoit.service.client import loopback_session
@@ -105,7 +105,7 @@ class DevStack:
     secrets_dir: Path = field(default_factory=Path)
     _redis: PrivateRedis | None = None
     _server: BaseWSGIServer | None = None
-    _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _procs: list[subprocess.Popen[bytes] | ForkedPool] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -186,12 +186,20 @@ class DevStack:
         thread.start()
         self._threads.append(thread)
 
-    def _spawn_workers(self, functions_dir: Path) -> subprocess.Popen[bytes]:
+    def _spawn_workers(self, functions_dir: Path) -> subprocess.Popen[bytes] | ForkedPool:
         """The worker pool (:mod:`kinoit.local.pool`): one process that imports the
-        workers' code once and forks them."""
+        workers' code once and forks them. Forked from this process while it runs one
+        thread (the first start: what this process imported is not imported again),
+        else started as a new interpreter (a restart, from the supervising thread)."""
         logs = self.settings.home / "logs"
         log = (logs / "workers.log").open("ab")
         self._logs.append(log)
+        if can_fork():
+            listening = [self._server.fileno()] if self._server is not None else []
+            return fork_pool(
+                self.redis_url, self.workers, prefix="kinoit-dev", log_dir=logs,
+                functions_dir=functions_dir, log_fd=log.fileno(), close_fds=listening,
+            )  # fmt: skip
         argv = [sys.executable, "-m", "kinoit.local.pool", self.redis_url]
         argv += ["--workers", str(self.workers), "--prefix", "kinoit-dev"]
         argv += ["--log-dir", str(logs), "--functions-dir", str(functions_dir)]

@@ -55,11 +55,20 @@ def hash_grid(luma: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.uint8]]
 
 
 def _to_hash_grid(luma: Floats) -> Floats:
-    """(frames, GRID_H, GRID_W) -> (frames, 32, 32) block means."""
+    """(frames, GRID_H, GRID_W) -> (frames, 32, 32) block means.
+
+    The block sums are sums of whole 8-bit levels, exact in float32 in any order, so
+    they are added as fx, then fy, strided planes: NumPy's reduction over a short
+    axis of a 5-D view cost 1.45 ms a segment here, the plane additions 0.2."""
     import numpy as np
 
     fy, fx = GRID_H // HASH_SIDE, GRID_W // HASH_SIDE
-    blocks = luma.reshape(-1, HASH_SIDE, fy, HASH_SIDE, fx).sum(axis=4).sum(axis=2)
+    cols = luma[:, :, 0::fx].copy()
+    for k in range(1, fx):
+        cols += luma[:, :, k::fx]
+    blocks = cols[:, 0::fy].copy()
+    for k in range(1, fy):
+        blocks += cols[:, k::fy]
     return np.asarray(blocks / (fy * fx))
 
 
