@@ -6,7 +6,8 @@ For each source this runs, in the same process and one after the other:
    rungs that fit the source, same encoder, preset, CRF, VBV caps, scaler and
    pixel format, but the encoder's own GOP), one thumbnail per segment (the
    frame kinoit picks: the middle of each segment, 320 px wide JPEG) and the
-   audio encoded once as kinoit encodes it (AAC 128 kbit/s); then the same
+   audio tracks kinoit makes, encoded once (AAC: stereo at 128 kbit/s and, for a
+   surround source, its 5.1 at 256 kbit/s as a second track); then the same
    command with kinoit's GOP options (one closed GOP per segment), which tells
    what the 1-second GOP costs apart from what distribution costs;
 2. `kinoit run SOURCE --out DIR --workers N` in a child process, with a fresh
@@ -73,6 +74,7 @@ PR_SET_CHILD_SUBREAPER = 36
 GOP_OPTIONS = {"-g", "-keyint_min", "-sc_threshold", "-flags"}
 THUMB_WIDTH = 320
 AUDIO_BITRATE = "128k"
+SURROUND_BITRATE = "256k"
 STAGES = ("split", "transcode-segment", "transcode (direct)", "thumbnail", "checksum", "merge")
 
 
@@ -227,8 +229,26 @@ def baseline_argv(src: Path, out: Path, info: Any, k: int, *, own_gop: bool = Tr
     argv += ["-map", "[th]", "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "3"]
     argv += ["-pix_fmt", "yuvj420p", str(out / "thumbs" / "%05d.jpg")]
     if info.audio:
-        argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", AUDIO_BITRATE, str(out / "audio.m4a")]
+        argv += [*audio_maps(info.audio[0].channels, graph), str(out / "audio.m4a")]
+    argv[argv.index("-filter_complex") + 1] = ";".join(graph)
     return argv
+
+
+def audio_maps(channels: int, graph: list[str]) -> list[str]:
+    """The audio tracks kinoit makes, as a plain ffmpeg makes them: AAC stereo at
+    AUDIO_BITRATE (a source of more channels downmixed) and, for a source of more than
+    two channels, its surround as a second track at SURROUND_BITRATE (5.1 from 6 or
+    more). Adds the filters to ``graph``; returns the maps and codec options."""
+    if channels <= 2:
+        graph.append("[0:a:0]aformat=channel_layouts=stereo[stereo]")
+        return ["-map", "[stereo]", "-c:a", "aac", "-b:a", AUDIO_BITRATE]
+    surround = ",aformat=channel_layouts=5.1" if channels >= 6 else ""
+    graph.append(
+        "[0:a:0]asplit=2[mix][full];[mix]aformat=channel_layouts=stereo[stereo];"
+        f"[full]anull{surround}[surround]"
+    )
+    return ["-map", "[stereo]", "-map", "[surround]", "-c:a", "aac",
+            "-b:a:0", AUDIO_BITRATE, "-b:a:1", SURROUND_BITRATE]  # fmt: skip
 
 
 @dataclass
