@@ -121,13 +121,14 @@ def test_the_pool_stops_when_the_process_that_started_it_dies(
 # A `kinoit run` in one process: the stack forks its pool while it has one thread, and
 # the supervisor's restart (from its thread) starts a new interpreter instead.
 _STACK_SCRIPT = """
-import json, os, sys, time
+import json, os, signal, sys, time
 from kinoit.config import load_settings
 from kinoit.local.dev import DevStack
 from kinoit.local.pool import ForkedPool
 
 home, redis_url = sys.argv[1], sys.argv[2]
 settings = load_settings({"KINOIT_HOME": home, "KINOIT_REDIS_URL": redis_url})
+signal.signal(signal.SIGTERM, lambda *_: None)  # as kinoit dev installs one of its own
 with DevStack(settings=settings, workers=1, port=0) as stack:
     pool = stack._procs[0]
     socket = os.fstat(stack._server.fileno()).st_ino
@@ -167,6 +168,11 @@ def test_a_stack_forks_its_pool_from_its_one_thread_and_a_restart_starts_an_inte
         # the gateway's listening socket stays the stack's alone
         held = {os.readlink(f) for f in Path(f"/proc/{pool}/fd").iterdir()}
         assert f"socket:[{first['socket']}]" not in held
+        # nor its SIGTERM handler: the pool stops on SIGTERM as a new interpreter would
+        status = dict(
+            line.split(":\t", 1) for line in Path(f"/proc/{pool}/status").read_text().splitlines()
+        )
+        assert not int(status["SigCgt"], 16) & (1 << (signal.SIGTERM - 1))
 
         os.kill(pool, signal.SIGKILL)
         _wait("the killed pool's worker gone", lambda: not _alive(worker), timeout=10)

@@ -264,6 +264,10 @@ def fork_pool(
                 os.close(fd)
         for handler in logging.root.handlers[:]:  # as a fresh interpreter's: none
             logging.root.removeHandler(handler)
+        # and a fresh interpreter's signal handlers: one the caller installed (kinoit
+        # dev's SIGTERM sets its own stop event) would keep this pool alive instead
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         die_with_parent(parent, signal.SIGTERM)
         preload(functions_dir)
         Pool(redis_url, workers, prefix, log_dir).run()
