@@ -35,9 +35,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 # What a worker would otherwise import on its first calls (the stages import most of
 # it lazily, so that a CLI command loads only what it uses).
@@ -92,6 +92,21 @@ def die_with_parent(parent: int, sig: int) -> None:
         os._exit(1)
 
 
+def run_child(body: Callable[[], None], what: str) -> NoReturn:
+    """Run ``body`` in a forked child, then end the child with its exit code (a crash
+    logged as ``what``'s): it never returns into the code that forked it."""
+    code = 0
+    try:
+        body()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        logging.getLogger(__name__).exception("%s crashed", what)
+        code = 1
+    finally:
+        os._exit(code)
+
+
 class Pool:
     """The parent: forks, replaces and stops the workers."""
 
@@ -110,25 +125,20 @@ class Pool:
         if pid:
             self.children[pid] = index
             return
-        code = 0
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, set())  # the parent blocks them
-            die_with_parent(parent, signal.SIGKILL)
-            path = self.log_dir / f"worker-{index}.log"
-            log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            from kinoit.local.worker import configure_logging, run_worker
+        run_child(lambda: self._work(parent, index), f"worker {index}")
 
-            configure_logging()
-            run_worker(self.redis_url, name=f"{self.prefix}-{index}-{uuid.uuid4().hex[:8]}")
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            logging.getLogger(__name__).exception("worker %d crashed", index)
-            code = 1
-        finally:
-            os._exit(code)  # never return into the parent's loop
+    def _work(self, parent: int, index: int) -> None:
+        """Worker ``index``'s life in the forked child."""
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())  # the parent blocks them
+        die_with_parent(parent, signal.SIGKILL)
+        path = self.log_dir / f"worker-{index}.log"
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        from kinoit.local.worker import configure_logging, run_worker
+
+        configure_logging()
+        run_worker(self.redis_url, name=f"{self.prefix}-{index}-{uuid.uuid4().hex[:8]}")
 
     def stop(self) -> None:
         """Pass SIGTERM on to every worker; :meth:`run` then reaps and kills stragglers."""
@@ -255,8 +265,8 @@ def fork_pool(
     pid = os.fork()
     if pid:
         return ForkedPool(pid)
-    code = 0
-    try:
+
+    def pool() -> None:
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         for fd in close_fds:
@@ -271,13 +281,8 @@ def fork_pool(
         die_with_parent(parent, signal.SIGTERM)
         preload(functions_dir)
         Pool(redis_url, workers, prefix, log_dir).run()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        logging.getLogger(__name__).exception("worker pool crashed")
-        code = 1
-    finally:
-        os._exit(code)  # never return into the caller's code
+
+    run_child(pool, "worker pool")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
