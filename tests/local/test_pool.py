@@ -193,3 +193,42 @@ def test_a_stack_forks_its_pool_from_its_one_thread_and_a_restart_starts_an_inte
         if stack.poll() is None:
             stack.kill()
             stack.wait(timeout=10)
+
+
+def test_a_pool_whose_starter_died_before_it_started_stops(redis_url: str, tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a starter already dead when the pool looks for it
+    pool = subprocess.Popen(
+        [sys.executable, "-m", "kinoit.local.pool", redis_url, "--workers", "1",
+         "--log-dir", str(tmp_path), "--parent", str(gone.pid)],
+    )  # fmt: skip
+    try:
+        assert pool.wait(timeout=30) == 1
+    finally:
+        if pool.poll() is None:
+            pool.kill()
+            pool.wait(timeout=10)
+
+
+def test_workers_that_cannot_reach_redis_are_replaced_at_most_once_a_second(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pool = subprocess.Popen(
+        [sys.executable, "-m", "kinoit.local.pool", f"redis://127.0.0.1:{port}/0",
+         "--workers", "2", "--log-dir", str(tmp_path)],
+    )  # fmt: skip
+    try:
+        started = time.monotonic()
+        time.sleep(4)
+        lived = time.monotonic() - started
+    finally:
+        pool.send_signal(signal.SIGTERM)
+        pool.wait(timeout=STOP_GRACE_SECONDS + 10)
+    crashes = sum(p.read_text().count("crashed") for p in tmp_path.glob("worker-*.log"))
+    assert crashes >= 2  # they did fail, and were replaced
+    assert crashes <= 2 * (lived + 2)  # each of the two at most once a second

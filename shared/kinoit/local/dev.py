@@ -203,6 +203,7 @@ class DevStack:
         argv = [sys.executable, "-m", "kinoit.local.pool", self.redis_url]
         argv += ["--workers", str(self.workers), "--prefix", "kinoit-dev"]
         argv += ["--log-dir", str(logs), "--functions-dir", str(functions_dir)]
+        argv += ["--parent", str(os.getpid())]
         return subprocess.Popen(argv, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
 
     def _supervise(self) -> None:

@@ -60,6 +60,9 @@ PRELOAD = (
 )
 # A worker finishing the call in hand gets this long after SIGTERM.
 STOP_GRACE_SECONDS = 3.0
+# A worker lives at least this long, so that one failing at its start is replaced at
+# most this often.
+MIN_WORKER_SECONDS = 1.0
 # What the parent waits for: a worker's exit, or the signal to stop.
 WATCHED = frozenset({signal.SIGCHLD, signal.SIGTERM, signal.SIGINT})
 # Linux's prctl option that signals a child when its parent dies.
@@ -128,7 +131,16 @@ class Pool:
         run_child(lambda: self._work(parent, index), f"worker {index}")
 
     def _work(self, parent: int, index: int) -> None:
-        """Worker ``index``'s life in the forked child."""
+        """Worker ``index``'s life in the forked child. One that ends within
+        :data:`MIN_WORKER_SECONDS` (Redis unreachable, say) waits that long before it
+        exits: the pool replaces it at once, and would otherwise fork as fast as it can."""
+        started = time.monotonic()
+        try:
+            self._serve(parent, index)
+        finally:
+            time.sleep(max(0.0, MIN_WORKER_SECONDS - (time.monotonic() - started)))
+
+    def _serve(self, parent: int, index: int) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, set())  # the parent blocks them
         die_with_parent(parent, signal.SIGKILL)
         path = self.log_dir / f"worker-{index}.log"
@@ -293,10 +305,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--prefix", default="kinoit-dev")
     parser.add_argument("--log-dir", type=Path, default=Path("."))
     parser.add_argument("--functions-dir", type=Path, default=None)
+    parser.add_argument(
+        "--parent", type=int, default=None,
+        help="the pid whose death stops the pool (default: the parent found at start)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     # A stack that dies without stopping us (killed, os._exit) stops us all the same:
-    # SIGTERM, so the workers get their grace.
-    die_with_parent(os.getppid(), signal.SIGTERM)
+    # SIGTERM, so the workers get their grace. The starter names itself: one that died
+    # while this interpreter was still starting would otherwise go unnoticed (the pool
+    # re-parented, its parent "alive"), and the pool would run on alone.
+    die_with_parent(args.parent or os.getppid(), signal.SIGTERM)
     preload(args.functions_dir)
     sys.stdout.flush()
     Pool(args.redis_url, args.workers, args.prefix, args.log_dir).run()
