@@ -67,14 +67,13 @@ from kinoit.config import load_settings
 from kinoit.media import load_ladder, probe
 from kinoit.media.ladder import encoder_args
 from kinoit.media.plan import frames_per_segment
+from kinoit.media.split import AUDIO_BITRATE, SURROUND_BITRATE
 
 HOOK_DIR = Path(__file__).resolve().parent / "cost_hook"
 PR_SET_CHILD_SUBREAPER = 36
 # What the plain ffmpeg does not have: kinoit's own GOP options (it keeps the encoder's).
 GOP_OPTIONS = {"-g", "-keyint_min", "-sc_threshold", "-flags"}
 THUMB_WIDTH = 320
-AUDIO_BITRATE = "128k"
-SURROUND_BITRATE = "256k"
 STAGES = ("split", "transcode-segment", "transcode (direct)", "thumbnail", "checksum", "merge")
 
 
@@ -219,6 +218,7 @@ def baseline_argv(src: Path, out: Path, info: Any, k: int, *, own_gop: bool = Tr
     graph.append(
         f"[s{n}]select='eq(mod(n\\,{k})\\,{k // 2})',scale={THUMB_WIDTH}:-2:flags=bicubic[th]"
     )
+    audio = audio_maps(info.audio[0].channels, graph) if info.audio else []
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(src)]
     argv += ["-filter_complex", ";".join(graph)]
     for i, rung in enumerate(ladder.rungs):
@@ -228,9 +228,8 @@ def baseline_argv(src: Path, out: Path, info: Any, k: int, *, own_gop: bool = Tr
     (out / "thumbs").mkdir(parents=True, exist_ok=True)
     argv += ["-map", "[th]", "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "3"]
     argv += ["-pix_fmt", "yuvj420p", str(out / "thumbs" / "%05d.jpg")]
-    if info.audio:
-        argv += [*audio_maps(info.audio[0].channels, graph), str(out / "audio.m4a")]
-    argv[argv.index("-filter_complex") + 1] = ";".join(graph)
+    if audio:
+        argv += [*audio, str(out / "audio.m4a")]
     return argv
 
 
