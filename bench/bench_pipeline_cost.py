@@ -202,11 +202,16 @@ def rung_filters(ladder: Any, info: Any) -> list[str]:
     return filters
 
 
-def baseline_argv(src: Path, out: Path, info: Any, k: int, *, own_gop: bool = True) -> list[str]:
+def baseline_argv(
+    src: Path, out: Path, info: Any, k: int, *, own_gop: bool = True, one_thread: bool = False
+) -> list[str]:
     """ONE ffmpeg: every fitting rung, a thumbnail per segment, the audio once.
 
     ``own_gop=False`` keeps kinoit's GOP options (one closed GOP of ``k`` frames per
     segment, no scene-cut keyframes): what the 1-second GOP alone costs.
+    ``one_thread=True`` gives the decoder, the filter graph and every encoder one
+    thread, as kinoit's stages run them: the same work without ffmpeg's threading,
+    whose CPU cost depends on the machine (docs/benchmarks.md).
     """
     ladder = load_ladder("default").for_source(info.display_width, info.display_height)
     head = "[0:v:0]"
@@ -219,17 +224,22 @@ def baseline_argv(src: Path, out: Path, info: Any, k: int, *, own_gop: bool = Tr
         f"[s{n}]select='eq(mod(n\\,{k})\\,{k // 2})',scale={THUMB_WIDTH}:-2:flags=bicubic[th]"
     )
     audio = audio_maps(info.audio[0].channels, graph) if info.audio else []
-    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(src)]
+    threads = ["-threads", "1"] if one_thread else []
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    argv += [*threads, "-i", str(src)]
     argv += ["-filter_complex", ";".join(graph)]
+    if one_thread:
+        argv += ["-filter_complex_threads", "1"]
     for i, rung in enumerate(ladder.rungs):
         args = encoder_args(rung, k)
         argv += ["-map", f"[o{i}]", *(plain_encoder_args(args) if own_gop else args), "-an"]
+        argv += threads
         argv += ["-movflags", "+faststart", str(out / f"{rung.name}.mp4")]
     (out / "thumbs").mkdir(parents=True, exist_ok=True)
     argv += ["-map", "[th]", "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "3"]
-    argv += ["-pix_fmt", "yuvj420p", str(out / "thumbs" / "%05d.jpg")]
+    argv += ["-pix_fmt", "yuvj420p", *threads, str(out / "thumbs" / "%05d.jpg")]
     if audio:
-        argv += [*audio, str(out / "audio.m4a")]
+        argv += [*audio, *threads, str(out / "audio.m4a")]
     return argv
 
 
@@ -421,6 +431,11 @@ def bench_source(kind: SourceKind, seconds: float, workers: int, work: Path) -> 
     shutil.rmtree(gop_out, ignore_errors=True)
     gop_out.mkdir(parents=True)
     same_gop = measure(baseline_argv(src, gop_out, info, k, own_gop=False))
+    one_out = work / f"baseline-1t-{kind.name}"
+    shutil.rmtree(one_out, ignore_errors=True)
+    one_out.mkdir(parents=True)
+    one_thread = measure(baseline_argv(src, one_out, info, k, one_thread=True))
+    check_outputs(one_out, segments, rungs)
     home, out = work / f"home-{kind.name}", work / f"kinoit-{kind.name}"
     shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
@@ -440,6 +455,7 @@ def bench_source(kind: SourceKind, seconds: float, workers: int, work: Path) -> 
         "baseline": {"cpu": (base.cpu + after.cpu) / 2, "wall": (base.wall + after.wall) / 2},
         "baseline_runs": [{"cpu": m.cpu, "wall": m.wall} for m in (base, after)],
         "baseline_segment_gop": {"cpu": same_gop.cpu, "wall": same_gop.wall},
+        "baseline_one_thread": {"cpu": one_thread.cpu, "wall": one_thread.wall},
         "kinoit": {"cpu": kin.cpu, "wall": kin.wall}, "rows": rows,
         "ffmpeg": {k: list(v) for k, v in ffmpeg_breakdown(kin.records).items()},
         "source_bytes": src.stat().st_size,
@@ -456,6 +472,7 @@ def bench_source(kind: SourceKind, seconds: float, workers: int, work: Path) -> 
 
 def report(result: dict[str, Any]) -> str:
     base, gop, kin = result["baseline"], result["baseline_segment_gop"], result["kinoit"]
+    one = result["baseline_one_thread"]
     lines = [
         f"### {result['source']}: {result['size']} {result['fps']} fps"
         f"{' (VFR)' if result['vfr'] else ''}, {result['seconds']:.1f} s, "
@@ -488,6 +505,13 @@ def report(result: dict[str, Any]) -> str:
                     f"{gop['wall']:.1f}",
                     f"{gop['cpu'] / base['cpu']:.2f}",
                     f"{gop['wall'] / base['wall']:.2f}",
+                ],
+                [
+                    "one ffmpeg, one thread per encoder (as kinoit's stages run)",
+                    f"{one['cpu']:.1f}",
+                    f"{one['wall']:.1f}",
+                    f"{one['cpu'] / base['cpu']:.2f}",
+                    f"{one['wall'] / base['wall']:.2f}",
                 ],
                 [
                     "kinoit run",
