@@ -308,7 +308,7 @@ def run_kinoit(src: Path, out: Path, home: Path, workers: int) -> Measured:
     log.unlink(missing_ok=True)
     # A user's Python writes and reads bytecode caches; a machine that says
     # PYTHONDONTWRITEBYTECODE (this development VM does) would have every run compile
-    # kinoit's modules again (0.15-0.2 CPU s an interpreter, measured); main() compiles
+    # kinoit's modules again (0.12-0.25 CPU s an interpreter, measured); main() compiles
     # them once before anything is measured.
     env = {
         k: v
