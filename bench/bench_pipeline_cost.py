@@ -527,6 +527,14 @@ def repeats_table(repeats: list[dict[str, Any]]) -> list[str]:
     return [table(header, rows), ""]
 
 
+def ratio_row(label: str, m: dict[str, float], base: dict[str, float]) -> list[str]:
+    """One command's CPU and wall seconds and their ratios to ``base`` (pure)."""
+    return [
+        label, f"{m['cpu']:.1f}", f"{m['wall']:.1f}",
+        f"{m['cpu'] / base['cpu']:.2f}", f"{m['wall'] / base['wall']:.2f}",
+    ]  # fmt: skip
+
+
 def report(result: dict[str, Any]) -> str:
     base, gop, kin = result["baseline"], result["baseline_segment_gop"], result["kinoit"]
     one = result["baseline_one_thread"]
@@ -539,44 +547,18 @@ def report(result: dict[str, Any]) -> str:
         table(
             ["", "CPU s", "wall s", "CPU ratio", "wall ratio"],
             [
-                [
-                    "one ffmpeg (mean of the two runs below)",
-                    f"{base['cpu']:.1f}",
-                    f"{base['wall']:.1f}",
-                    "1.00",
-                    "1.00",
-                ],
-                *[
-                    [
-                        f"one ffmpeg, {when} kinoit run",
-                        f"{m['cpu']:.1f}",
-                        f"{m['wall']:.1f}",
-                        f"{m['cpu'] / base['cpu']:.2f}",
-                        f"{m['wall'] / base['wall']:.2f}",
-                    ]
-                    for when, m in zip(("before", "after"), result["baseline_runs"], strict=True)
-                ],
-                [
-                    "one ffmpeg, kinoit's 1-segment closed GOP",
-                    f"{gop['cpu']:.1f}",
-                    f"{gop['wall']:.1f}",
-                    f"{gop['cpu'] / base['cpu']:.2f}",
-                    f"{gop['wall'] / base['wall']:.2f}",
-                ],
-                [
-                    "one ffmpeg, one thread per encoder (as kinoit's stages run)",
-                    f"{one['cpu']:.1f}",
-                    f"{one['wall']:.1f}",
-                    f"{one['cpu'] / base['cpu']:.2f}",
-                    f"{one['wall'] / base['wall']:.2f}",
-                ],
-                [
-                    "kinoit run",
-                    f"{kin['cpu']:.1f}",
-                    f"{kin['wall']:.1f}",
-                    f"{kin['cpu'] / base['cpu']:.2f}",
-                    f"{kin['wall'] / base['wall']:.2f}",
-                ],
+                ratio_row(label, m, base)
+                for label, m in [
+                    ("one ffmpeg (mean of the two runs below)", base),
+                    *zip(
+                        ("one ffmpeg, before kinoit run", "one ffmpeg, after kinoit run"),
+                        result["baseline_runs"],
+                        strict=True,
+                    ),
+                    ("one ffmpeg, kinoit's 1-segment closed GOP", gop),
+                    ("one ffmpeg, one thread per encoder (as kinoit's stages run)", one),
+                    ("kinoit run", kin),
+                ]
             ],
         ),
         "",
